@@ -1,0 +1,1 @@
+"""The `atelier` command line: imagine, history, worker, models, demo."""

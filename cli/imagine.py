@@ -1,0 +1,73 @@
+"""`atelier imagine`: enqueue, show progress, write the images and the grid."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from cli.progress import ProgressBar
+from studio.app import open_studio
+from studio.errors import StudioError
+from studio.recipe import Draft
+from studio.service import Requester
+from studio.settings import load_settings
+
+
+def requester() -> Requester:
+    name = getpass.getuser()
+    return Requester(id=f"cli:{name}", name=name)
+
+
+def options_from(args: argparse.Namespace) -> Draft:
+    return Draft(
+        model=args.model,
+        negative_prompt=args.negative,
+        aspect=args.aspect,
+        batch=args.batch,
+        seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
+        sampler=args.sampler,
+        strength=args.strength,
+    )
+
+
+async def imagine(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    init = None
+    if args.init:
+        try:
+            init = Path(args.init).read_bytes()
+        except OSError as exc:
+            raise StudioError(f"Cannot read the init image {args.init}: {exc.strerror}.") from None
+    async with open_studio(settings) as studio:
+        generation = await studio.imagine(requester(), args.prompt, options_from(args), args.project, init)
+        recipe = generation.recipe
+        print(
+            f"generation {generation.id}: {recipe.batch}x {recipe.width}x{recipe.height} on {recipe.model}, "
+            f"seed {recipe.seed}, {recipe.steps} steps, cfg {recipe.guidance:g}",
+            file=sys.stderr,
+        )
+        bar = ProgressBar()
+        bar.queued(await studio.position(generation.id))
+        finished = await studio.follow(generation.id, bar)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = generation.id[:8]
+        for image in finished.images:
+            path = out / f"{stem}-{image.index + 1}-seed{image.seed}.png"
+            path.write_bytes(studio.artifacts.get(image.artifact))
+            print(path)
+        if finished.generation.grid_artifact and len(finished.images) > 1:
+            grid = out / f"{stem}-grid.png"
+            grid.write_bytes(studio.artifacts.get(finished.generation.grid_artifact))
+            print(grid)
+        took = (finished.generation.finished_at or 0) - finished.generation.created_at
+        print(
+            f"done in {took:.2f}s (worker {finished.generation.worker_seconds or 0:.2f}s, "
+            f"attempt {finished.generation.attempts})",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,94 @@
+"""Argument parsing and dispatch; every expected failure ends as one clear line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from studio.errors import StudioError
+from studio.families import ASPECTS
+from studio.recipe import SAMPLERS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="atelier", description="A Discord-native generative media studio.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    imagine = sub.add_parser("imagine", help="generate images through the queue and a worker")
+    imagine.add_argument("prompt", help='prompt text, with inline flags, e.g. "a lighthouse --ar 3:2 --seed 42"')
+    imagine.add_argument("--model", "-m", help="model id from the catalogue")
+    imagine.add_argument("--negative", "-n", help="negative prompt (what to avoid)")
+    imagine.add_argument("--aspect", "--ar", choices=ASPECTS, help="aspect ratio")
+    imagine.add_argument("--batch", "-b", type=int, help="images in the batch (1-8)")
+    imagine.add_argument("--seed", type=int, help="seed of the first image (0 to 2^32-1)")
+    imagine.add_argument("--steps", type=int, help="diffusion steps (1-150)")
+    imagine.add_argument("--cfg", "--guidance", dest="guidance", type=float, help="guidance scale (0-30)")
+    imagine.add_argument("--sampler", choices=sorted(SAMPLERS), help="sampler")
+    imagine.add_argument("--init", help="init image for img2img (PNG, JPEG, WebP)")
+    imagine.add_argument("--strength", type=float, help="img2img strength, above 0 and at most 1")
+    imagine.add_argument("--project", default="default", help="project to file the generation under")
+    imagine.add_argument("--out", "-o", default="out", help="folder for the images and the grid")
+
+    history = sub.add_parser("history", help="list recent generations with status and timings")
+    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--all-users", action="store_true", help="not only yours")
+
+    worker = sub.add_parser("worker", help="run an arq worker for one queue")
+    worker.add_argument("--queue", choices=("inference", "post"), default="inference")
+
+    models = sub.add_parser("models", help="the model catalogue")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    models_sub.add_parser("list", help="list the catalogue's models")
+    tiny = models_sub.add_parser("make-tiny", help="build tiny random-weight models for tests and the demo")
+    tiny.add_argument("dir", help="folder to build them in")
+
+    demo = sub.add_parser("demo", help="offline demo: tiny models, workers started for you, one imagine")
+    demo.add_argument("prompt", nargs="?", default="a lighthouse at dusk --ar 3:2 --seed 42 --batch 4")
+    demo.add_argument("--out", "-o", default="out/demo")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command == "worker" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return dispatch(args)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    if args.command == "imagine":
+        from cli.imagine import imagine
+
+        return asyncio.run(imagine(args))
+    if args.command == "history":
+        from cli.history import history
+
+        return asyncio.run(history(args))
+    if args.command == "worker":
+        from cli.worker import run_worker
+
+        return run_worker(args.queue)
+    if args.command == "models":
+        from cli.models import models
+
+        return models(args)
+    if args.command == "demo":
+        from cli.demo import demo
+
+        return demo(args)
+    raise AssertionError(args.command)

@@ -1,0 +1,83 @@
+"""txt2img and img2img for one recipe: one seed per image, progress per step, cooperative cancel."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image, ImageOps
+
+from gpu_worker.pipelines import LoadedModel
+from studio.recipe import Recipe
+
+StepCallback = Callable[[int, int], None]
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Generated:
+    images: list[Image.Image]
+    seconds: float
+
+
+def decode_init_image(data: bytes, width: int, height: int, max_pixels: int) -> Image.Image:
+    """Decode an init image (pixel count checked before decoding) and crop it to the target size."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > max_pixels:
+            raise ValueError(f"init image is {image.width}x{image.height}, above the pixel limit")
+        image = ImageOps.exif_transpose(image).convert("RGB")
+    return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
+
+
+def run(
+    model: LoadedModel,
+    recipe: Recipe,
+    init_image: Image.Image | None,
+    on_step: StepCallback,
+    cancel: threading.Event,
+) -> Generated:
+    """Run the pipeline (blocking: call it in a thread). Raises Cancelled when asked to stop."""
+    mode = "img2img" if init_image is not None else "text2img"
+    pipe = model.pipeline(mode)
+    model.use_sampler(pipe, recipe.sampler)
+    # One CPU generator per image: the same seed gives the same image on any device.
+    generators = [torch.Generator("cpu").manual_seed(recipe.seed_for(i)) for i in range(recipe.batch)]
+
+    def step_end(pipeline: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if cancel.is_set():
+            pipeline._interrupt = True
+        on_step(step + 1, int(getattr(pipeline, "num_timesteps", recipe.steps)))
+        return kwargs
+
+    args: dict[str, Any] = {
+        "prompt": [recipe.prompt] * recipe.batch,
+        "negative_prompt": [recipe.negative_prompt] * recipe.batch,
+        "num_inference_steps": recipe.steps,
+        "guidance_scale": recipe.guidance,
+        "generator": generators,
+        "callback_on_step_end": step_end,
+        "output_type": "pil",
+    }
+    if init_image is None:
+        args.update(width=recipe.width, height=recipe.height)
+    else:
+        args.update(image=init_image, strength=recipe.strength)
+    if cancel.is_set():
+        raise Cancelled
+    started = time.perf_counter()
+    with torch.inference_mode():
+        output = pipe(**args)
+    if cancel.is_set():
+        raise Cancelled
+    return Generated(images=list(output.images), seconds=time.perf_counter() - started)

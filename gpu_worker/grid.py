@@ -1,0 +1,48 @@
+"""A numbered contact sheet of a batch: tiles left to right, top to bottom, labelled 1..n."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageDraw, ImageFont
+
+MAX_TILES = 8
+MAX_TILE_PIXELS = 2048 * 2048
+
+
+def columns_for(count: int) -> int:
+    return {1: 1, 2: 2, 3: 3, 4: 2, 5: 3, 6: 3}.get(count, 4)
+
+
+def compose_grid(pngs: list[bytes], labels: bool = True) -> bytes:
+    if not 1 <= len(pngs) <= MAX_TILES:
+        raise ValueError(f"a grid holds 1 to {MAX_TILES} images, got {len(pngs)}")
+    tiles = []
+    for data in pngs:
+        tile = Image.open(io.BytesIO(data))
+        if tile.width * tile.height > MAX_TILE_PIXELS:
+            raise ValueError(f"tile of {tile.width}x{tile.height} is too large for a grid")
+        tiles.append(tile.convert("RGB"))
+    width = max(t.width for t in tiles)
+    height = max(t.height for t in tiles)
+    cols = columns_for(len(tiles))
+    rows = (len(tiles) + cols - 1) // cols
+    gap = max(2, width // 64)
+    sheet = Image.new("RGB", (cols * width + (cols - 1) * gap, rows * height + (rows - 1) * gap), (24, 24, 27))
+    draw = ImageDraw.Draw(sheet)
+    font_size = max(10, min(width, height) // 10)
+    font = ImageFont.load_default(size=font_size)
+    for n, tile in enumerate(tiles):
+        x = (n % cols) * (width + gap)
+        y = (n // cols) * (height + gap)
+        sheet.paste(tile, (x, y))
+        if labels:
+            pad = max(2, font_size // 4)
+            box = draw.textbbox((x + pad * 2, y + pad), str(n + 1), font=font)
+            draw.rounded_rectangle(
+                (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad), radius=pad, fill=(0, 0, 0)
+            )
+            draw.text((x + pad * 2, y + pad), str(n + 1), font=font, fill=(255, 255, 255))
+    out = io.BytesIO()
+    sheet.save(out, format="PNG", compress_level=4)
+    return out.getvalue()

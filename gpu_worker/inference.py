@@ -1,0 +1,68 @@
+"""The blocking half of an inference job, run in a worker thread: load, decode, generate, encode."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import torch
+
+from gpu_worker.generate import Cancelled, StepCallback, decode_init_image, run
+from gpu_worker.pipelines import ModelLoadError, PipelineCache, pick_device, pick_dtype
+from gpu_worker.pngmeta import encode_png
+from studio import jobs
+from studio.recipe import Recipe
+from studio.settings import Settings
+
+__all__ = ["Cancelled", "UserFacingError", "generate_images", "make_cache"]
+
+log = logging.getLogger(__name__)
+
+
+class UserFacingError(Exception):
+    """A failure to report to the requester in words (bad model, bad init image, out of memory)."""
+
+
+def make_cache(settings: Settings) -> PipelineCache:
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    device = pick_device(settings.device)
+    return PipelineCache(device, pick_dtype(settings.dtype, device), settings.cache_size)
+
+
+def generate_images(
+    cache: PipelineCache,
+    job: jobs.GenerateJob,
+    recipe: Recipe,
+    on_step: StepCallback,
+    cancel: threading.Event,
+    settings: Settings,
+    attempt: int,
+) -> jobs.GenerateResult:
+    try:
+        model, load_seconds = cache.get(job.model)
+    except ModelLoadError as exc:
+        raise UserFacingError(str(exc)) from exc
+    init = None
+    if job.init_image is not None:
+        try:
+            init = decode_init_image(job.init_image, recipe.width, recipe.height, settings.max_upload_pixels)
+        except (OSError, ValueError) as exc:
+            raise UserFacingError(f"the init image could not be used: {exc}") from exc
+    try:
+        generated = run(model, recipe, init, on_step, cancel)
+    except torch.OutOfMemoryError as exc:
+        raise UserFacingError("the GPU ran out of memory; try a smaller batch or size") from exc
+    images = [
+        jobs.ImageOut(index=i, seed=recipe.seed_for(i), png=encode_png(image, recipe, i))
+        for i, image in enumerate(generated.images)
+    ]
+    return jobs.GenerateResult(
+        generation_id=job.generation_id,
+        status="done",
+        attempt=attempt,
+        images=images,
+        load_seconds=load_seconds,
+        pipeline_seconds=generated.seconds,
+        device=f"{cache.device}/{str(cache.dtype).removeprefix('torch.')}",
+    )

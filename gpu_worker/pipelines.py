@@ -1,0 +1,131 @@
+"""Loading base models and keeping them warm: one pipeline cache per worker process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DiffusionPipeline,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLPipeline,
+)
+
+from studio.jobs import ModelRef
+
+log = logging.getLogger(__name__)
+
+_TEXT2IMG: dict[str, type[DiffusionPipeline]] = {
+    "sd15": StableDiffusionPipeline,
+    "sdxl": StableDiffusionXLPipeline,
+}
+_IMG2IMG: dict[str, type[DiffusionPipeline]] = {
+    "sd15": StableDiffusionImg2ImgPipeline,
+    "sdxl": StableDiffusionXLImg2ImgPipeline,
+}
+_SAMPLERS: dict[str, tuple[type[Any], dict[str, Any]]] = {
+    "dpmpp_2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "euler": (EulerDiscreteScheduler, {}),
+    "euler_a": (EulerAncestralDiscreteScheduler, {}),
+    "ddim": (DDIMScheduler, {"clip_sample": False}),
+}
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class ModelLoadError(Exception):
+    pass
+
+
+def pick_device(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(setting: str, device: str) -> torch.dtype:
+    if setting != "auto":
+        return _DTYPES[setting]
+    return torch.float16 if device == "cuda" else torch.float32
+
+
+@dataclass
+class LoadedModel:
+    ref: ModelRef
+    text2img: DiffusionPipeline
+    img2img: DiffusionPipeline | None = None
+    schedulers: dict[str, Any] = field(default_factory=dict)
+
+    def pipeline(self, mode: str) -> DiffusionPipeline:
+        if mode == "text2img":
+            return self.text2img
+        if self.img2img is None:
+            # Shares every component (no second copy of the weights in memory).
+            self.img2img = _IMG2IMG[self.ref.family].from_pipe(self.text2img)
+            self.img2img.set_progress_bar_config(disable=True)
+        return self.img2img
+
+    def use_sampler(self, pipe: DiffusionPipeline, sampler: str) -> None:
+        if sampler not in self.schedulers:
+            cls, extra = _SAMPLERS[sampler]
+            self.schedulers[sampler] = cls.from_config(self.text2img.scheduler.config, **extra)
+        pipe.scheduler = self.schedulers[sampler]
+
+
+class PipelineCache:
+    """Pipelines keyed by model id, least recently used evicted past ``size``. Thread-safe."""
+
+    def __init__(self, device: str, dtype: torch.dtype, size: int = 2) -> None:
+        self.device = device
+        self.dtype = dtype
+        self.size = size
+        self.loads = 0
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, ref: ModelRef) -> tuple[LoadedModel, float]:
+        """The warm model, or a freshly loaded one; also returns the seconds spent loading (0 if warm)."""
+        with self._lock:
+            cached = self._models.get(ref.id)
+            if cached is not None and cached.ref == ref:
+                self._models.move_to_end(ref.id)
+                return cached, 0.0
+            started = time.perf_counter()
+            loaded = self._load(ref)
+            self._models[ref.id] = loaded
+            self._models.move_to_end(ref.id)
+            while len(self._models) > self.size:
+                evicted, _ = self._models.popitem(last=False)
+                log.info("evicted model %s from the cache", evicted)
+                if self.device == "cuda":
+                    torch.cuda.empty_cache()
+            self.loads += 1
+            return loaded, time.perf_counter() - started
+
+    def _load(self, ref: ModelRef) -> LoadedModel:
+        cls = _TEXT2IMG.get(ref.family)
+        if cls is None:
+            raise ModelLoadError(f"model {ref.id}: unknown family {ref.family}")
+        try:
+            pipe = cls.from_pretrained(ref.source, dtype=self.dtype, variant=ref.variant)
+        except (OSError, ValueError, EnvironmentError) as exc:
+            raise ModelLoadError(f"could not load model {ref.id} from {ref.source}: {exc}") from exc
+        if self.device != "cpu":
+            pipe = pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        log.info("loaded model %s (%s) on %s/%s", ref.id, ref.family, self.device, self.dtype)
+        return LoadedModel(ref=ref, text2img=pipe)

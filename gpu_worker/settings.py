@@ -1,0 +1,79 @@
+"""arq WorkerSettings per queue, built from the studio settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from typing import Any
+
+from arq.worker import func
+
+from gpu_worker import tasks
+from studio import jobs
+from studio.queue import redis_settings
+from studio.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+async def _startup_inference(ctx: dict[str, Any]) -> None:
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    from gpu_worker.inference import make_cache
+
+    diffusers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    ctx["cache"] = make_cache(ctx["settings"])
+    log.info("inference worker ready on %s", ctx["cache"].device)
+
+
+def worker_settings(settings: Settings, kind: str) -> type:
+    """A WorkerSettings class for ``kind`` (inference or post), as `arq` and `run_worker` take."""
+    if kind not in jobs.QUEUES:
+        raise ValueError(f"unknown queue {kind!r}; choose one of {', '.join(jobs.QUEUES)}")
+    queue_name = settings.queue_name(kind)
+    if kind == jobs.INFERENCE:
+        functions = [
+            func(tasks.generate, name=jobs.GENERATE, timeout=settings.inference_timeout_s,
+                 max_tries=settings.max_tries),
+        ]
+        startup: Any = _startup_inference
+        max_jobs = settings.max_jobs_per_worker  # one GPU runs one job at a time
+    else:
+        functions = [
+            func(tasks.compose_grid, name=jobs.COMPOSE_GRID, timeout=settings.post_timeout_s,
+                 max_tries=settings.max_tries),
+        ]
+        startup = None
+        max_jobs = max(2, os.cpu_count() or 2)
+    worker_id = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    attributes: dict[str, Any] = {
+        "functions": functions,
+        "queue_name": queue_name,
+        "redis_settings": redis_settings(settings.redis_url, retries=5),
+        "job_serializer": jobs.serialize,
+        "job_deserializer": jobs.deserialize,
+        "poll_delay": settings.poll_delay_s,
+        "max_jobs": max_jobs,
+        "keep_result": settings.result_ttl_s,
+        "max_tries": settings.max_tries,
+        "health_check_key": jobs.health_check_key(queue_name, worker_id),
+        "health_check_interval": 10,
+        "on_startup": startup,
+        "after_job_end": tasks.announce_end,
+        "log_results": False,  # results are PNG bytes
+        "ctx": {"settings": settings},
+    }
+    return type(f"{kind.capitalize()}WorkerSettings", (), attributes)
+
+
+def __getattr__(name: str) -> type:
+    """`arq gpu_worker.settings.InferenceWorkerSettings` works too (settings read on first use)."""
+    kinds = {"InferenceWorkerSettings": jobs.INFERENCE, "PostWorkerSettings": jobs.POST}
+    if name in kinds:
+        return worker_settings(load_settings(), kinds[name])
+    raise AttributeError(name)

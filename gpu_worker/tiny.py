@@ -1,0 +1,196 @@
+"""Tiny random-weight SD-1.5- and SDXL-shaped pipelines, for tests and the offline demo.
+
+They are saved with ``save_pretrained`` and loaded back through exactly the code that loads
+real weights, so the whole path is exercised without downloading anything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+WORDS = (
+    "a an the of at in on with and lighthouse dusk dawn night sea sky city forest portrait cat dog "
+    "red blue green gold light dark soft cinematic photo painting style mood fog rain sun moon"
+).split()
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable character table."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    chars = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, (chr(c) for c in chars), strict=True))
+
+
+def write_tokenizer(folder: Path) -> int:
+    """A minimal byte-level BPE CLIP tokenizer (bytes, bytes + </w>, merges for a few words)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = list(_bytes_to_unicode().values())
+    vocab: dict[str, int] = {}
+    for token in symbols + [s + "</w>" for s in symbols]:
+        vocab.setdefault(token, len(vocab))
+    merges: list[str] = []
+    for word in WORDS:  # merge each word left to right into one token
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(pieces) > 1:
+            pair = f"{pieces[0]} {pieces[1]}"
+            merged = pieces[0] + pieces[1]
+            if pair not in merges:
+                merges.append(pair)
+                vocab.setdefault(merged, len(vocab))
+            pieces = [merged, *pieces[2:]]
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab.setdefault(special, len(vocab))
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer(
+        vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"), model_max_length=77
+    )
+    tokenizer.save_pretrained(folder)
+    return len(vocab)
+
+
+def _text_config(vocab_size: int, projection: int | None = None):  # type: ignore[no-untyped-def]
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+        hidden_size=32,
+        intermediate_size=64,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        max_position_embeddings=77,
+        vocab_size=vocab_size,
+        projection_dim=projection or 32,
+        hidden_act="gelu",
+    )
+
+
+def _vae(scaling: float):  # type: ignore[no-untyped-def]
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(8, 8, 16, 16),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        sample_size=64,
+        scaling_factor=scaling,
+    )
+
+
+def _scheduler():  # type: ignore[no-untyped-def]
+    from diffusers import DPMSolverMultistepScheduler
+
+    return DPMSolverMultistepScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
+    )
+
+
+def make_sd15(folder: Path, seed: int = 0) -> Path:
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    tok_dir = folder / "_tokenizer_src"
+    vocab_size = write_tokenizer(tok_dir)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        in_channels=4,
+        out_channels=4,
+        cross_attention_dim=32,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        norm_num_groups=8,
+    )
+    pipe = StableDiffusionPipeline(
+        unet=unet,
+        vae=_vae(0.18215),
+        text_encoder=CLIPTextModel(_text_config(vocab_size)),
+        tokenizer=CLIPTokenizer.from_pretrained(tok_dir),
+        scheduler=_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder)
+    _cleanup(tok_dir)
+    return folder
+
+
+def make_sdxl(folder: Path, seed: int = 0) -> Path:
+    import torch
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    tok_dir = folder / "_tokenizer_src"
+    vocab_size = write_tokenizer(tok_dir)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=80,  # 6 * 8 time ids + 32 pooled text
+        cross_attention_dim=64,  # both text encoders, 32 each
+        norm_num_groups=8,
+    )
+    tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
+    pipe = StableDiffusionXLPipeline(
+        unet=unet,
+        vae=_vae(0.13025),
+        text_encoder=CLIPTextModel(_text_config(vocab_size)),
+        text_encoder_2=CLIPTextModelWithProjection(_text_config(vocab_size, projection=32)),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        scheduler=_scheduler(),
+    )
+    pipe.save_pretrained(folder)
+    _cleanup(tok_dir)
+    return folder
+
+
+def _cleanup(folder: Path) -> None:
+    for file in folder.iterdir():
+        file.unlink()
+    folder.rmdir()
+
+
+def make_tiny(root: Path) -> dict[str, Path]:
+    """Build both tiny models under ``root`` (skipping any already there)."""
+    built = {}
+    for name, maker in (("tiny-sd15", make_sd15), ("tiny-sdxl", make_sdxl)):
+        folder = root / name
+        if not (folder / "model_index.json").is_file():
+            maker(folder)
+        built[name] = folder
+    return built

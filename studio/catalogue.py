@@ -1,0 +1,127 @@
+"""The model catalogue (config/models.toml): which base models exist and where their weights are."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from studio.errors import CatalogueError, UnknownModel
+from studio.families import FAMILIES, Family, FamilyName
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class ModelEntry(BaseModel):
+    """One base model. ``source`` is an absolute local folder (diffusers format) or a hub id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    family: FamilyName
+    source: str
+    description: str = Field(min_length=1, max_length=200)
+    tags: tuple[str, ...] = ()
+    steps: int = Field(default=0, ge=0, le=150)  # 0: the family's default
+    guidance: float = Field(default=-1.0, le=30)  # negative: the family's default
+    size: int = Field(default=0, ge=0, le=2048)  # native square side; 0: the family's
+    variant: str | None = None  # e.g. "fp16" weight files
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not _MODEL_ID.match(value):
+            raise ValueError("must be 1-64 lowercase letters, digits, '.', '_' or '-'")
+        return value
+
+    @property
+    def family_spec(self) -> Family:
+        return FAMILIES[self.family]
+
+    @property
+    def default_steps(self) -> int:
+        return self.steps or self.family_spec.default_steps
+
+    @property
+    def default_guidance(self) -> float:
+        return self.guidance if self.guidance >= 0 else self.family_spec.default_guidance
+
+    @property
+    def native_size(self) -> int:
+        return self.size or self.family_spec.native
+
+    @property
+    def is_local(self) -> bool:
+        return self.source.startswith("/")
+
+
+class Catalogue:
+    def __init__(self, entries: dict[str, ModelEntry], default: str, path: str = "<memory>") -> None:
+        self.entries = entries
+        self.default = default
+        self.path = path
+
+    def get(self, model_id: str | None) -> ModelEntry:
+        key = (model_id or self.default).strip().lower()
+        try:
+            return self.entries[key]
+        except KeyError:
+            raise UnknownModel(model_id or "", sorted(self.entries)) from None
+
+    def __iter__(self) -> Any:
+        return iter(self.entries.values())
+
+
+def _resolve_source(raw: str, base: Path, path: str, entry: str) -> str:
+    """Local paths become absolute and must exist; hub ids pass through unchanged."""
+    expanded = Path(raw).expanduser()
+    candidate = expanded if expanded.is_absolute() else base / expanded
+    looks_local = raw.startswith((".", "/", "~")) or candidate.exists() or not _HUB_ID.match(raw)
+    if not looks_local:
+        return raw
+    if not candidate.is_dir():
+        raise CatalogueError(
+            path, f"source '{raw}' points nowhere ({candidate} is not a folder)", entry, "source"
+        )
+    if not (candidate / "model_index.json").is_file():
+        raise CatalogueError(
+            path, f"source '{raw}' is not a diffusers model folder (no model_index.json)", entry, "source"
+        )
+    return str(candidate.resolve())
+
+
+def load_catalogue(path: str | Path) -> Catalogue:
+    file = Path(path)
+    where = str(file)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogueError(where, "file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogueError(where, f"not valid TOML ({exc})") from None
+    models = data.get("models")
+    if not isinstance(models, dict) or not models:
+        raise CatalogueError(where, "no [models.<id>] tables found")
+    entries: dict[str, ModelEntry] = {}
+    for model_id, raw in models.items():
+        if not isinstance(raw, dict):
+            raise CatalogueError(where, "must be a table", model_id)
+        if "source" in raw and isinstance(raw["source"], str):
+            raw = {**raw, "source": _resolve_source(raw["source"], file.parent, where, model_id)}
+        try:
+            entry = ModelEntry(id=model_id, **raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or None
+            raise CatalogueError(where, first["msg"], model_id, field) from None
+        except TypeError as exc:
+            raise CatalogueError(where, str(exc), model_id) from None
+        entries[entry.id] = entry
+    default = data.get("default_model", next(iter(entries)))
+    if default not in entries:
+        raise CatalogueError(where, f"default_model '{default}' is not one of the [models] entries")
+    return Catalogue(entries, default, where)

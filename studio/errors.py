@@ -1,0 +1,69 @@
+"""The StudioError hierarchy: every error a user can cause, with a sentence fit to show them."""
+
+from __future__ import annotations
+
+
+class StudioError(Exception):
+    """Base of every expected, user-facing failure. ``str(err)`` is a complete, polite sentence."""
+
+
+class InvalidRecipe(StudioError):
+    """A recipe value is out of bounds or malformed; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnknownFlag(InvalidRecipe):
+    def __init__(self, flag: str, known: list[str]) -> None:
+        super().__init__(
+            flag, f"Unknown flag `{flag}`. Known flags: {', '.join(known)}."
+        )
+        self.flag = flag
+
+
+class UnknownModel(StudioError):
+    def __init__(self, model_id: str, known: list[str]) -> None:
+        listed = ", ".join(known) if known else "none configured"
+        super().__init__(f"Unknown model `{model_id}`. Available models: {listed}.")
+        self.model_id = model_id
+
+
+class CatalogueError(StudioError):
+    """config/models.toml (or another catalogue file) is missing, malformed or points nowhere."""
+
+    def __init__(self, path: str, message: str, entry: str | None = None, field: str | None = None) -> None:
+        where = path
+        if entry is not None:
+            where += f": model `{entry}`"
+            if field is not None:
+                where += f", field `{field}`"
+        super().__init__(f"{where}: {message}")
+        self.entry = entry
+        self.field = field
+
+
+class ConfigError(StudioError):
+    """The settings (environment or config/atelier.toml) are invalid."""
+
+
+class NotFound(StudioError):
+    pass
+
+
+class QueueUnavailable(StudioError):
+    """Redis cannot be reached; nothing was enqueued."""
+
+
+class GenerationFailed(StudioError):
+    def __init__(self, generation_id: str, reason: str) -> None:
+        super().__init__(f"Generation {generation_id} failed: {reason}")
+        self.generation_id = generation_id
+        self.reason = reason
+
+
+class GenerationCancelled(StudioError):
+    def __init__(self, generation_id: str) -> None:
+        super().__init__(f"Generation {generation_id} was cancelled.")
+        self.generation_id = generation_id

@@ -1,0 +1,141 @@
+"""The queue port: arq on Redis with the msgpack contract of studio.jobs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis.exceptions import RedisError
+
+from studio import jobs
+from studio.errors import QueueUnavailable
+from studio.settings import Settings
+
+ProgressHandler = Callable[[jobs.ProgressEvent], Awaitable[None]]
+
+
+def redacted(url: str) -> str:
+    """The Redis URL without its password, fit for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redis_settings(url: str, retries: int = 0) -> RedisSettings:
+    settings = RedisSettings.from_dsn(url)
+    settings.conn_retries = retries
+    settings.conn_timeout = 2
+    return settings
+
+
+class JobResultMissing(Exception):
+    """The job has neither a result nor a queued/running job record (expired or never enqueued)."""
+
+
+class JobQueue:
+    def __init__(self, redis: ArqRedis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.prefix = settings.queue_prefix
+
+    @classmethod
+    async def connect(cls, settings: Settings, retries: int = 0) -> JobQueue:
+        try:
+            redis = await create_pool(
+                redis_settings(settings.redis_url, retries),
+                job_serializer=jobs.serialize,
+                job_deserializer=jobs.deserialize,
+                default_queue_name=settings.queue_name(jobs.INFERENCE),
+            )
+            await redis.ping()
+        except (OSError, RedisError) as exc:
+            raise QueueUnavailable(
+                f"Cannot reach Redis at {redacted(settings.redis_url)} ({type(exc).__name__}). "
+                "Is it running? Set ATELIER_REDIS_URL to point at it."
+            ) from None
+        return cls(redis, settings)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def enqueue(self, kind: str, function: str, job_id: str, payload: dict[str, Any]) -> bool:
+        """Enqueue once: False when a job or result with this id already exists (a no-op)."""
+        try:
+            job = await self.redis.enqueue_job(
+                function, payload, _job_id=job_id, _queue_name=self.settings.queue_name(kind)
+            )
+        except (OSError, RedisError) as exc:
+            raise QueueUnavailable(f"Could not enqueue the job: Redis said {type(exc).__name__}.") from None
+        return job is not None
+
+    async def result(self, job_id: str) -> tuple[bool, Any] | None:
+        """(success, value) of a finished job, or None while it is queued or running."""
+        raw = await self.redis.get(jobs.ARQ_RESULT_PREFIX + job_id)
+        if raw is None:
+            return None
+        data = jobs.deserialize(raw)
+        return bool(data["s"]), data["r"]
+
+    async def exists(self, job_id: str) -> bool:
+        return bool(
+            await self.redis.exists(jobs.ARQ_JOB_PREFIX + job_id, jobs.ARQ_RESULT_PREFIX + job_id)
+        )
+
+    async def position(self, kind: str, job_id: str) -> int | None:
+        """How many jobs are ahead of this one in its queue (running ones included); None if gone."""
+        rank = await self.redis.zrank(self.settings.queue_name(kind), job_id)
+        return None if rank is None else int(rank)
+
+    async def wait(
+        self, job_id: str, on_progress: ProgressHandler | None = None, timeout: float | None = None
+    ) -> tuple[bool, Any]:
+        """Wait for a job's result, relaying its progress events.
+
+        Completion is pushed through pub/sub ("finished" after arq stored the result), so no
+        polling delay is added; a slow poll remains as a safety net for a missed message.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(jobs.progress_channel(self.prefix, job_id))
+        try:
+            check = True
+            while True:
+                if check:
+                    found = await self.result(job_id)
+                    if found is not None:
+                        return found
+                    if not await self.exists(job_id):
+                        raise JobResultMissing(job_id)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(job_id)
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is None:
+                    check = True
+                    continue
+                event = jobs.ProgressEvent.model_validate(jobs.deserialize(message["data"]))
+                check = event.type == "finished"
+                if on_progress is not None and not check:
+                    await on_progress(event)
+        finally:
+            await pubsub.unsubscribe()
+            await pubsub.aclose()
+
+    async def request_cancel(self, job_id: str) -> None:
+        """Cooperative cancellation: the worker checks this flag before and during the job."""
+        await self.redis.set(jobs.cancel_key(self.prefix, job_id), b"1", ex=self.settings.result_ttl_s)
+
+    async def publish(self, job_id: str, event: jobs.ProgressEvent) -> None:
+        await self.redis.publish(jobs.progress_channel(self.prefix, job_id), jobs.serialize(event.model_dump()))
+
+    async def live_workers(self) -> dict[str, int]:
+        """Per queue, the workers whose health-check key is fresh (each worker writes its own)."""
+        counts = {}
+        for kind in jobs.QUEUES:
+            pattern = jobs.health_check_key(self.settings.queue_name(kind), "*")
+            counts[kind] = len([key async for key in self.redis.scan_iter(match=pattern, count=100)])
+        return counts

@@ -1,0 +1,374 @@
+"""The Recipe: everything needed to reproduce an image, and the inline-flag prompt syntax.
+
+A ``Draft`` is what a user asked for (prompt text plus optional overrides, parsed from
+Midjourney-style flags such as ``--ar 3:2 --seed 42``). ``resolve`` completes a draft against
+the model catalogue into a ``Recipe``: immutable, validated and JSON-serialisable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from studio.catalogue import Catalogue
+from studio.errors import InvalidRecipe, UnknownFlag
+from studio.families import ASPECTS, FAMILIES, aspect_size
+
+RECIPE_VERSION = 1
+MAX_PROMPT_CHARS = 2000
+MAX_NEGATIVE_CHARS = 1000
+MAX_BATCH = 8
+MAX_STEPS = 150
+MAX_GUIDANCE = 30.0
+MAX_SEED = 2**32 - 1
+SAMPLERS: dict[str, str] = {  # recipe name -> the name A1111 and its readers use
+    "dpmpp_2m": "DPM++ 2M",
+    "euler": "Euler",
+    "euler_a": "Euler a",
+    "ddim": "DDIM",
+}
+DEFAULT_SAMPLER = "dpmpp_2m"
+DEFAULT_STRENGTH = 0.6
+_LORA_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")
+
+
+class LoraRef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    weight: float = 1.0
+
+
+class Recipe(BaseModel):
+    """A complete generation recipe. Image ``i`` of the batch uses seed ``seed + i`` (mod 2^32)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = RECIPE_VERSION
+    model: str
+    family: str
+    prompt: str
+    negative_prompt: str = ""
+    seed: int
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    batch: int = 1
+    aspect: str | None = None
+    sampler: str = DEFAULT_SAMPLER
+    loras: tuple[LoraRef, ...] = ()
+    init_image: str | None = None  # sha256 of the init image artifact (img2img)
+    strength: float | None = None
+    parent_image: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Recipe:
+        _check_recipe(self)
+        return self
+
+    def seed_for(self, index: int) -> int:
+        return (self.seed + index) % (MAX_SEED + 1)
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Recipe:
+        return cls.model_validate_json(text)
+
+    def for_image(self, index: int) -> Recipe:
+        """The single-image recipe that reproduces image ``index`` of this batch."""
+        return self.model_copy(update={"seed": self.seed_for(index), "batch": 1})
+
+    def to_a1111(self, index: int = 0) -> str:
+        """The A1111 ``parameters`` text for image ``index`` (PNG Info, Civitai and parsers read it)."""
+        lines = [self.prompt]
+        if self.negative_prompt:
+            lines.append(f"Negative prompt: {self.negative_prompt}")
+        fields = [
+            ("Steps", str(self.steps)),
+            ("Sampler", SAMPLERS[self.sampler]),
+            ("CFG scale", _num(self.guidance)),
+            ("Seed", str(self.seed_for(index))),
+            ("Size", f"{self.width}x{self.height}"),
+            ("Model", self.model),
+        ]
+        if self.strength is not None:
+            fields.append(("Denoising strength", _num(self.strength)))
+        if self.loras:
+            fields.append(("Lora weights", json.dumps({lo.name: lo.weight for lo in self.loras})))
+        fields.append(("Version", "Atelier"))
+        lines.append(", ".join(f"{key}: {value}" for key, value in fields))
+        return "\n".join(lines)
+
+    def to_prompt_text(self) -> str:
+        """The recipe as inline-flag prompt text that parses back to the same settings."""
+        return Draft(
+            prompt=self.prompt,
+            negative_prompt=self.negative_prompt or None,
+            model=self.model,
+            aspect=self.aspect,
+            width=None if self.aspect else self.width,
+            height=None if self.aspect else self.height,
+            seed=self.seed,
+            steps=self.steps,
+            guidance=self.guidance,
+            batch=self.batch,
+            sampler=self.sampler,
+            loras=self.loras or None,
+            strength=self.strength,
+        ).render()
+
+
+def _num(value: float) -> str:
+    return repr(float(value)).removesuffix(".0") if float(value).is_integer() else repr(float(value))
+
+
+def _check_recipe(r: Recipe) -> None:
+    family = FAMILIES.get(r.family)
+    if family is None:
+        raise InvalidRecipe("family", f"Unknown model family `{r.family}`; known: {', '.join(FAMILIES)}.")
+    if not r.prompt.strip():
+        raise InvalidRecipe("prompt", "The prompt is empty: describe what you want to see.")
+    if len(r.prompt) > MAX_PROMPT_CHARS:
+        raise InvalidRecipe(
+            "prompt", f"The prompt is {len(r.prompt)} characters long; the limit is {MAX_PROMPT_CHARS}."
+        )
+    if len(r.negative_prompt) > MAX_NEGATIVE_CHARS:
+        raise InvalidRecipe(
+            "negative_prompt",
+            f"The negative prompt is {len(r.negative_prompt)} characters long; "
+            f"the limit is {MAX_NEGATIVE_CHARS}.",
+        )
+    if not 1 <= r.batch <= MAX_BATCH:
+        raise InvalidRecipe("batch", f"Batch must be between 1 and {MAX_BATCH} images (got {r.batch}).")
+    if not 1 <= r.steps <= MAX_STEPS:
+        raise InvalidRecipe("steps", f"Steps must be between 1 and {MAX_STEPS} (got {r.steps}).")
+    if not (math.isfinite(r.guidance) and 0 <= r.guidance <= MAX_GUIDANCE):
+        raise InvalidRecipe(
+            "guidance", f"Guidance (--cfg) must be between 0 and {MAX_GUIDANCE:g} (got {r.guidance})."
+        )
+    if not 0 <= r.seed <= MAX_SEED:
+        raise InvalidRecipe("seed", f"Seed must be between 0 and {MAX_SEED} (got {r.seed}).")
+    for name, value in (("width", r.width), ("height", r.height)):
+        if value % 8:
+            raise InvalidRecipe(name, f"The {name} must be a multiple of 8 (got {value}).")
+        if not family.min_side <= value <= family.max_side:
+            raise InvalidRecipe(
+                name,
+                f"The {name} must be between {family.min_side} and {family.max_side} pixels "
+                f"for {family.name} models (got {value}).",
+            )
+    if r.aspect is not None and r.aspect not in ASPECTS:
+        raise InvalidRecipe("aspect", f"Aspect ratio must be one of {', '.join(ASPECTS)} (got {r.aspect}).")
+    if r.sampler not in SAMPLERS:
+        raise InvalidRecipe("sampler", f"Sampler must be one of {', '.join(SAMPLERS)} (got {r.sampler}).")
+    if r.strength is not None and not (math.isfinite(r.strength) and 0 < r.strength <= 1):
+        raise InvalidRecipe("strength", f"Strength must be above 0 and at most 1 (got {r.strength}).")
+    if r.strength is not None and r.init_image is None:
+        raise InvalidRecipe("strength", "Strength only applies when there is an init image.")
+    for lora in r.loras:
+        if not _LORA_NAME.match(lora.name):
+            raise InvalidRecipe("lora", f"`{lora.name}` is not a valid LoRA name.")
+        if not (math.isfinite(lora.weight) and -4 <= lora.weight <= 4):
+            raise InvalidRecipe("lora", f"LoRA weight must be between -4 and 4 (got {lora.weight}).")
+
+
+class Draft(BaseModel):
+    """What a user asked for: prompt text and optional settings; ``None`` means "not said"."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prompt: str = ""
+    negative_prompt: str | None = None
+    model: str | None = None
+    aspect: str | None = None
+    width: int | None = None
+    height: int | None = None
+    seed: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    batch: int | None = None
+    sampler: str | None = None
+    loras: tuple[LoraRef, ...] | None = None
+    strength: float | None = None
+
+    def merged(self, override: Draft) -> Draft:
+        """This draft with every setting ``override`` states taking precedence (options beat flags)."""
+        update: dict[str, Any] = {k: v for k, v in override.model_dump().items() if v not in (None, "")}
+        if "aspect" in update:
+            update.setdefault("width", None)
+            update.setdefault("height", None)
+        if "width" in update or "height" in update:
+            update.setdefault("aspect", None)
+        if "loras" in update:
+            update["loras"] = override.loras
+        return self.model_copy(update=update)
+
+    def render(self) -> str:
+        """Back to inline-flag text; ``parse_prompt(d.render()) == d`` for normalised drafts."""
+        parts = [self.prompt] if self.prompt else []
+        if self.negative_prompt:
+            parts.append(f"--no {self.negative_prompt}")
+        if self.model is not None:
+            parts.append(f"--model {self.model}")
+        if self.aspect is not None:
+            parts.append(f"--ar {self.aspect}")
+        if self.width is not None or self.height is not None:
+            parts.append(f"--size {self.width or 0}x{self.height or 0}")
+        if self.seed is not None:
+            parts.append(f"--seed {self.seed}")
+        if self.steps is not None:
+            parts.append(f"--steps {self.steps}")
+        if self.guidance is not None:
+            parts.append(f"--cfg {_num(self.guidance)}")
+        if self.batch is not None:
+            parts.append(f"--batch {self.batch}")
+        if self.sampler is not None:
+            parts.append(f"--sampler {self.sampler}")
+        for lora in self.loras or ():
+            parts.append(f"--lora {lora.name}:{_num(lora.weight)}")
+        if self.strength is not None:
+            parts.append(f"--strength {_num(self.strength)}")
+        return " ".join(parts)
+
+
+# Flag -> Draft field; aliases map to the same field.
+_FLAGS: dict[str, str] = {
+    "--ar": "aspect", "--aspect": "aspect",
+    "--no": "negative_prompt",
+    "--model": "model", "--m": "model",
+    "--size": "size",
+    "--seed": "seed",
+    "--steps": "steps",
+    "--cfg": "guidance", "--guidance": "guidance",
+    "--batch": "batch",
+    "--sampler": "sampler",
+    "--lora": "lora",
+    "--strength": "strength",
+}
+_FLAG_TOKEN = re.compile(r"^--[A-Za-z]")
+
+
+def is_flag(token: str) -> bool:
+    return bool(_FLAG_TOKEN.match(token))
+
+
+def _int(flag: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidRecipe(flag, f"`{flag}` needs a whole number (got `{text}`).") from None
+
+
+def _float(flag: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidRecipe(flag, f"`{flag}` needs a number (got `{text}`).") from None
+    if not math.isfinite(value):
+        raise InvalidRecipe(flag, f"`{flag}` needs a finite number (got `{text}`).")
+    return value
+
+
+def parse_prompt(text: str) -> Draft:
+    """Split a prompt with inline flags into a Draft. Raises InvalidRecipe / UnknownFlag."""
+    # Phones turn "--" into an em dash; accept it at the start of a token.
+    tokens = [("--" + t[1:]) if t.startswith("—") and len(t) > 1 else t for t in text.split()]
+    prompt_words: list[str] = []
+    negatives: list[str] = []
+    values: dict[str, Any] = {}
+    loras: list[LoraRef] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not is_flag(token):
+            prompt_words.append(token)
+            i += 1
+            continue
+        flag = token.lower()
+        field = _FLAGS.get(flag)
+        if field is None:
+            raise UnknownFlag(token, sorted(set(_FLAGS)))
+        j = i + 1
+        while j < len(tokens) and not is_flag(tokens[j]):
+            j += 1
+        args = tokens[i + 1 : j]
+        if field == "negative_prompt":
+            if not args:
+                raise InvalidRecipe(flag, "`--no` needs the things to avoid, e.g. `--no blurry, text`.")
+            negatives.append(" ".join(args))
+            i = j
+            continue
+        if not args:
+            raise InvalidRecipe(flag, f"`{flag}` needs a value.")
+        value, rest = args[0], args[1:]
+        prompt_words.extend(rest)  # words after a flag's value belong to the prompt again
+        if field == "aspect":
+            if value not in ASPECTS:
+                raise InvalidRecipe(
+                    "aspect", f"Aspect ratio must be one of {', '.join(ASPECTS)} (got {value})."
+                )
+            values["aspect"] = value
+        elif field == "size":
+            match = re.fullmatch(r"(\d+)[xX×](\d+)", value)
+            if not match:
+                raise InvalidRecipe("size", f"`--size` needs WIDTHxHEIGHT, e.g. 768x512 (got `{value}`).")
+            values["width"], values["height"] = int(match[1]), int(match[2])
+        elif field in ("seed", "steps", "batch"):
+            values[field] = _int(flag, value)
+        elif field in ("guidance", "strength"):
+            values[field] = _float(flag, value)
+        elif field == "lora":
+            name, _, weight = value.partition(":")
+            if not _LORA_NAME.match(name):
+                raise InvalidRecipe("lora", f"`--lora` needs NAME or NAME:WEIGHT (got `{value}`).")
+            loras.append(LoraRef(name=name, weight=_float(flag, weight) if weight else 1.0))
+        else:  # model, sampler
+            values[field] = value.lower()
+        i = j
+    if negatives:
+        values["negative_prompt"] = ", ".join(negatives)
+    if loras:
+        values["loras"] = tuple(loras)
+    return Draft(prompt=" ".join(prompt_words), **values)
+
+
+def resolve(
+    draft: Draft, catalogue: Catalogue, random_seed: int, init_image: str | None = None
+) -> Recipe:
+    """Complete a draft with the model's defaults; ``random_seed`` is used when none was given."""
+    entry = catalogue.get(draft.model)
+    family = entry.family_spec
+    if draft.width is not None or draft.height is not None:
+        width = draft.width if draft.width is not None else entry.native_size
+        height = draft.height if draft.height is not None else entry.native_size
+        aspect = None
+    else:
+        aspect = draft.aspect or "1:1"
+        if aspect not in ASPECTS:
+            raise InvalidRecipe("aspect", f"Aspect ratio must be one of {', '.join(ASPECTS)} (got {aspect}).")
+        width, height = aspect_size(family, aspect, entry.native_size)
+    if draft.loras:
+        # Custom LoRA models arrive with the Forge; until one is registered, none can be used.
+        raise InvalidRecipe("lora", f"Unknown LoRA `{draft.loras[0].name}`: no LoRA models are registered yet.")
+    return Recipe(
+        model=entry.id,
+        family=entry.family,
+        prompt=draft.prompt.strip(),
+        negative_prompt=(draft.negative_prompt or "").strip(),
+        seed=draft.seed if draft.seed is not None else random_seed % (MAX_SEED + 1),
+        steps=draft.steps if draft.steps is not None else entry.default_steps,
+        guidance=draft.guidance if draft.guidance is not None else entry.default_guidance,
+        width=width,
+        height=height,
+        batch=draft.batch if draft.batch is not None else 1,
+        aspect=aspect,
+        sampler=draft.sampler or DEFAULT_SAMPLER,
+        init_image=init_image,
+        strength=(draft.strength or DEFAULT_STRENGTH) if init_image else draft.strength,
+    )

@@ -1,0 +1,76 @@
+"""Typed settings, read once: environment (ATELIER_*) over config/atelier.toml over defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from studio.errors import ConfigError
+
+CONFIG_ENV = "ATELIER_CONFIG"
+DEFAULT_CONFIG = "config/atelier.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATELIER_", extra="forbid", frozen=True)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Prefix of queue names and pub/sub channels, so several studios can share one Redis.
+    queue_prefix: str = Field(default="atelier", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    data_dir: Path = Path("data")
+    models_file: Path = Path("config/models.toml")
+
+    # Worker
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    torch_threads: int = Field(default=0, ge=0)  # 0: torch's default
+    poll_delay_s: float = Field(default=0.02, gt=0, le=5)  # how often an idle worker polls its queue
+    inference_timeout_s: int = Field(default=900, ge=10)
+    post_timeout_s: int = Field(default=120, ge=5)
+    # A running job refreshes a lease this long; a killed worker's job is retried once it lapses.
+    job_lease_s: float = Field(default=15.0, ge=2)
+    max_tries: int = Field(default=3, ge=1, le=10)
+    result_ttl_s: int = Field(default=86400, ge=60)
+    max_jobs_per_worker: int = Field(default=1, ge=1)
+    cache_size: int = Field(default=2, ge=1)  # pipelines kept warm per worker
+
+    # Uploads (init images): checked before any pixel is decoded.
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_upload_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "atelier.db"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    def queue_name(self, kind: str) -> str:
+        return f"{self.queue_prefix}:{kind}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings, or a ConfigError that names the offending field."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"Invalid setting `{field}` (ATELIER_{field.upper()}): {first['msg']}.") from None

@@ -1,0 +1,3 @@
+from studio.store.repository import Store
+
+__all__ = ["Store"]

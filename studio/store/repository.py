@@ -1,0 +1,242 @@
+"""The SQLite store (aiosqlite, WAL). Every write that must happen once is idempotent."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+
+from studio.entities import Generation, ImageRecord, Project, Status
+from studio.errors import NotFound
+from studio.recipe import Recipe
+from studio.store.migrations import migrate
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self) -> Store:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(self.path, isolation_level=None)  # explicit transactions
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA busy_timeout=5000")
+        await migrate(db)
+        self._db = db
+        return self
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def __aenter__(self) -> Store:
+        return await self.open()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("Store is not open")
+        return self._db
+
+    async def _one(self, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self.db.execute(sql, tuple(args)) as cursor:
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, args: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.db.execute(sql, tuple(args)) as cursor:
+            return list(await cursor.fetchall())
+
+    # Users and projects
+
+    async def ensure_user(self, user_id: str, name: str) -> None:
+        await self.db.execute(
+            "INSERT INTO users (id, name, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET name = excluded.name",
+            (user_id, name, time.time()),
+        )
+
+    async def create_project(self, owner_id: str, name: str, thread_id: str | None = None) -> Project:
+        project = Project(new_id(), owner_id, name[:100], thread_id, time.time())
+        await self.db.execute(
+            "INSERT INTO projects (id, owner_id, name, thread_id, created_at) VALUES (?, ?, ?, ?, ?)",
+            (project.id, project.owner_id, project.name, project.thread_id, project.created_at),
+        )
+        return project
+
+    async def project_by_name(self, owner_id: str, name: str) -> Project | None:
+        row = await self._one(
+            "SELECT * FROM projects WHERE owner_id = ? AND name = ? ORDER BY created_at LIMIT 1",
+            (owner_id, name),
+        )
+        return _project(row) if row else None
+
+    async def project_by_thread(self, thread_id: str) -> Project | None:
+        row = await self._one("SELECT * FROM projects WHERE thread_id = ?", (thread_id,))
+        return _project(row) if row else None
+
+    # Generations
+
+    async def add_generation(self, generation_id: str, project_id: str, owner_id: str, recipe: Recipe) -> None:
+        await self.db.execute(
+            "INSERT INTO generations (id, project_id, owner_id, recipe_json, status, created_at) "
+            "VALUES (?, ?, ?, ?, 'queued', ?)",
+            (generation_id, project_id, owner_id, recipe.to_json(), time.time()),
+        )
+
+    async def delete_generation(self, generation_id: str) -> None:
+        """Only for a generation that never reached the queue."""
+        await self.db.execute("DELETE FROM generations WHERE id = ? AND status = 'queued'", (generation_id,))
+
+    async def mark_running(self, generation_id: str, attempt: int) -> None:
+        await self.db.execute(
+            "UPDATE generations SET status = 'running', attempts = MAX(attempts, ?), "
+            "started_at = COALESCE(started_at, ?) WHERE id = ? AND status IN ('queued', 'running')",
+            (attempt, time.time(), generation_id),
+        )
+
+    async def finish_generation(
+        self,
+        generation_id: str,
+        images: list[tuple[int, str, Recipe]],
+        grid_artifact: str | None,
+        worker_seconds: float,
+        attempts: int,
+        public: bool = True,
+    ) -> bool:
+        """Record the images of a finished generation once; False if it was already recorded."""
+        gen = await self.get_generation(generation_id)
+        now = time.time()
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for index, artifact, recipe in images:
+                await self.db.execute(
+                    "INSERT OR IGNORE INTO images (id, generation_id, idx, artifact, recipe_json, seed, "
+                    "width, height, parent_image_id, owner_id, public, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        new_id(), generation_id, index, artifact, recipe.to_json(), recipe.seed,
+                        recipe.width, recipe.height, recipe.parent_image, gen.owner_id, int(public), now,
+                    ),
+                )
+            cursor = await self.db.execute(
+                "UPDATE generations SET status = 'done', error = NULL, finished_at = ?, worker_seconds = ?, "
+                "attempts = MAX(attempts, ?), grid_artifact = ?, started_at = COALESCE(started_at, ?) "
+                "WHERE id = ? AND status != 'done'",
+                (now, worker_seconds, attempts, grid_artifact, now, generation_id),
+            )
+            changed = cursor.rowcount > 0
+            await self.db.execute("COMMIT")
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+        return changed
+
+    async def end_generation(self, generation_id: str, status: Status, error: str | None) -> None:
+        await self.db.execute(
+            "UPDATE generations SET status = ?, error = ?, finished_at = ? "
+            "WHERE id = ? AND status IN ('queued', 'running')",
+            (status, error, time.time(), generation_id),
+        )
+
+    async def get_generation(self, generation_id: str) -> Generation:
+        row = await self._one("SELECT * FROM generations WHERE id = ?", (generation_id,))
+        if row is None:
+            raise NotFound(f"No generation with id {generation_id}.")
+        return _generation(row)
+
+    async def list_generations(self, owner_id: str | None = None, limit: int = 20) -> list[Generation]:
+        if owner_id is None:
+            rows = await self._all("SELECT * FROM generations ORDER BY created_at DESC LIMIT ?", (limit,))
+        else:
+            rows = await self._all(
+                "SELECT * FROM generations WHERE owner_id = ? ORDER BY created_at DESC LIMIT ?",
+                (owner_id, limit),
+            )
+        return [_generation(r) for r in rows]
+
+    async def unfinished_generations(self) -> list[Generation]:
+        rows = await self._all(
+            "SELECT * FROM generations WHERE status IN ('queued', 'running') ORDER BY created_at"
+        )
+        return [_generation(r) for r in rows]
+
+    async def images_of(self, generation_id: str) -> list[ImageRecord]:
+        rows = await self._all("SELECT * FROM images WHERE generation_id = ? ORDER BY idx", (generation_id,))
+        return [_image(r) for r in rows]
+
+    # Favourites
+
+    async def set_favourite(self, user_id: str, image_id: str, on: bool) -> None:
+        if on:
+            await self.db.execute(
+                "INSERT OR IGNORE INTO favourites (user_id, image_id, created_at) VALUES (?, ?, ?)",
+                (user_id, image_id, time.time()),
+            )
+        else:
+            await self.db.execute(
+                "DELETE FROM favourites WHERE user_id = ? AND image_id = ?", (user_id, image_id)
+            )
+
+    async def favourites_of(self, user_id: str) -> list[ImageRecord]:
+        rows = await self._all(
+            "SELECT images.* FROM favourites JOIN images ON images.id = favourites.image_id "
+            "WHERE favourites.user_id = ? ORDER BY favourites.created_at",
+            (user_id,),
+        )
+        return [_image(r) for r in rows]
+
+
+def _project(row: aiosqlite.Row) -> Project:
+    return Project(row["id"], row["owner_id"], row["name"], row["thread_id"], row["created_at"])
+
+
+def _generation(row: aiosqlite.Row) -> Generation:
+    return Generation(
+        id=row["id"],
+        project_id=row["project_id"],
+        owner_id=row["owner_id"],
+        recipe=Recipe.from_json(row["recipe_json"]),
+        status=row["status"],
+        error=row["error"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        worker_seconds=row["worker_seconds"],
+        grid_artifact=row["grid_artifact"],
+    )
+
+
+def _image(row: aiosqlite.Row) -> ImageRecord:
+    return ImageRecord(
+        id=row["id"],
+        generation_id=row["generation_id"],
+        index=row["idx"],
+        artifact=row["artifact"],
+        recipe=Recipe.from_json(row["recipe_json"]),
+        seed=row["seed"],
+        width=row["width"],
+        height=row["height"],
+        parent_image_id=row["parent_image_id"],
+        owner_id=row["owner_id"],
+        public=bool(row["public"]),
+        created_at=row["created_at"],
+    )

@@ -1,0 +1,48 @@
+"""Checks on uploaded images, made on the header alone: nothing is decoded before they pass."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from studio.errors import StudioError
+
+ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF", "BMP"})
+
+
+class UploadRejected(StudioError):
+    pass
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    format: str
+    width: int
+    height: int
+
+
+def inspect_image(data: bytes, max_bytes: int, max_pixels: int) -> UploadInfo:
+    """Size, format and pixel count of an upload, read from its header without decoding it."""
+    if not data:
+        raise UploadRejected("The file is empty.")
+    if len(data) > max_bytes:
+        raise UploadRejected(
+            f"The image is {len(data) / 1_048_576:.1f} MiB; the limit is {max_bytes / 1_048_576:.0f} MiB."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:  # reads the header only
+                fmt, (width, height) = image.format or "", image.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        raise UploadRejected("That file is not an image I can read (PNG, JPEG, WebP, GIF or BMP).") from None
+    if fmt not in ACCEPTED_FORMATS:
+        raise UploadRejected(f"{fmt or 'This'} images are not supported; use PNG, JPEG, WebP, GIF or BMP.")
+    if width * height > max_pixels:
+        raise UploadRejected(
+            f"The image is {width}x{height} pixels; the limit is {max_pixels / 1e6:.1f} megapixels."
+        )
+    return UploadInfo(fmt, width, height)
