@@ -25,7 +25,7 @@ FAMILIES: dict[str, Family] = {
     "sd15": Family(
         name="sd15",
         native=512,
-        min_side=64,
+        min_side=32,
         max_side=1536,
         aspect_sizes={
             "1:1": (512, 512), "3:2": (768, 512), "2:3": (512, 768), "4:3": (680, 512),
@@ -37,7 +37,7 @@ FAMILIES: dict[str, Family] = {
     "sdxl": Family(
         name="sdxl",
         native=1024,
-        min_side=64,
+        min_side=32,
         max_side=2048,
         # The buckets SDXL was trained on.
         aspect_sizes={

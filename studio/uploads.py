@@ -37,7 +37,11 @@ def inspect_image(data: bytes, max_bytes: int, max_pixels: int) -> UploadInfo:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:  # reads the header only
                 fmt, (width, height) = image.format or "", image.size
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise UploadRejected(
+            f"The image has far too many pixels; the limit is {max_pixels / 1e6:.1f} megapixels."
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError):
         raise UploadRejected("That file is not an image I can read (PNG, JPEG, WebP, GIF or BMP).") from None
     if fmt not in ACCEPTED_FORMATS:
         raise UploadRejected(f"{fmt or 'This'} images are not supported; use PNG, JPEG, WebP, GIF or BMP.")

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures (run them, don't collect them as tests). See bench/README.md."""

@@ -1,0 +1,392 @@
+"""Shared benchmark plumbing: isolated settings, worker subprocesses, arq timestamps, statistics.
+
+A ``Lab`` owns a temporary folder and cleans up after itself (workers stopped with SIGTERM, then
+killed; its Redis keys deleted). Inside it, each ``Lane`` is one isolated studio: its own queue
+prefix, data folder and worker settings, with workers started as ``python -m cli worker``
+exactly as ``atelier demo`` starts them. The benchmark process itself never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import math
+import os
+import platform
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import redis as redis_sync
+from arq.connections import ArqRedis
+
+from studio import jobs
+from studio.queue import JobQueue
+from studio.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_MODELS = REPO / "config" / "models.demo.toml"
+TINY_DIR = REPO / "models" / "tiny"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
+READY_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 15.0
+
+
+# Command line and output
+
+
+def parser(description: str, default_runs: int) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--runs", type=int, default=default_runs, help=f"measured runs (default {default_runs})")
+    p.add_argument(
+        "--redis-url", default=DEFAULT_REDIS_URL, help=f"Redis to use (default {DEFAULT_REDIS_URL})"
+    )
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write the raw samples and summaries here")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (worker logs, SQLite)")
+    return p
+
+
+def check_runs(p: argparse.ArgumentParser, runs: int, minimum: int = 1) -> None:
+    if runs < minimum:
+        p.error(f"--runs must be at least {minimum}")
+
+
+def machine_info() -> str:
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    return (
+        f"{dt.date.today().isoformat()} | {platform.machine()} {os.cpu_count()} cores | "
+        f"Python {platform.python_version()} | torch {version('torch')} | diffusers {version('diffusers')} | "
+        f"arq {version('arq')} | redis-py {version('redis')}"
+    )
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+    lines = [
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+        )
+    ]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return "\n".join(lines)
+
+
+def write_json(path: Path | None, data: dict[str, Any]) -> None:
+    if path is not None:
+        path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+        print(f"raw figures written to {path}")
+
+
+# Statistics
+
+
+@dataclass(frozen=True)
+class Stats:
+    n: int
+    median: float
+    p90: float
+    mean: float
+    min: float
+    max: float
+
+    def row(self, label: str, scale: float = 1000.0, digits: int = 1) -> list[str]:
+        """A table row (milliseconds by default): label, median, p90, min, max, n."""
+        f = f"{{:.{digits}f}}"
+        return [
+            label,
+            *(f.format(v * scale) for v in (self.median, self.p90, self.min, self.max)),
+            str(self.n),
+        ]
+
+
+STATS_HEADERS = ["", "median", "p90", "min", "max", "n"]
+
+
+def summarize(samples: Sequence[float]) -> Stats:
+    if not samples:
+        raise ValueError("no samples")
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(0.9 * len(ordered)))  # nearest-rank p90
+    return Stats(
+        n=len(ordered),
+        median=statistics.median(ordered),
+        p90=ordered[rank - 1],
+        mean=statistics.fmean(ordered),
+        min=ordered[0],
+        max=ordered[-1],
+    )
+
+
+# What arq recorded about a finished job
+
+
+@dataclass(frozen=True)
+class ArqRecord:
+    """arq's stored result: success, value and its own timestamps (epoch seconds, 1 ms resolution)."""
+
+    success: bool
+    value: Any
+    enqueued: float
+    started: float
+    finished: float
+    tries: int
+    size: int  # bytes of the stored result (arq stores the job's arguments with it)
+
+    @property
+    def pickup(self) -> float:
+        """Enqueued -> a worker started it: the worker's poll delay plus queueing behind other jobs."""
+        return self.started - self.enqueued
+
+    @property
+    def in_worker(self) -> float:
+        return self.finished - self.started
+
+
+async def arq_record(redis: ArqRedis, job_id: str) -> ArqRecord:
+    raw = await redis.get(jobs.ARQ_RESULT_PREFIX + job_id)
+    if raw is None:
+        raise RuntimeError(f"no arq result for job {job_id}")
+    data = jobs.deserialize(raw)
+    return ArqRecord(
+        success=bool(data["s"]),
+        value=data["r"],
+        enqueued=data["et"] / 1000,
+        started=data["st"] / 1000,
+        finished=data["ft"] / 1000,
+        tries=int(data["t"]),
+        size=len(raw),
+    )
+
+
+class TimedWait:
+    """Wraps a JobQueue's ``wait`` to note (epoch seconds) when it returned, per job id.
+
+    Lets a benchmark split Studio.follow into "waiting for the worker" and "recording the result"
+    without touching the studio's code.
+    """
+
+    def __init__(self, queue: JobQueue) -> None:
+        self._inner = queue.wait
+        self.returned: dict[str, float] = {}
+        queue.wait = self  # type: ignore[method-assign]
+
+    async def __call__(self, job_id: str, *args: Any, **kwargs: Any) -> tuple[bool, Any]:
+        found = await self._inner(job_id, *args, **kwargs)
+        self.returned[job_id] = time.time()
+        return found
+
+
+# Workers
+
+
+@dataclass
+class Worker:
+    kind: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    started_at: float  # perf_counter when spawned
+    ready_after: float | None = None  # seconds from spawn to its first health check
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
+        """SIGTERM (arq finishes or re-queues the running job and exits), then SIGKILL."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@dataclass
+class Lane:
+    """One isolated studio: its own queue prefix, data folder and (worker) settings."""
+
+    name: str
+    settings: Settings
+    env: dict[str, str]
+    logs: Path
+    workers: list[Worker] = field(default_factory=list)
+
+    def start(self, kind: str) -> Worker:
+        """Spawn ``python -m cli worker --queue kind`` (returns at once; see ``wait_ready``)."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs / f"{kind}-{len([w for w in self.workers if w.kind == kind]) + 1}.log"
+        with log_path.open("ab") as handle:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cli", "worker", "--queue", kind],
+                cwd=REPO,
+                env=self.env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+        worker = Worker(kind, process, log_path, time.perf_counter())
+        self.workers.append(worker)
+        return worker
+
+    def stop(self, worker: Worker) -> int:
+        code = worker.stop()
+        self.workers.remove(worker)
+        return code
+
+    def stop_all(self) -> None:
+        for worker in list(self.workers):
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGTERM)
+        for worker in list(self.workers):
+            self.stop(worker)
+
+
+async def wait_ready(queue: JobQueue, workers: Sequence[Worker], within: float = READY_TIMEOUT_S) -> None:
+    """Until each worker wrote its own health-check key (arq does so once on_startup has run)."""
+    deadline = time.monotonic() + within
+    pending = list(workers)
+    while pending:
+        for worker in list(pending):
+            if worker.process.poll() is not None:
+                tail = worker.log_text()[-3000:]
+                raise RuntimeError(f"{worker.kind} worker exited with {worker.process.returncode}:\n{tail}")
+            pattern = jobs.health_check_key(queue.settings.queue_name(worker.kind), f"*-{worker.pid}-*")
+            async for _ in queue.redis.scan_iter(match=pattern, count=1000):
+                worker.ready_after = time.perf_counter() - worker.started_at
+                pending.remove(worker)
+                break
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(f"{w.kind} (pid {w.pid}, log {w.log_path})" for w in pending)
+            raise RuntimeError(f"workers not ready after {within:.0f}s: {names}")
+        if pending:
+            await asyncio.sleep(0.05)
+
+
+class Lab:
+    """A temporary folder, lanes in it, and a thorough clean-up (also on errors and Ctrl-C)."""
+
+    def __init__(self, name: str, redis_url: str = DEFAULT_REDIS_URL, keep: bool = False) -> None:
+        self.name = name
+        self.redis_url = redis_url
+        self.keep = keep
+        self.tag = f"bench-{os.getpid()}-{secrets.token_hex(2)}"
+        self.root = Path(tempfile.mkdtemp(prefix=f"atelier-bench-{name}-"))
+        self.lanes: list[Lane] = []
+
+    def lane(self, name: str, **overrides: Any) -> Lane:
+        """A lane; ``overrides`` are Settings fields given to the workers (ATELIER_<FIELD>) and the caller."""
+        data_dir = self.root / name
+        fields: dict[str, Any] = {
+            "redis_url": self.redis_url,
+            "queue_prefix": f"{self.tag}-{name}",
+            "data_dir": data_dir,
+            "models_file": DEMO_MODELS,
+            # results of benchmark jobs need not outlive the run (they carry the PNGs)
+            "result_ttl_s": 600,
+            **overrides,
+        }
+        settings = Settings(**fields)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ATELIER_")}
+        env.update(
+            HF_HUB_OFFLINE="1",
+            HF_HUB_DISABLE_TELEMETRY="1",
+            TRANSFORMERS_OFFLINE="1",
+            ATELIER_CONFIG=str(self.root / "no-config.toml"),  # no config file: defaults + these only
+        )
+        env.update({f"ATELIER_{key.upper()}": str(value) for key, value in fields.items()})
+        lane = Lane(name, settings, env, data_dir / "logs")
+        self.lanes.append(lane)
+        return lane
+
+    def __enter__(self) -> Lab:
+        ensure_tiny_models()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for lane in self.lanes:
+            lane.stop_all()
+        try:
+            self.purge_redis()
+        except redis_sync.RedisError as error:
+            print(f"warning: could not clean up Redis keys: {error}", file=sys.stderr)
+        if self.keep or exc_type not in (None, KeyboardInterrupt, SystemExit):
+            print(f"kept {self.root} (worker logs under */logs)", file=sys.stderr)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def purge_redis(self) -> None:
+        """Delete every key of this lab's lanes: queues, health checks, cancel flags, arq job/results."""
+        client = redis_sync.Redis.from_url(self.redis_url)
+        try:
+            prefixes = tuple(f"{lane.settings.queue_prefix}:" for lane in self.lanes)
+            if not prefixes:
+                return
+            doomed: list[bytes | str] = []
+            for lane in self.lanes:
+                for kind in jobs.QUEUES:
+                    for job_id in client.zrange(lane.settings.queue_name(kind), 0, -1):
+                        name = job_id.decode()
+                        doomed += [f"arq:job:{name}", f"arq:in-progress:{name}", f"arq:retry:{name}"]
+                doomed += list(client.scan_iter(match=f"{lane.settings.queue_prefix}:*", count=1000))
+            for key in client.scan_iter(match=jobs.ARQ_RESULT_PREFIX + "*", count=1000):
+                raw = client.get(key)
+                if raw is None:
+                    continue
+                try:
+                    queue_name = str(jobs.deserialize(raw).get("q", ""))
+                except Exception:  # not one of ours
+                    continue
+                if queue_name.startswith(prefixes):
+                    doomed.append(key)
+            for start in range(0, len(doomed), 500):
+                client.delete(*doomed[start : start + 500])
+        finally:
+            client.close()
+
+
+def ensure_tiny_models() -> None:
+    """Build the tiny demo models once (in a subprocess, so this process stays free of torch)."""
+    if all((TINY_DIR / name / "model_index.json").is_file() for name in ("tiny-sd15", "tiny-sdxl")):
+        return
+    print(f"building tiny models in {TINY_DIR} ...", file=sys.stderr)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "cli", "models", "make-tiny", str(TINY_DIR)], cwd=REPO, env=env, check=True
+    )

@@ -1,0 +1,54 @@
+"""Shared fixtures. Nothing here reaches the internet: the models are tiny ones built locally."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports huggingface_hub
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import fcntl
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_CACHE = ROOT / ".cache" / "tiny-models-v1"
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> dict[str, Path]:
+    """Tiny random SD1.5/SDXL pipelines on disk, built once and reused between runs."""
+    from gpu_worker.tiny import make_tiny
+
+    TINY_CACHE.mkdir(parents=True, exist_ok=True)
+    with (TINY_CACHE / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return make_tiny(TINY_CACHE)
+
+
+@pytest.fixture(scope="session")
+def tiny_catalogue(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("config")
+    path = folder / "models.toml"
+    path.write_text(
+        f'''default_model = "tiny-sd15"
+
+[models.tiny-sd15]
+family = "sd15"
+source = "{tiny_models['tiny-sd15']}"
+description = "tiny sd15"
+steps = 4
+size = 64
+
+[models.tiny-sdxl]
+family = "sdxl"
+source = "{tiny_models['tiny-sdxl']}"
+description = "tiny sdxl"
+steps = 4
+size = 64
+''',
+        encoding="utf-8",
+    )
+    return path
