@@ -45,7 +45,9 @@ def demo(args: argparse.Namespace) -> int:
     for kind in ("inference", "post"):
         log_file = (logs / f"demo-worker-{kind}.log").open("ab")
         workers.append(
-            subprocess.Popen([sys.executable, "-m", "cli", "worker", "--queue", kind], stdout=log_file, stderr=log_file)
+            subprocess.Popen(
+                [sys.executable, "-m", "cli", "worker", "--queue", kind], stdout=log_file, stderr=log_file
+            )
         )
     print(f"workers started (logs in {logs})", file=sys.stderr)
     try:

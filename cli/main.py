@@ -20,7 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     imagine = sub.add_parser("imagine", help="generate images through the queue and a worker")
-    imagine.add_argument("prompt", help='prompt text, with inline flags, e.g. "a lighthouse --ar 3:2 --seed 42"')
+    imagine.add_argument(
+        "prompt", help='prompt text, with inline flags, e.g. "a lighthouse --ar 3:2 --seed 42"'
+    )
     imagine.add_argument("--model", "-m", help="model id from the catalogue")
     imagine.add_argument("--negative", "-n", help="negative prompt (what to avoid)")
     imagine.add_argument("--aspect", "--ar", choices=ASPECTS, help="aspect ratio")

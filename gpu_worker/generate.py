@@ -33,10 +33,10 @@ def decode_init_image(data: bytes, width: int, height: int, max_pixels: int) -> 
     """Decode an init image (pixel count checked before decoding) and crop it to the target size."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        image = Image.open(io.BytesIO(data))
-        if image.width * image.height > max_pixels:
-            raise ValueError(f"init image is {image.width}x{image.height}, above the pixel limit")
-        image = ImageOps.exif_transpose(image).convert("RGB")
+        source = Image.open(io.BytesIO(data))
+        if source.width * source.height > max_pixels:
+            raise ValueError(f"init image is {source.width}x{source.height}, above the pixel limit")
+        image = ImageOps.exif_transpose(source).convert("RGB")
     return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
 
 

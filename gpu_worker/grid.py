@@ -19,16 +19,18 @@ def compose_grid(pngs: list[bytes], labels: bool = True) -> bytes:
         raise ValueError(f"a grid holds 1 to {MAX_TILES} images, got {len(pngs)}")
     tiles = []
     for data in pngs:
-        tile = Image.open(io.BytesIO(data))
-        if tile.width * tile.height > MAX_TILE_PIXELS:
-            raise ValueError(f"tile of {tile.width}x{tile.height} is too large for a grid")
-        tiles.append(tile.convert("RGB"))
+        source = Image.open(io.BytesIO(data))
+        if source.width * source.height > MAX_TILE_PIXELS:
+            raise ValueError(f"tile of {source.width}x{source.height} is too large for a grid")
+        tiles.append(source.convert("RGB"))
     width = max(t.width for t in tiles)
     height = max(t.height for t in tiles)
     cols = columns_for(len(tiles))
     rows = (len(tiles) + cols - 1) // cols
     gap = max(2, width // 64)
-    sheet = Image.new("RGB", (cols * width + (cols - 1) * gap, rows * height + (rows - 1) * gap), (24, 24, 27))
+    sheet = Image.new(
+        "RGB", (cols * width + (cols - 1) * gap, rows * height + (rows - 1) * gap), (24, 24, 27)
+    )
     draw = ImageDraw.Draw(sheet)
     font_size = max(10, min(width, height) // 10)
     font = ImageFont.load_default(size=font_size)

@@ -38,15 +38,23 @@ def worker_settings(settings: Settings, kind: str) -> type:
     queue_name = settings.queue_name(kind)
     if kind == jobs.INFERENCE:
         functions = [
-            func(tasks.generate, name=jobs.GENERATE, timeout=settings.inference_timeout_s,
-                 max_tries=settings.max_tries),
+            func(
+                tasks.generate,
+                name=jobs.GENERATE,
+                timeout=settings.inference_timeout_s,
+                max_tries=settings.max_tries,
+            ),
         ]
         startup: Any = _startup_inference
         max_jobs = settings.max_jobs_per_worker  # one GPU runs one job at a time
     else:
         functions = [
-            func(tasks.compose_grid, name=jobs.COMPOSE_GRID, timeout=settings.post_timeout_s,
-                 max_tries=settings.max_tries),
+            func(
+                tasks.compose_grid,
+                name=jobs.COMPOSE_GRID,
+                timeout=settings.post_timeout_s,
+                max_tries=settings.max_tries,
+            ),
         ]
         startup = None
         max_jobs = max(2, os.cpu_count() or 2)

@@ -43,7 +43,10 @@ async def generate(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, An
 
     def reply(status: str, error: str | None = None) -> dict[str, Any]:
         return jobs.GenerateResult(
-            generation_id=job.generation_id, status=status, attempt=attempt, error=error  # type: ignore[arg-type]
+            generation_id=job.generation_id,
+            status=status,
+            attempt=attempt,
+            error=error,  # type: ignore[arg-type]
         ).model_dump()
 
     async with job_lease(ctx["redis"], job_id, settings.job_lease_s):

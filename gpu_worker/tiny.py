@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 WORDS = (
     "a an the of at in on with and lighthouse dusk dawn night sea sky city forest portrait cat dog "
@@ -18,7 +19,9 @@ WORDS = (
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP's reversible byte -> printable character table."""
     printable = (
-        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
     )
     chars = printable[:]
     extra = 0
@@ -39,7 +42,7 @@ def write_tokenizer(folder: Path) -> int:
         vocab.setdefault(token, len(vocab))
     merges: list[str] = []
     for word in WORDS:  # merge each word left to right into one token
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        pieces = [*list(word[:-1]), word[-1] + "</w>"]
         while len(pieces) > 1:
             pair = f"{pieces[0]} {pieces[1]}"
             merged = pieces[0] + pieces[1]
@@ -60,7 +63,7 @@ def write_tokenizer(folder: Path) -> int:
     return len(vocab)
 
 
-def _text_config(vocab_size: int, projection: int | None = None):  # type: ignore[no-untyped-def]
+def _text_config(vocab_size: int, projection: int | None = None) -> Any:
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(
@@ -79,7 +82,7 @@ def _text_config(vocab_size: int, projection: int | None = None):  # type: ignor
     )
 
 
-def _vae(scaling: float):  # type: ignore[no-untyped-def]
+def _vae(scaling: float) -> Any:
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
@@ -96,7 +99,7 @@ def _vae(scaling: float):  # type: ignore[no-untyped-def]
     )
 
 
-def _scheduler():  # type: ignore[no-untyped-def]
+def _scheduler() -> Any:
     from diffusers import DPMSolverMultistepScheduler
 
     return DPMSolverMultistepScheduler(

@@ -17,9 +17,7 @@ class InvalidRecipe(StudioError):
 
 class UnknownFlag(InvalidRecipe):
     def __init__(self, flag: str, known: list[str]) -> None:
-        super().__init__(
-            flag, f"Unknown flag `{flag}`. Known flags: {', '.join(known)}."
-        )
+        super().__init__(flag, f"Unknown flag `{flag}`. Known flags: {', '.join(known)}.")
         self.flag = flag
 
 

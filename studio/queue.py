@@ -82,9 +82,7 @@ class JobQueue:
         return bool(data["s"]), data["r"]
 
     async def exists(self, job_id: str) -> bool:
-        return bool(
-            await self.redis.exists(jobs.ARQ_JOB_PREFIX + job_id, jobs.ARQ_RESULT_PREFIX + job_id)
-        )
+        return bool(await self.redis.exists(jobs.ARQ_JOB_PREFIX + job_id, jobs.ARQ_RESULT_PREFIX + job_id))
 
     async def position(self, kind: str, job_id: str) -> int | None:
         """How many jobs are ahead of this one in its queue (running ones included); None if gone."""
@@ -130,7 +128,9 @@ class JobQueue:
         await self.redis.set(jobs.cancel_key(self.prefix, job_id), b"1", ex=self.settings.result_ttl_s)
 
     async def publish(self, job_id: str, event: jobs.ProgressEvent) -> None:
-        await self.redis.publish(jobs.progress_channel(self.prefix, job_id), jobs.serialize(event.model_dump()))
+        await self.redis.publish(
+            jobs.progress_channel(self.prefix, job_id), jobs.serialize(event.model_dump())
+        )
 
     async def live_workers(self) -> dict[str, int]:
         """Per queue, the workers whose health-check key is fresh (each worker writes its own)."""

@@ -239,13 +239,16 @@ class Draft(BaseModel):
 
 # Flag -> Draft field; aliases map to the same field.
 _FLAGS: dict[str, str] = {
-    "--ar": "aspect", "--aspect": "aspect",
+    "--ar": "aspect",
+    "--aspect": "aspect",
     "--no": "negative_prompt",
-    "--model": "model", "--m": "model",
+    "--model": "model",
+    "--m": "model",
     "--size": "size",
     "--seed": "seed",
     "--steps": "steps",
-    "--cfg": "guidance", "--guidance": "guidance",
+    "--cfg": "guidance",
+    "--guidance": "guidance",
     "--batch": "batch",
     "--sampler": "sampler",
     "--lora": "lora",
@@ -338,9 +341,7 @@ def parse_prompt(text: str) -> Draft:
     return Draft(prompt=" ".join(prompt_words), **values)
 
 
-def resolve(
-    draft: Draft, catalogue: Catalogue, random_seed: int, init_image: str | None = None
-) -> Recipe:
+def resolve(draft: Draft, catalogue: Catalogue, random_seed: int, init_image: str | None = None) -> Recipe:
     """Complete a draft with the model's defaults; ``random_seed`` is used when none was given."""
     entry = catalogue.get(draft.model)
     family = entry.family_spec
@@ -355,7 +356,9 @@ def resolve(
         width, height = aspect_size(family, aspect, entry.native_size)
     if draft.loras:
         # Custom LoRA models arrive with the Forge; until one is registered, none can be used.
-        raise InvalidRecipe("lora", f"Unknown LoRA `{draft.loras[0].name}`: no LoRA models are registered yet.")
+        raise InvalidRecipe(
+            "lora", f"Unknown LoRA `{draft.loras[0].name}`: no LoRA models are registered yet."
+        )
     return Recipe(
         model=entry.id,
         family=entry.family,

@@ -151,7 +151,9 @@ class Studio:
             await self.store.finish_generation(
                 generation_id, records, grid_sha, result.pipeline_seconds, result.attempt
             )
-        return Finished(await self.store.get_generation(generation_id), await self.store.images_of(generation_id))
+        return Finished(
+            await self.store.get_generation(generation_id), await self.store.images_of(generation_id)
+        )
 
     async def _grid(self, generation_id: str, pngs: list[bytes]) -> str:
         """A numbered grid, composed by a worker on the post queue (pixel work stays off this loop)."""

@@ -37,14 +37,14 @@ def tiny_catalogue(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPa
 
 [models.tiny-sd15]
 family = "sd15"
-source = "{tiny_models['tiny-sd15']}"
+source = "{tiny_models["tiny-sd15"]}"
 description = "tiny sd15"
 steps = 4
 size = 64
 
 [models.tiny-sdxl]
 family = "sdxl"
-source = "{tiny_models['tiny-sdxl']}"
+source = "{tiny_models["tiny-sdxl"]}"
 description = "tiny sdxl"
 steps = 4
 size = 64

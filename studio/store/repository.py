@@ -94,7 +94,9 @@ class Store:
 
     # Generations
 
-    async def add_generation(self, generation_id: str, project_id: str, owner_id: str, recipe: Recipe) -> None:
+    async def add_generation(
+        self, generation_id: str, project_id: str, owner_id: str, recipe: Recipe
+    ) -> None:
         await self.db.execute(
             "INSERT INTO generations (id, project_id, owner_id, recipe_json, status, created_at) "
             "VALUES (?, ?, ?, ?, 'queued', ?)",
@@ -132,8 +134,18 @@ class Store:
                     "width, height, parent_image_id, owner_id, public, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        new_id(), generation_id, index, artifact, recipe.to_json(), recipe.seed,
-                        recipe.width, recipe.height, recipe.parent_image, gen.owner_id, int(public), now,
+                        new_id(),
+                        generation_id,
+                        index,
+                        artifact,
+                        recipe.to_json(),
+                        recipe.seed,
+                        recipe.width,
+                        recipe.height,
+                        recipe.parent_image,
+                        gen.owner_id,
+                        int(public),
+                        now,
                     ),
                 )
             cursor = await self.db.execute(

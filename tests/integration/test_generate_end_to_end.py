@@ -15,7 +15,7 @@ from sd_parsers import ParserManager
 
 from studio import jobs
 from studio.app import open_studio
-from studio.errors import GenerationCancelled
+from studio.errors import GenerationCancelled, QueueUnavailable
 from studio.queue import JobQueue
 from studio.service import Requester, Studio
 from tests.integration.workers import TEST_REDIS_URL, Deployment
@@ -70,7 +70,7 @@ async def test_progress_is_published_per_step_and_images_are_recorded_once(studi
 
     generation = await studio.imagine(ALICE, "a red cat --steps 5 --batch 2")
     finished = await studio.follow(generation.id, collect)
-    assert [e.type for e in events][0] == "started"
+    assert next(e.type for e in events) == "started"
     assert [(e.step, e.total) for e in events if e.type == "step"] == [(i, 5) for i in range(1, 6)]
     assert finished.generation.status == "done" and finished.generation.attempts == 1
     assert [i.index for i in finished.images] == [0, 1]
@@ -136,7 +136,7 @@ async def test_queue_bytes_are_msgpack_not_pickle_and_duplicates_are_noops(idle:
         assert raw is not None
         assert raw[:1] != b"\x80"  # every pickle protocol >= 2 starts with PROTO 0x80
         with pytest.raises(Exception):  # noqa: B017 - any failure proves it is not a pickle
-            pickle.loads(raw)  # noqa: S301
+            pickle.loads(raw)
         decoded = jobs.deserialize(raw)
         assert decoded["f"] == jobs.GENERATE
         assert jobs.GenerateJob.model_validate(decoded["a"][0]).generation_id == generation.id
@@ -170,5 +170,5 @@ async def test_history_lists_generations(deployment: Deployment, studio: Studio)
 
 async def test_queue_unreachable_is_one_clear_line(idle: Deployment) -> None:
     settings = idle.settings().model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
-    with pytest.raises(Exception, match="Cannot reach Redis at redis://127.0.0.1:1/0"):
+    with pytest.raises(QueueUnavailable, match=r"Cannot reach Redis at redis://127\.0\.0\.1:1/0"):
         await JobQueue.connect(settings)

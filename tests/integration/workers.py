@@ -50,14 +50,21 @@ class Deployment:
             queue_prefix=self.prefix,
             data_dir=self.data_dir,
             models_file=self.models_file,
-            **{k.removeprefix("ATELIER_").lower(): v for k, v in self.extra_env.items() if k.startswith("ATELIER_")},
+            **{
+                k.removeprefix("ATELIER_").lower(): v
+                for k, v in self.extra_env.items()
+                if k.startswith("ATELIER_")
+            },
         )
 
     def start_worker(self, kind: str) -> subprocess.Popen[bytes]:
         with (self.data_dir / f"worker-{kind}-{len(self.processes)}.log").open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "cli", "worker", "--queue", kind],
-                env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self.processes.append(process)
         return process
@@ -78,12 +85,19 @@ class Deployment:
             await queue.close()
 
     def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.data_dir.glob("worker-*.log")))
+        return "\n".join(
+            p.read_text(errors="replace")[-3000:] for p in sorted(self.data_dir.glob("worker-*.log"))
+        )
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "cli", *args],
-            env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     def stop(self) -> None:

@@ -45,10 +45,14 @@ def test_hub_id_passes_through(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ('[models.m]\nfamily = "sd15"\nsource = "./nowhere"\ndescription = "d"\n',
-         "model `m`, field `source`: source './nowhere' points nowhere"),
-        ('[models.m]\nfamily = "sd15"\nsource = "/abs/nowhere"\ndescription = "d"\n',
-         "model `m`, field `source`: source '/abs/nowhere' points nowhere"),
+        (
+            '[models.m]\nfamily = "sd15"\nsource = "./nowhere"\ndescription = "d"\n',
+            "model `m`, field `source`: source './nowhere' points nowhere",
+        ),
+        (
+            '[models.m]\nfamily = "sd15"\nsource = "/abs/nowhere"\ndescription = "d"\n',
+            "model `m`, field `source`: source '/abs/nowhere' points nowhere",
+        ),
         ('[models.m]\nfamily = "sd3"\nsource = "org/x"\ndescription = "d"\n', "model `m`, field `family`"),
         ('[models.m]\nfamily = "sd15"\ndescription = "d"\n', "model `m`, field `source`: Field required"),
         ('[models.m]\nfamily = "sd15"\nsource = "org/x"\n', "model `m`, field `description`: Field required"),
@@ -57,8 +61,10 @@ def test_hub_id_passes_through(tmp_path: Path) -> None:
         ('[models.BAD]\nfamily = "sd15"\nsource = "org/x"\ndescription = "d"\n', "field `id`"),
         ("[models\n", "not valid TOML"),
         ("title = 1\n", "no [models.<id>] tables"),
-        ('default_model = "x"\n[models.m]\nfamily = "sd15"\nsource = "org/x"\ndescription = "d"\n',
-         "default_model 'x'"),
+        (
+            'default_model = "x"\n[models.m]\nfamily = "sd15"\nsource = "org/x"\ndescription = "d"\n',
+            "default_model 'x'",
+        ),
     ],
 )
 def test_bad_entries_name_the_entry_and_field(tmp_path: Path, body: str, expected: str) -> None:

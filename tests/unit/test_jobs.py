@@ -7,7 +7,9 @@ from studio import jobs
 
 def test_msgpack_round_trip_with_bytes() -> None:
     payload = jobs.GenerateJob(
-        generation_id="g", recipe={"a": 1}, model=jobs.ModelRef(id="m", family="sd15", source="/m"),
+        generation_id="g",
+        recipe={"a": 1},
+        model=jobs.ModelRef(id="m", family="sd15", source="/m"),
         init_image=b"\x89PNG",
     ).model_dump()
     data = jobs.serialize({"f": "generate", "a": (payload,), "k": {}})
@@ -18,7 +20,8 @@ def test_msgpack_round_trip_with_bytes() -> None:
 
 def test_exceptions_travel_as_words_and_objects_are_refused() -> None:
     assert jobs.deserialize(jobs.serialize({"r": ValueError("boom")}))["r"] == {
-        "error": "ValueError", "message": "boom"
+        "error": "ValueError",
+        "message": "boom",
     }
     with pytest.raises(TypeError, match="cannot put object on the queue"):
         jobs.serialize({"r": object()})

@@ -8,8 +8,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN = {"discord", "fastapi", "starlette", "torch", "diffusers", "transformers", "peft", "gpu_worker", "bot",
-             "api", "cli"}
+FORBIDDEN = {
+    "discord",
+    "fastapi",
+    "starlette",
+    "torch",
+    "diffusers",
+    "transformers",
+    "peft",
+    "gpu_worker",
+    "bot",
+    "api",
+    "cli",
+}
 
 
 def imported_roots(path: Path) -> set[str]:

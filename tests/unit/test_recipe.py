@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,7 +28,8 @@ def plan(text: str, options: Draft | None = None) -> Recipe:
 
 def test_midjourney_flags_parse() -> None:
     draft = parse_prompt(
-        "a lighthouse at dusk --ar 3:2 --no blurry, text --seed 42 --steps 30 --cfg 6.5 --batch 4 --lora ink:0.8"
+        "a lighthouse at dusk --ar 3:2 --no blurry, text --seed 42 --steps 30 --cfg 6.5 --batch 4 "
+        "--lora ink:0.8"
     )
     assert draft == Draft(
         prompt="a lighthouse at dusk",
@@ -102,7 +105,7 @@ def test_bad_values_are_refused_with_a_clear_sentence(text: str, field: str, wor
 def test_unknown_flag_and_model() -> None:
     with pytest.raises(UnknownFlag, match="Unknown flag `--wat`"):
         plan("a cat --wat 3")
-    with pytest.raises(UnknownModel, match="Unknown model `nope`. Available models: sd15, sdxl, tiny."):
+    with pytest.raises(UnknownModel, match=r"Unknown model `nope`\. Available models: sd15, sdxl, tiny\."):
         plan("a cat --model nope")
 
 
@@ -128,9 +131,9 @@ def test_recipe_renders_back_to_prompt_text() -> None:
     assert again == recipe
 
 
-_word = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Z", "C")), min_size=1, max_size=8).filter(
-    lambda w: not is_flag(w) and not w.startswith("—")
-)
+_word = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Z", "C")), min_size=1, max_size=8
+).filter(lambda w: not is_flag(w) and not w.startswith("—"))
 _text = st.lists(_word, min_size=1, max_size=6).map(" ".join)
 _drafts = st.builds(
     Draft,
@@ -145,7 +148,9 @@ _drafts = st.builds(
     sampler=st.none() | st.sampled_from(sorted(SAMPLERS)),
     loras=st.none()
     | st.lists(
-        st.builds(LoraRef, name=st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True), weight=st.floats(-4, 4)),
+        st.builds(
+            LoraRef, name=st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True), weight=st.floats(-4, 4)
+        ),
         min_size=1,
         max_size=3,
     ).map(tuple),
@@ -162,7 +167,5 @@ def test_inline_flags_round_trip(draft: Draft) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=300))
 def test_parser_never_crashes(text: str) -> None:
-    try:
+    with contextlib.suppress(InvalidRecipe, UnknownModel):
         plan(text)
-    except (InvalidRecipe, UnknownModel):
-        pass
