@@ -55,9 +55,9 @@ def run(
     generators = [torch.Generator("cpu").manual_seed(recipe.seed_for(i)) for i in range(recipe.batch)]
 
     def step_end(pipeline: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if cancel.is_set():
-            pipeline._interrupt = True
         on_step(step + 1, int(getattr(pipeline, "num_timesteps", recipe.steps)))
+        if cancel.is_set():
+            pipeline._interrupt = True  # diffusers skips the remaining steps
         return kwargs
 
     args: dict[str, Any] = {

@@ -122,7 +122,7 @@ class PipelineCache:
             raise ModelLoadError(f"model {ref.id}: unknown family {ref.family}")
         try:
             pipe = cls.from_pretrained(ref.source, dtype=self.dtype, variant=ref.variant)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # broken weights raise anything: report it as a load failure
             raise ModelLoadError(f"could not load model {ref.id} from {ref.source}: {exc}") from exc
         if self.device != "cpu":
             pipe = pipe.to(self.device)
