@@ -23,12 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import redis as redis_sync
 from arq.connections import ArqRedis
@@ -56,7 +56,22 @@ def parser(description: str, default_runs: int) -> argparse.ArgumentParser:
     )
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the raw samples and summaries here")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (worker logs, SQLite)")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="ATELIER_TORCH_THREADS for the inference workers (default 0: torch's own, one per core); "
+        "1 keeps figures sane on a machine that other processes keep busy",
+    )
     return p
+
+
+def worker_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings for every lane that come from the common options."""
+    if args.torch_threads < 0:
+        raise SystemExit("--torch-threads must be 0 or more")
+    return {"torch_threads": args.torch_threads}
 
 
 def check_runs(p: argparse.ArgumentParser, runs: int, minimum: int = 1) -> None:
@@ -64,18 +79,25 @@ def check_runs(p: argparse.ArgumentParser, runs: int, minimum: int = 1) -> None:
         p.error(f"--runs must be at least {minimum}")
 
 
-def machine_info() -> str:
+def machine_info(args: argparse.Namespace | None = None) -> str:
     def version(name: str) -> str:
         try:
             return metadata.version(name)
         except metadata.PackageNotFoundError:
             return "?"
 
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
-        f"{dt.date.today().isoformat()} | {platform.machine()} {os.cpu_count()} cores | "
+        f"{dt.date.today().isoformat()} | {platform.machine()} {os.cpu_count()} cores, load avg {load} | "
         f"Python {platform.python_version()} | torch {version('torch')} | diffusers {version('diffusers')} | "
         f"arq {version('arq')} | redis-py {version('redis')}"
+        + ("" if args is None else f" | worker torch threads: {args.torch_threads or 'torch default'}")
     )
+
+
+def load_line() -> str:
+    """The 1/5/15-minute load averages: other processes on the machine skew every figure."""
+    return "load average now: " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def ms(seconds: float) -> str:
@@ -237,6 +259,29 @@ class Worker:
         return self.process.returncode
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def idle_cpu(workers: Sequence[Worker], window: float) -> dict[int, float | None]:
+    """Per worker pid, the share of one core it used while idle for ``window`` seconds."""
+    before = {w.pid: cpu_seconds(w.pid) for w in workers}
+    started = time.perf_counter()
+    await asyncio.sleep(window)
+    elapsed = time.perf_counter() - started
+    after = {w.pid: cpu_seconds(w.pid) for w in workers}
+    shares: dict[int, float | None] = {}
+    for pid, first in before.items():
+        last = after[pid]
+        shares[pid] = None if first is None or last is None else (last - first) / elapsed
+    return shares
+
+
 @dataclass
 class Lane:
     """One isolated studio: its own queue prefix, data folder and (worker) settings."""
@@ -246,11 +291,13 @@ class Lane:
     env: dict[str, str]
     logs: Path
     workers: list[Worker] = field(default_factory=list)
+    spawned: int = 0
 
     def start(self, kind: str) -> Worker:
         """Spawn ``python -m cli worker --queue kind`` (returns at once; see ``wait_ready``)."""
         self.logs.mkdir(parents=True, exist_ok=True)
-        log_path = self.logs / f"{kind}-{len([w for w in self.workers if w.kind == kind]) + 1}.log"
+        self.spawned += 1
+        log_path = self.logs / f"{self.spawned:02d}-{kind}.log"
         with log_path.open("ab") as handle:
             process = subprocess.Popen(
                 [sys.executable, "-m", "cli", "worker", "--queue", kind],
@@ -307,6 +354,7 @@ class Lab:
         self.tag = f"bench-{os.getpid()}-{secrets.token_hex(2)}"
         self.root = Path(tempfile.mkdtemp(prefix=f"atelier-bench-{name}-"))
         self.lanes: list[Lane] = []
+        self._previous_sigterm: Any = signal.SIG_DFL
 
     def lane(self, name: str, **overrides: Any) -> Lane:
         """A lane; ``overrides`` are Settings fields given to the workers (ATELIER_<FIELD>) and the caller."""
@@ -334,14 +382,20 @@ class Lab:
         return lane
 
     def __enter__(self) -> Lab:
+        # `kill <pid>` of the benchmark must not orphan its workers: make SIGTERM unwind like Ctrl-C.
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
         ensure_tiny_models()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for lane in self.lanes:
-            lane.stop_all()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        try:
+            for lane in self.lanes:
+                lane.stop_all()
+        finally:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
         try:
             self.purge_redis()
         except redis_sync.RedisError as error:
@@ -353,7 +407,7 @@ class Lab:
 
     def purge_redis(self) -> None:
         """Delete every key of this lab's lanes: queues, health checks, cancel flags, arq job/results."""
-        client = redis_sync.Redis.from_url(self.redis_url)
+        client: redis_sync.Redis = redis_sync.Redis.from_url(self.redis_url)
         try:
             prefixes = tuple(f"{lane.settings.queue_prefix}:" for lane in self.lanes)
             if not prefixes:
@@ -361,12 +415,13 @@ class Lab:
             doomed: list[bytes | str] = []
             for lane in self.lanes:
                 for kind in jobs.QUEUES:
-                    for job_id in client.zrange(lane.settings.queue_name(kind), 0, -1):
+                    members = cast(list[bytes], client.zrange(lane.settings.queue_name(kind), 0, -1))
+                    for job_id in members:
                         name = job_id.decode()
                         doomed += [f"arq:job:{name}", f"arq:in-progress:{name}", f"arq:retry:{name}"]
                 doomed += list(client.scan_iter(match=f"{lane.settings.queue_prefix}:*", count=1000))
             for key in client.scan_iter(match=jobs.ARQ_RESULT_PREFIX + "*", count=1000):
-                raw = client.get(key)
+                raw = cast(bytes | None, client.get(key))
                 if raw is None:
                     continue
                 try:
@@ -379,6 +434,20 @@ class Lab:
                 client.delete(*doomed[start : start + 500])
         finally:
             client.close()
+
+
+def entry(main: Callable[[], int]) -> None:
+    """Run a benchmark's main and exit with its code; Ctrl-C or SIGTERM: exit 130 (after clean-up)."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def ensure_tiny_models() -> None:

@@ -41,12 +41,16 @@ from bench._harness import (
     TimedWait,
     arq_record,
     check_runs,
+    entry,
+    idle_cpu,
+    load_line,
     machine_info,
     ms,
     parser,
     summarize,
     table,
     wait_ready,
+    worker_overrides,
     write_json,
 )
 from studio import jobs
@@ -60,6 +64,7 @@ SINGLE = Draft(model="tiny-sd15", batch=1, steps=4, seed=42)
 BATCH = Draft(model="tiny-sd15", batch=4, steps=4, seed=42)
 ME = Requester(id="bench:queue-overhead", name="bench")
 WARMUP_SINGLES = 2
+IDLE_WINDOW_S = 3.0
 CONFIGS = ("arq", "ours")
 LABELS = {"arq": "(a) arq defaults (poll 0.5 s + Job.result)", "ours": "(b) ours (poll 0.02 s + pub/sub)"}
 
@@ -83,7 +88,9 @@ class GridSample:
     round_trip: float  # enqueue -> result decoded by the caller
     in_worker: float  # compose_grid as arq timed it
     pickup: float
-    result_bytes: int
+    result_bytes: int  # what arq stored (and the caller read back)
+    grid_bytes: int  # of which the grid PNG
+    inputs_bytes: int  # and the 4 PNGs sent (arq keeps a job's arguments in its result)
 
     @property
     def overhead(self) -> float:
@@ -141,10 +148,11 @@ async def grid(config: str, studio: Studio, pngs: list[bytes]) -> GridSample:
         success, value = await studio.queue.wait(job_id)
         if not success:
             raise RuntimeError(f"grid job failed: {value}")
-    jobs.ComposeGridResult.model_validate(value)
+    png = jobs.ComposeGridResult.model_validate(value).png
     round_trip = time.perf_counter() - started
     record = await arq_record(studio.queue.redis, job_id)
-    return GridSample(round_trip, record.in_worker, record.pickup, record.size)
+    inputs = sum(len(p) for p in pngs)
+    return GridSample(round_trip, record.in_worker, record.pickup, record.size, len(png), inputs)
 
 
 async def warm_up(studio: Studio) -> list[bytes]:
@@ -156,9 +164,10 @@ async def warm_up(studio: Studio) -> list[bytes]:
     return [studio.artifacts.get(image.artifact) for image in finished.images]
 
 
-async def measure(
-    lanes: dict[str, Lane], runs: int
-) -> tuple[dict[str, list[GenSample]], dict[str, list[GridSample]]]:
+Measured = tuple[dict[str, list[GenSample]], dict[str, list[GridSample]], dict[str, float | None]]
+
+
+async def measure(lanes: dict[str, Lane], runs: int) -> Measured:
     async with contextlib.AsyncExitStack() as stack:
         studios = {
             name: await stack.enter_async_context(open_studio(lane.settings)) for name, lane in lanes.items()
@@ -171,6 +180,9 @@ async def measure(
         pngs = {}
         for name, studio in studios.items():
             pngs[name] = await warm_up(studio)
+        workers = [w for name in CONFIGS for w in lanes[name].workers]
+        shares = await idle_cpu(workers, IDLE_WINDOW_S)
+        idle = {f"{name} {w.kind}": shares[w.pid] for name in CONFIGS for w in lanes[name].workers}
         gens: dict[str, list[GenSample]] = {name: [] for name in CONFIGS}
         grids: dict[str, list[GridSample]] = {name: [] for name in CONFIGS}
         for i in range(runs):
@@ -181,10 +193,15 @@ async def measure(
                 grids[name].append(await grid(name, studios[name], pngs[name]))
             print(f"  run {i + 1}/{runs}", file=sys.stderr, end="\r")
         print(file=sys.stderr)
-        return gens, grids
+        return gens, grids, idle
 
 
-def report(gens: dict[str, list[GenSample]], grids: dict[str, list[GridSample]], runs: int) -> dict[str, Any]:
+def report(
+    gens: dict[str, list[GenSample]],
+    grids: dict[str, list[GridSample]],
+    idle: dict[str, float | None],
+    runs: int,
+) -> dict[str, Any]:
     print(
         f"\nQueue overhead: tiny-sd15, 1 image, 4 steps, 64x64; {runs} runs per configuration, warm workers"
     )
@@ -223,17 +240,26 @@ def report(gens: dict[str, list[GenSample]], grids: dict[str, list[GridSample]],
     print("\nGrid round-trip (4 PNGs of 64x64 -> post queue -> grid PNG back), ms:")
     grid_rows = []
     for name in CONFIGS:
-        samples = grids[name]
-        grid_rows.append(summarize([s.round_trip for s in samples]).row(f"{LABELS[name]}: round-trip"))
-        grid_rows.append(summarize([s.in_worker for s in samples]).row("    compose in worker"))
-        grid_rows.append(summarize([s.overhead for s in samples]).row("    overhead"))
+        trips = grids[name]
+        grid_rows.append(summarize([g.round_trip for g in trips]).row(f"{LABELS[name]}: round-trip"))
+        grid_rows.append(summarize([g.in_worker for g in trips]).row("    compose in worker"))
+        grid_rows.append(summarize([g.pickup for g in trips]).row("    enqueued -> started (poll)"))
+        grid_rows.append(summarize([g.overhead for g in trips]).row("    overhead"))
     print(table(STATS_HEADERS, grid_rows))
     grid_over = {name: summarize([s.overhead for s in grids[name]]) for name in CONFIGS}
     print(
         f"\ngrid overhead ratio (a)/(b): median {grid_over['arq'].median / grid_over['ours'].median:.1f}x, "
         f"p90 {grid_over['arq'].p90 / grid_over['ours'].p90:.1f}x"
     )
+    last = grids["ours"][-1]
+    print(
+        f"grid job result stored by arq: {last.result_bytes} bytes, of which the grid PNG {last.grid_bytes} "
+        f"and the 4 input PNGs {last.inputs_bytes} (arq stores a job's arguments with its result)"
+    )
+    shares = ", ".join("n/a" if v is None else f"{k} {v * 100:.1f}%" for k, v in idle.items())
+    print(f"\nidle workers' CPU use ({IDLE_WINDOW_S:.0f} s window, % of one core): {shares}")
     return {
+        "idle_cpu": idle,
         "generations": {n: [asdict(s) for s in gens[n]] for n in CONFIGS},
         "grids": {n: [asdict(s) for s in grids[n]] for n in CONFIGS},
         "summary": {
@@ -253,9 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     check_runs(p, args.runs)
-    print(machine_info())
+    print(machine_info(args))
     with Lab("queue-overhead", args.redis_url, args.keep) as lab:
-        lanes = {"arq": lab.lane("arq", poll_delay_s=ARQ_POLL_S), "ours": lab.lane("ours")}
+        common = worker_overrides(args)
+        lanes = {
+            "arq": lab.lane("arq", poll_delay_s=ARQ_POLL_S, **common),
+            "ours": lab.lane("ours", **common),
+        }
         for name, lane in lanes.items():
             print(
                 f"  {name}: queue prefix {lane.settings.queue_prefix}, poll {lane.settings.poll_delay_s}s",
@@ -263,10 +293,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             lane.start("inference")
             lane.start("post")
-        gens, grids = asyncio.run(measure(lanes, args.runs))
-    write_json(args.json, report(gens, grids, args.runs))
+        gens, grids, idle = asyncio.run(measure(lanes, args.runs))
+    write_json(args.json, report(gens, grids, idle, args.runs))
+    print(load_line())
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry(main)

@@ -15,13 +15,17 @@ def _seconds(start: float | None, end: float | None) -> str:
     return f"{end - start:6.2f}s" if start is not None and end is not None else "      -"
 
 
+def _load(seconds: float | None) -> str:
+    return f" +load {seconds:.2f}s" if seconds else ""
+
+
 def format_row(g: Generation) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g.created_at))
     r = g.recipe
     prompt = r.prompt if len(r.prompt) <= 40 else r.prompt[:39] + "…"
     line = (
         f"{g.id[:12]}  {when}  {g.status:<9}  total {_seconds(g.created_at, g.finished_at)}  "
-        f"worker {g.worker_seconds or 0:6.2f}s  tries {g.attempts}  "
+        f"worker {g.worker_seconds or 0:6.2f}s{_load(g.load_seconds)}  tries {g.attempts}  "
         f"{r.model} {r.batch}x{r.width}x{r.height} seed {r.seed}  {prompt}"
     )
     if g.error:

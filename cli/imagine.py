@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import sys
 from pathlib import Path
@@ -50,9 +51,22 @@ async def imagine(args: argparse.Namespace) -> int:
             f"seed {recipe.seed}, {recipe.steps} steps, cfg {recipe.guidance:g}",
             file=sys.stderr,
         )
+        live = await studio.queue.live_workers()
+        for kind, count in live.items():
+            if not count:
+                print(
+                    f"note: no {kind} worker is running; the job waits until one starts "
+                    f"(atelier worker --queue {kind})",
+                    file=sys.stderr,
+                )
         bar = ProgressBar()
         bar.queued(await studio.position(generation.id))
-        finished = await studio.follow(generation.id, bar)
+        try:
+            finished = await studio.follow(generation.id, bar)
+        except asyncio.CancelledError:  # Ctrl-C: stop the job too, rather than leave it running
+            await studio.cancel(requester(), generation.id)
+            print(f"\ncancelling generation {generation.id}", file=sys.stderr)
+            raise
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         stem = generation.id[:8]

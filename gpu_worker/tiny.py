@@ -107,26 +107,33 @@ def _scheduler() -> Any:
     )
 
 
-def make_sd15(folder: Path, seed: int = 0) -> Path:
-    import torch
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+def _unet(**family: Any) -> Any:
+    """The tiny UNet: two blocks, one cross-attention; ``family`` adds the family's conditioning."""
+    from diffusers import UNet2DConditionModel
 
-    torch.manual_seed(seed)
-    tok_dir = folder / "_tokenizer_src"
-    vocab_size = write_tokenizer(tok_dir)
-    unet = UNet2DConditionModel(
+    return UNet2DConditionModel(
         sample_size=8,
         block_out_channels=(32, 64),
         layers_per_block=1,
         in_channels=4,
         out_channels=4,
-        cross_attention_dim=32,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=(2, 4),
         norm_num_groups=8,
+        **family,
     )
+
+
+def make_sd15(folder: Path, seed: int = 0) -> Path:
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    tok_dir = folder / "_tokenizer_src"
+    vocab_size = write_tokenizer(tok_dir)
+    unet = _unet(cross_attention_dim=32)
     pipe = StableDiffusionPipeline(
         unet=unet,
         vae=_vae(0.18215),
@@ -144,28 +151,19 @@ def make_sd15(folder: Path, seed: int = 0) -> Path:
 
 def make_sdxl(folder: Path, seed: int = 0) -> Path:
     import torch
-    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import StableDiffusionXLPipeline
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     torch.manual_seed(seed)
     tok_dir = folder / "_tokenizer_src"
     vocab_size = write_tokenizer(tok_dir)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4),
+    unet = _unet(
+        cross_attention_dim=64,  # both text encoders, 32 each
         use_linear_projection=True,
         addition_embed_type="text_time",
         addition_time_embed_dim=8,
         transformer_layers_per_block=(1, 1),
         projection_class_embeddings_input_dim=80,  # 6 * 8 time ids + 32 pooled text
-        cross_attention_dim=64,  # both text encoders, 32 each
-        norm_num_groups=8,
     )
     tokenizer = CLIPTokenizer.from_pretrained(tok_dir)
     pipe = StableDiffusionXLPipeline(

@@ -33,6 +33,7 @@ class Generation:
     started_at: float | None
     finished_at: float | None
     worker_seconds: float | None
+    load_seconds: float | None
     grid_artifact: str | None
 
     @property

@@ -81,6 +81,9 @@ class JobQueue:
         data = jobs.deserialize(raw)
         return bool(data["s"]), data["r"]
 
+    async def expire_result(self, job_id: str, seconds: int) -> None:
+        await self.redis.expire(jobs.ARQ_RESULT_PREFIX + job_id, seconds)
+
     async def exists(self, job_id: str) -> bool:
         return bool(await self.redis.exists(jobs.ARQ_JOB_PREFIX + job_id, jobs.ARQ_RESULT_PREFIX + job_id))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio import jobs
-from studio.artifacts import Artifacts
+from studio.artifacts import Artifacts, digest
 from studio.catalogue import Catalogue
 from studio.entities import Generation, ImageRecord
 from studio.errors import GenerationCancelled, GenerationFailed, NotFound
@@ -42,6 +42,17 @@ class Requester:
 class Finished:
     generation: Generation
     images: list[ImageRecord]
+
+
+def failure_reason(value: Any) -> str:
+    """Words for a failed arq job's result (our serializer stores exceptions as name + message)."""
+    if isinstance(value, dict):
+        message = str(value.get("message") or "").strip()
+        name = str(value.get("error") or "")
+        if name == "TimeoutError":
+            return "the job took longer than the worker's time limit"
+        return message or name or "the worker failed"
+    return str(value) or "the worker failed"
 
 
 class Studio:
@@ -75,9 +86,11 @@ class Studio:
         init_sha = None
         if init_image is not None:
             inspect_image(init_image, self.settings.max_upload_bytes, self.settings.max_upload_pixels)
-            init_sha = await asyncio.to_thread(self.artifacts.put, init_image, ".img")
+            init_sha = digest(init_image)
         recipe = self.plan(text, options, init_sha)
         model = self.catalogue.get(recipe.model)
+        if init_image is not None:  # stored only once everything else is known to be valid
+            await asyncio.to_thread(self.artifacts.put, init_image, ".img")
         await self.store.ensure_user(requester.id, requester.name)
         found = await self.store.project_by_name(requester.id, project)
         project_row = found or await self.store.create_project(requester.id, project)
@@ -101,6 +114,9 @@ class Studio:
 
     async def follow(self, generation_id: str, on_progress: ProgressHandler | None = None) -> Finished:
         """Wait for a generation to end, relay progress, record its images once and return them."""
+        known = await self.store.get_generation(generation_id)
+        if known.is_final:
+            return await self._outcome(known)
 
         async def relay(event: jobs.ProgressEvent) -> None:
             if event.type == "started":
@@ -130,9 +146,16 @@ class Studio:
                 continue
         return finished
 
+    async def _outcome(self, generation: Generation) -> Finished:
+        if generation.status == "cancelled":
+            raise GenerationCancelled(generation.id)
+        if generation.status == "failed":
+            raise GenerationFailed(generation.id, generation.error or "unknown error")
+        return Finished(generation, await self.store.images_of(generation.id))
+
     async def _record(self, generation_id: str, success: bool, value: Any) -> Finished:
         if not success or not isinstance(value, dict) or "status" not in value:
-            reason = value.get("message", "the worker crashed") if isinstance(value, dict) else str(value)
+            reason = failure_reason(value)
             await self.store.end_generation(generation_id, "failed", reason)
             raise GenerationFailed(generation_id, reason)
         result = jobs.GenerateResult.model_validate(value)
@@ -147,23 +170,38 @@ class Studio:
             pngs = [image.png for image in sorted(result.images, key=lambda i: i.index)]
             shas = [await asyncio.to_thread(self.artifacts.put, png) for png in pngs]
             grid_sha = await self._grid(generation_id, pngs) if len(pngs) > 1 else shas[0]
+            if grid_sha is None:
+                log.warning("generation %s: recorded without a grid", generation_id)
             records = [(i, sha, generation.recipe.for_image(i)) for i, sha in enumerate(shas)]
             await self.store.finish_generation(
-                generation_id, records, grid_sha, result.pipeline_seconds, result.attempt
+                generation_id,
+                records,
+                grid_sha,
+                result.pipeline_seconds,
+                result.attempt,
+                load_seconds=result.load_seconds,
             )
-        return Finished(
-            await self.store.get_generation(generation_id), await self.store.images_of(generation_id)
-        )
+            # Recorded: the copy in Redis is only kept a short while (the PNGs are large).
+            await self.queue.expire_result(generation_id, self.settings.recorded_result_ttl_s)
+        return await self._outcome(await self.store.get_generation(generation_id))
 
-    async def _grid(self, generation_id: str, pngs: list[bytes]) -> str:
-        """A numbered grid, composed by a worker on the post queue (pixel work stays off this loop)."""
+    async def _grid(self, generation_id: str, pngs: list[bytes]) -> str | None:
+        """A numbered grid, composed by a worker on the post queue (pixel work stays off this loop).
+
+        The grid is a convenience: if it fails, the images are recorded without one.
+        """
         job_id = jobs.grid_job_id(generation_id)
         payload = jobs.ComposeGridJob(images=pngs)
         await self.queue.enqueue(jobs.POST, jobs.COMPOSE_GRID, job_id, payload.model_dump())
-        success, value = await self.queue.wait(job_id)
+        try:
+            success, value = await self.queue.wait(job_id, timeout=self.settings.grid_timeout_s)
+        except (JobResultMissing, TimeoutError):
+            log.warning("no grid for generation %s: no post worker answered in time", generation_id)
+            return None
+        await self.queue.expire_result(job_id, self.settings.recorded_result_ttl_s)
         if not success:
-            reason = value.get("message", "grid failed") if isinstance(value, dict) else str(value)
-            raise GenerationFailed(generation_id, f"composing the grid failed: {reason}")
+            log.error("grid for generation %s failed: %s", generation_id, failure_reason(value))
+            return None
         grid = jobs.ComposeGridResult.model_validate(value)
         return await asyncio.to_thread(self.artifacts.put, grid.png)
 

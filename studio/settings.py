@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     # A running job refreshes a lease this long; a killed worker's job is retried once it lapses.
     job_lease_s: float = Field(default=15.0, ge=2)
     max_tries: int = Field(default=3, ge=1, le=10)
-    result_ttl_s: int = Field(default=86400, ge=60)
+    result_ttl_s: int = Field(default=86400, ge=60)  # results nobody has collected yet
+    recorded_result_ttl_s: int = Field(default=300, ge=1)  # results already in SQLite
+    grid_timeout_s: float = Field(default=60.0, gt=0)  # then a batch is recorded without its grid
     max_jobs_per_worker: int = Field(default=1, ge=1)
     cache_size: int = Field(default=2, ge=1)  # pipelines kept warm per worker
 

@@ -9,12 +9,18 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import fcntl
+import hashlib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY_CACHE = ROOT / ".cache" / "tiny-models-v1"
+# Keyed by the builder's source, so a change to the tiny models rebuilds them.
+TINY_CACHE = (
+    ROOT
+    / ".cache"
+    / f"tiny-models-{hashlib.sha256((ROOT / 'gpu_worker' / 'tiny.py').read_bytes()).hexdigest()[:12]}"
+)
 
 
 @pytest.fixture(scope="session")

@@ -122,6 +122,7 @@ class Store:
         worker_seconds: float,
         attempts: int,
         public: bool = True,
+        load_seconds: float = 0.0,
     ) -> bool:
         """Record the images of a finished generation once; False if it was already recorded."""
         gen = await self.get_generation(generation_id)
@@ -150,9 +151,9 @@ class Store:
                 )
             cursor = await self.db.execute(
                 "UPDATE generations SET status = 'done', error = NULL, finished_at = ?, worker_seconds = ?, "
-                "attempts = MAX(attempts, ?), grid_artifact = ?, started_at = COALESCE(started_at, ?) "
-                "WHERE id = ? AND status != 'done'",
-                (now, worker_seconds, attempts, grid_artifact, now, generation_id),
+                "load_seconds = ?, attempts = MAX(attempts, ?), grid_artifact = ?, "
+                "started_at = COALESCE(started_at, ?) WHERE id = ? AND status != 'done'",
+                (now, worker_seconds, load_seconds, attempts, grid_artifact, now, generation_id),
             )
             changed = cursor.rowcount > 0
             await self.db.execute("COMMIT")
@@ -233,6 +234,7 @@ def _generation(row: aiosqlite.Row) -> Generation:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         worker_seconds=row["worker_seconds"],
+        load_seconds=row["load_seconds"],
         grid_artifact=row["grid_artifact"],
     )
 

@@ -64,3 +64,19 @@ async def test_sigkilled_worker_job_is_retried_and_recorded_once(crashy: Deploym
             "SELECT COUNT(*) AS n FROM images WHERE generation_id = ?", (generation.id,)
         )
         assert rows[0]["n"] == 2
+
+
+async def test_without_a_post_worker_a_batch_is_recorded_without_its_grid(
+    tiny_catalogue: Path, tmp_path: Path
+) -> None:
+    dep = Deployment(data_dir=tmp_path, models_file=tiny_catalogue, extra_env={"ATELIER_GRID_TIMEOUT_S": "1"})
+    try:
+        dep.start_worker("inference")
+        await dep.wait_ready(kinds=("inference",))
+        async with open_studio(dep.settings()) as studio:
+            generation = await studio.imagine(Requester("cli:bob", "bob"), "two boats --batch 2")
+            finished = await asyncio.wait_for(studio.follow(generation.id), 60)
+        assert finished.generation.status == "done" and finished.generation.grid_artifact is None
+        assert len(finished.images) == 2
+    finally:
+        dep.stop()

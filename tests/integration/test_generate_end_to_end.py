@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 import io
 import pickle
+import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from studio.app import open_studio
 from studio.errors import GenerationCancelled, QueueUnavailable
 from studio.queue import JobQueue
 from studio.service import Requester, Studio
-from tests.integration.workers import TEST_REDIS_URL, Deployment
+from tests.integration.workers import ROOT, TEST_REDIS_URL, Deployment
 
 ALICE = Requester(id="cli:alice", name="alice")
 PROMPT = "a lighthouse at dusk --ar 3:2 --seed 42"
@@ -84,10 +86,8 @@ async def test_second_job_on_a_warm_model_loads_nothing(studio: Studio) -> None:
     loads = []
     for _ in range(2):
         generation = await studio.imagine(ALICE, "a blue dog --model tiny-sd15")
-        await studio.follow(generation.id)
-        found = await studio.queue.result(generation.id)
-        assert found is not None
-        loads.append(found[1]["load_seconds"])
+        finished = await studio.follow(generation.id)
+        loads.append(finished.generation.load_seconds)
     assert loads[1] == 0.0
 
 
@@ -172,3 +172,32 @@ async def test_queue_unreachable_is_one_clear_line(idle: Deployment) -> None:
     settings = idle.settings().model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
     with pytest.raises(QueueUnavailable, match=r"Cannot reach Redis at redis://127\.0\.0\.1:1/0"):
         await JobQueue.connect(settings)
+
+
+async def test_ctrl_c_while_waiting_cancels_the_job(idle: Deployment) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cli",
+        "imagine",
+        "a patient cat",
+        env=idle.env,
+        cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stderr is not None
+    lines = []
+    while not lines or not lines[-1].startswith("queued"):
+        lines.append((await asyncio.wait_for(process.stderr.readline(), 30)).decode().strip())
+    assert any(line.startswith("note: no inference worker is running") for line in lines)
+    process.send_signal(signal.SIGINT)
+    rest = (await asyncio.wait_for(process.stderr.read(), 30)).decode()
+    assert await process.wait() == 130
+    assert "cancelling generation" in rest and "Traceback" not in rest
+    generation_id = lines[0].split()[1].rstrip(":")
+    raw_redis = aioredis.from_url(TEST_REDIS_URL)
+    try:
+        assert await raw_redis.exists(jobs.cancel_key(idle.prefix, generation_id))
+    finally:
+        await raw_redis.aclose()

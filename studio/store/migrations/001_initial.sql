@@ -25,6 +25,7 @@ CREATE TABLE generations (
     started_at    REAL,
     finished_at   REAL,
     worker_seconds REAL,                   -- the worker's own pipeline time
+    load_seconds  REAL,                    -- model loading before it (0: the model was warm)
     grid_artifact TEXT
 );
 CREATE INDEX generations_by_owner ON generations(owner_id, created_at);
