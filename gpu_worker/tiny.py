@@ -188,6 +188,12 @@ def _cleanup(folder: Path) -> None:
 
 def make_tiny(root: Path) -> dict[str, Path]:
     """Build both tiny models under ``root`` (skipping any already there)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for library in (diffusers_logging, transformers_logging):
+        library.disable_progress_bar()
+        library.set_verbosity_error()
     built = {}
     for name, maker in (("tiny-sd15", make_sd15), ("tiny-sdxl", make_sdxl)):
         folder = root / name
