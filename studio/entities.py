@@ -42,6 +42,23 @@ class Generation:
 
 
 @dataclass(frozen=True)
+class Post:
+    message_id: str
+    channel_id: str
+    generation_id: str
+    image_index: int | None
+    kind: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    generation_id: str
+    channel_id: str
+    status_message_id: str
+    delivered_at: float | None
+
+
+@dataclass(frozen=True)
 class ImageRecord:
     id: str
     generation_id: str

@@ -50,6 +50,22 @@ class NotFound(StudioError):
     pass
 
 
+class NotYours(StudioError):
+    """Somebody tried to act on another person's work."""
+
+
+class AlreadyFinished(StudioError):
+    pass
+
+
+class TooManyJobs(StudioError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"You already have {limit} jobs queued or running; wait for one to finish (or cancel one)."
+        )
+        self.limit = limit
+
+
 class QueueUnavailable(StudioError):
     """Redis cannot be reached; nothing was enqueued."""
 

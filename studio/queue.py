@@ -87,6 +87,10 @@ class JobQueue:
     async def exists(self, job_id: str) -> bool:
         return bool(await self.redis.exists(jobs.ARQ_JOB_PREFIX + job_id, jobs.ARQ_RESULT_PREFIX + job_id))
 
+    async def depth(self, kind: str) -> int:
+        """Jobs waiting or running in a queue."""
+        return int(await self.redis.zcard(self.settings.queue_name(kind)))
+
     async def position(self, kind: str, job_id: str) -> int | None:
         """How many jobs are ahead of this one in its queue (running ones included); None if gone."""
         rank = await self.redis.zrank(self.settings.queue_name(kind), job_id)

@@ -16,8 +16,15 @@ from typing import Any
 from studio import jobs
 from studio.artifacts import Artifacts, digest
 from studio.catalogue import Catalogue
-from studio.entities import Generation, ImageRecord
-from studio.errors import GenerationCancelled, GenerationFailed, NotFound
+from studio.entities import Generation, ImageRecord, Project
+from studio.errors import (
+    AlreadyFinished,
+    GenerationCancelled,
+    GenerationFailed,
+    NotFound,
+    NotYours,
+    TooManyJobs,
+)
 from studio.queue import JobQueue, JobResultMissing
 from studio.recipe import Draft, Recipe, parse_prompt, resolve
 from studio.settings import Settings
@@ -28,6 +35,7 @@ from studio.uploads import inspect_image
 log = logging.getLogger(__name__)
 
 ProgressHandler = Callable[[jobs.ProgressEvent], Awaitable[None]]
+VARIATION_STRENGTH = 0.35  # low: variations keep the composition
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class Requester:
 
     id: str
     name: str
+    moderator: bool = False  # may cancel other people's jobs
 
 
 @dataclass(frozen=True)
@@ -74,12 +83,18 @@ class Studio:
             draft = draft.merged(options)
         return resolve(draft, self.catalogue, secrets.randbits(32), init_image)
 
+    async def check_capacity(self, requester: Requester) -> None:
+        """Fair use: at most ``max_jobs_per_user`` generations of one person queued or running."""
+        in_flight = await self.store.count_in_flight(requester.id)
+        if in_flight >= self.settings.max_jobs_per_user:
+            raise TooManyJobs(self.settings.max_jobs_per_user)
+
     async def imagine(
         self,
         requester: Requester,
         text: str,
         options: Draft | None = None,
-        project: str = "default",
+        project: str | Project = "default",
         init_image: bytes | None = None,
     ) -> Generation:
         """Validate, record and enqueue a generation. Invalid input raises before anything is stored."""
@@ -88,12 +103,22 @@ class Studio:
             inspect_image(init_image, self.settings.max_upload_bytes, self.settings.max_upload_pixels)
             init_sha = digest(init_image)
         recipe = self.plan(text, options, init_sha)
+        return await self.submit(requester, recipe, project, init_image)
+
+    async def submit(
+        self, requester: Requester, recipe: Recipe, project: str | Project, init_image: bytes | None = None
+    ) -> Generation:
+        """Record and enqueue a validated recipe (capacity checked first)."""
         model = self.catalogue.get(recipe.model)
+        await self.check_capacity(requester)
         if init_image is not None:  # stored only once everything else is known to be valid
             await asyncio.to_thread(self.artifacts.put, init_image, ".img")
         await self.store.ensure_user(requester.id, requester.name)
-        found = await self.store.project_by_name(requester.id, project)
-        project_row = found or await self.store.create_project(requester.id, project)
+        if isinstance(project, Project):
+            project_row = project
+        else:
+            found = await self.store.project_by_name(requester.id, project)
+            project_row = found or await self.store.create_project(requester.id, project)
         generation_id = new_id()
         await self.store.add_generation(generation_id, project_row.id, requester.id, recipe)
         payload = jobs.GenerateJob(
@@ -108,6 +133,68 @@ class Studio:
             await self.store.delete_generation(generation_id)
             raise
         return await self.store.get_generation(generation_id)
+
+    async def reroll(self, requester: Requester, generation_id: str) -> Generation:
+        """The same recipe again with new seeds, in the same project."""
+        original = await self._owned(requester, generation_id)
+        recipe = original.recipe.model_copy(update={"seed": secrets.randbits(32)})
+        init = None
+        if recipe.init_image is not None:
+            init = await asyncio.to_thread(self.artifacts.get, recipe.init_image, ".img")
+        project = await self.store.get_project(original.project_id)
+        return await self.submit(requester, recipe, project, init)
+
+    async def vary(
+        self, requester: Requester, generation_id: str, index: int, strength: float = VARIATION_STRENGTH
+    ) -> Generation:
+        """Variations of image ``index``: img2img from it at low strength, with new seeds."""
+        original = await self._owned(requester, generation_id)
+        image = await self.store.image_at(generation_id, index)
+        png = await asyncio.to_thread(self.artifacts.get, image.artifact)
+        recipe = original.recipe.model_copy(
+            update={
+                "seed": secrets.randbits(32),
+                "init_image": digest(png),
+                "strength": strength,
+                "parent_image": image.id,
+            }
+        )
+        project = await self.store.get_project(original.project_id)
+        return await self.submit(requester, Recipe.model_validate(recipe.model_dump()), project, png)
+
+    async def _owned(self, requester: Requester, generation_id: str) -> Generation:
+        generation = await self.store.get_generation(generation_id)
+        if generation.owner_id != requester.id:
+            raise NotYours("Only the person who made these images can do that.")
+        return generation
+
+    async def open_project(self, requester: Requester, name: str, thread_id: str | None = None) -> Project:
+        await self.store.ensure_user(requester.id, requester.name)
+        return await self.store.create_project(requester.id, name, thread_id)
+
+    async def project_for_thread(self, thread_id: str) -> Project | None:
+        return await self.store.project_by_thread(thread_id)
+
+    async def set_favourite(
+        self, requester: Requester, generation_id: str, index: int, on: bool
+    ) -> ImageRecord:
+        image = await self.store.image_at(generation_id, index)
+        if not image.public and image.owner_id != requester.id:
+            raise NotFound("That image does not exist.")
+        await self.store.ensure_user(requester.id, requester.name)
+        await self.store.set_favourite(requester.id, image.id, on)
+        return image
+
+    async def favourites(self, requester: Requester, project_id: str | None = None) -> list[ImageRecord]:
+        return await self.store.favourites_of(requester.id, project_id)
+
+    async def image_png(self, image: ImageRecord) -> bytes:
+        return await asyncio.to_thread(self.artifacts.get, image.artifact)
+
+    async def grid_png(self, generation: Generation) -> bytes | None:
+        if generation.grid_artifact is None:
+            return None
+        return await asyncio.to_thread(self.artifacts.get, generation.grid_artifact)
 
     async def position(self, generation_id: str) -> int | None:
         return await self.queue.position(jobs.INFERENCE, generation_id)
@@ -205,12 +292,21 @@ class Studio:
         grid = jobs.ComposeGridResult.model_validate(value)
         return await asyncio.to_thread(self.artifacts.put, grid.png)
 
-    async def cancel(self, requester: Requester, generation_id: str) -> None:
+    async def cancel(self, requester: Requester, generation_id: str) -> Generation:
+        """Ask the worker to stop a queued or running job: its owner or a moderator only."""
         generation = await self.store.get_generation(generation_id)
-        if generation.owner_id != requester.id:
-            raise NotFound(f"No generation with id {generation_id}.")
-        if not generation.is_final:
-            await self.queue.request_cancel(generation_id)
+        if generation.owner_id != requester.id and not requester.moderator:
+            raise NotYours("Only the person who started this job, or a moderator, can cancel it.")
+        if generation.is_final:
+            raise AlreadyFinished(f"That job has already ended ({generation.status}).")
+        await self.queue.request_cancel(generation_id)
+        return generation
+
+    async def queue_depth(self) -> int:
+        return await self.queue.depth(jobs.INFERENCE)
+
+    async def in_flight(self, requester: Requester) -> list[Generation]:
+        return await self.store.in_flight(requester.id)
 
     async def history(self, requester: Requester | None = None, limit: int = 20) -> list[Generation]:
         return await self.store.list_generations(requester.id if requester else None, limit)

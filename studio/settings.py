@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     result_ttl_s: int = Field(default=86400, ge=60)  # results nobody has collected yet
     recorded_result_ttl_s: int = Field(default=300, ge=1)  # results already in SQLite
     grid_timeout_s: float = Field(default=60.0, gt=0)  # then a batch is recorded without its grid
+    max_jobs_per_user: int = Field(default=3, ge=1)  # generations one person may have in flight
     max_jobs_per_worker: int = Field(default=1, ge=1)
     cache_size: int = Field(default=2, ge=1)  # pipelines kept warm per worker
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiosqlite
 
-from studio.entities import Generation, ImageRecord, Project, Status
+from studio.entities import Delivery, Generation, ImageRecord, Post, Project, Status
 from studio.errors import NotFound
 from studio.recipe import Recipe
 from studio.store.migrations import migrate
@@ -195,6 +195,83 @@ class Store:
         rows = await self._all("SELECT * FROM images WHERE generation_id = ? ORDER BY idx", (generation_id,))
         return [_image(r) for r in rows]
 
+    async def count_in_flight(self, owner_id: str) -> int:
+        row = await self._one(
+            "SELECT COUNT(*) AS n FROM generations WHERE owner_id = ? AND status IN ('queued', 'running')",
+            (owner_id,),
+        )
+        return int(row["n"]) if row else 0
+
+    async def in_flight(self, owner_id: str) -> list[Generation]:
+        rows = await self._all(
+            "SELECT * FROM generations WHERE owner_id = ? AND status IN ('queued', 'running') "
+            "ORDER BY created_at",
+            (owner_id,),
+        )
+        return [_generation(r) for r in rows]
+
+    async def image_at(self, generation_id: str, index: int) -> ImageRecord:
+        row = await self._one(
+            "SELECT * FROM images WHERE generation_id = ? AND idx = ?", (generation_id, index)
+        )
+        if row is None:
+            raise NotFound(f"Image {index + 1} of that generation does not exist.")
+        return _image(row)
+
+    async def get_project(self, project_id: str) -> Project:
+        row = await self._one("SELECT * FROM projects WHERE id = ?", (project_id,))
+        if row is None:
+            raise NotFound("That project does not exist.")
+        return _project(row)
+
+    # Posts and deliveries (front ends' messages)
+
+    async def add_post(
+        self, message_id: str, channel_id: str, generation_id: str, kind: str, image_index: int | None = None
+    ) -> None:
+        await self.db.execute(
+            "INSERT OR IGNORE INTO posts (message_id, channel_id, generation_id, image_index, kind, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (message_id, channel_id, generation_id, image_index, kind, time.time()),
+        )
+
+    async def post(self, message_id: str) -> Post | None:
+        row = await self._one("SELECT * FROM posts WHERE message_id = ?", (message_id,))
+        if row is None:
+            return None
+        return _post(row)
+
+    async def posts_of(self, generation_id: str) -> list[Post]:
+        rows = await self._all(
+            "SELECT * FROM posts WHERE generation_id = ? ORDER BY created_at", (generation_id,)
+        )
+        return [_post(r) for r in rows]
+
+    async def add_delivery(self, generation_id: str, channel_id: str, status_message_id: str) -> None:
+        await self.db.execute(
+            "INSERT OR IGNORE INTO deliveries (generation_id, channel_id, status_message_id) "
+            "VALUES (?, ?, ?)",
+            (generation_id, channel_id, status_message_id),
+        )
+
+    async def mark_delivered(self, generation_id: str) -> bool:
+        """True for the one caller that marks it; False if it was already delivered."""
+        cursor = await self.db.execute(
+            "UPDATE deliveries SET delivered_at = ? WHERE generation_id = ? AND delivered_at IS NULL",
+            (time.time(), generation_id),
+        )
+        return cursor.rowcount > 0
+
+    async def delivery(self, generation_id: str) -> Delivery | None:
+        row = await self._one("SELECT * FROM deliveries WHERE generation_id = ?", (generation_id,))
+        if row is None:
+            return None
+        return _delivery(row)
+
+    async def undelivered(self) -> list[Delivery]:
+        rows = await self._all("SELECT * FROM deliveries WHERE delivered_at IS NULL")
+        return [_delivery(r) for r in rows]
+
     # Favourites
 
     async def set_favourite(self, user_id: str, image_id: str, on: bool) -> None:
@@ -208,13 +285,25 @@ class Store:
                 "DELETE FROM favourites WHERE user_id = ? AND image_id = ?", (user_id, image_id)
             )
 
-    async def favourites_of(self, user_id: str) -> list[ImageRecord]:
-        rows = await self._all(
+    async def favourites_of(self, user_id: str, project_id: str | None = None) -> list[ImageRecord]:
+        sql = (
             "SELECT images.* FROM favourites JOIN images ON images.id = favourites.image_id "
-            "WHERE favourites.user_id = ? ORDER BY favourites.created_at",
-            (user_id,),
+            "JOIN generations ON generations.id = images.generation_id WHERE favourites.user_id = ?"
         )
+        args: list[Any] = [user_id]
+        if project_id is not None:
+            sql += " AND generations.project_id = ?"
+            args.append(project_id)
+        rows = await self._all(sql + " ORDER BY favourites.created_at", args)
         return [_image(r) for r in rows]
+
+
+def _post(row: aiosqlite.Row) -> Post:
+    return Post(row["message_id"], row["channel_id"], row["generation_id"], row["image_index"], row["kind"])
+
+
+def _delivery(row: aiosqlite.Row) -> Delivery:
+    return Delivery(row["generation_id"], row["channel_id"], row["status_message_id"], row["delivered_at"])
 
 
 def _project(row: aiosqlite.Row) -> Project:
