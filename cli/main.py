@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     tiny = models_sub.add_parser("make-tiny", help="build tiny random-weight models for tests and the demo")
     tiny.add_argument("dir", help="folder to build them in")
 
+    sub.add_parser("bot", help="run the Discord bot (DISCORD_TOKEN from the environment)")
+
     demo = sub.add_parser("demo", help="offline demo: tiny models, workers started for you, one imagine")
     demo.add_argument("prompt", nargs="?", default="a lighthouse at dusk --ar 3:2 --seed 42 --batch 4")
     demo.add_argument("--out", "-o", default="out/demo")
@@ -89,6 +91,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from cli.models import models
 
         return models(args)
+    if args.command == "bot":
+        from bot.app import main as bot_main
+
+        return bot_main()
     if args.command == "demo":
         from cli.demo import demo
 

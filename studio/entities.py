@@ -35,6 +35,7 @@ class Generation:
     worker_seconds: float | None
     load_seconds: float | None
     grid_artifact: str | None
+    private: bool = False
 
     @property
     def is_final(self) -> bool:

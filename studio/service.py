@@ -16,7 +16,7 @@ from typing import Any
 from studio import jobs
 from studio.artifacts import Artifacts, digest
 from studio.catalogue import Catalogue
-from studio.entities import Generation, ImageRecord, Project
+from studio.entities import Delivery, Generation, ImageRecord, Post, Project
 from studio.errors import (
     AlreadyFinished,
     GenerationCancelled,
@@ -106,7 +106,12 @@ class Studio:
         return await self.submit(requester, recipe, project, init_image)
 
     async def submit(
-        self, requester: Requester, recipe: Recipe, project: str | Project, init_image: bytes | None = None
+        self,
+        requester: Requester,
+        recipe: Recipe,
+        project: str | Project,
+        init_image: bytes | None = None,
+        private: bool = False,
     ) -> Generation:
         """Record and enqueue a validated recipe (capacity checked first)."""
         model = self.catalogue.get(recipe.model)
@@ -120,7 +125,7 @@ class Studio:
             found = await self.store.project_by_name(requester.id, project)
             project_row = found or await self.store.create_project(requester.id, project)
         generation_id = new_id()
-        await self.store.add_generation(generation_id, project_row.id, requester.id, recipe)
+        await self.store.add_generation(generation_id, project_row.id, requester.id, recipe, private)
         payload = jobs.GenerateJob(
             generation_id=generation_id,
             recipe=recipe.model_dump(mode="json"),
@@ -142,7 +147,7 @@ class Studio:
         if recipe.init_image is not None:
             init = await asyncio.to_thread(self.artifacts.get, recipe.init_image, ".img")
         project = await self.store.get_project(original.project_id)
-        return await self.submit(requester, recipe, project, init)
+        return await self.submit(requester, recipe, project, init, original.private)
 
     async def vary(
         self, requester: Requester, generation_id: str, index: int, strength: float = VARIATION_STRENGTH
@@ -160,7 +165,9 @@ class Studio:
             }
         )
         project = await self.store.get_project(original.project_id)
-        return await self.submit(requester, Recipe.model_validate(recipe.model_dump()), project, png)
+        return await self.submit(
+            requester, Recipe.model_validate(recipe.model_dump()), project, png, original.private
+        )
 
     async def _owned(self, requester: Requester, generation_id: str) -> Generation:
         generation = await self.store.get_generation(generation_id)
@@ -188,6 +195,9 @@ class Studio:
     async def favourites(self, requester: Requester, project_id: str | None = None) -> list[ImageRecord]:
         return await self.store.favourites_of(requester.id, project_id)
 
+    async def image_at(self, generation_id: str, index: int) -> ImageRecord:
+        return await self.store.image_at(generation_id, index)
+
     async def image_png(self, image: ImageRecord) -> bytes:
         return await asyncio.to_thread(self.artifacts.get, image.artifact)
 
@@ -195,6 +205,33 @@ class Studio:
         if generation.grid_artifact is None:
             return None
         return await asyncio.to_thread(self.artifacts.get, generation.grid_artifact)
+
+    async def generation(self, generation_id: str) -> Generation:
+        return await self.store.get_generation(generation_id)
+
+    # Where front ends showed things (message ids), and delivery bookkeeping
+
+    async def record_status_post(self, generation_id: str, channel_id: str, message_id: str) -> None:
+        """The message that shows a generation's progress and, in the end, its result."""
+        await self.store.add_post(message_id, channel_id, generation_id, "status")
+        await self.store.add_delivery(generation_id, channel_id, message_id)
+
+    async def record_image_post(
+        self, generation_id: str, index: int, channel_id: str, message_id: str
+    ) -> None:
+        await self.store.add_post(message_id, channel_id, generation_id, "image", index)
+
+    async def post_for_message(self, message_id: str) -> Post | None:
+        return await self.store.post(message_id)
+
+    async def posts_of(self, generation_id: str) -> list[Post]:
+        return await self.store.posts_of(generation_id)
+
+    async def mark_delivered(self, generation_id: str) -> bool:
+        return await self.store.mark_delivered(generation_id)
+
+    async def undelivered(self) -> list[Delivery]:
+        return await self.store.undelivered()
 
     async def position(self, generation_id: str) -> int | None:
         return await self.queue.position(jobs.INFERENCE, generation_id)

@@ -95,12 +95,12 @@ class Store:
     # Generations
 
     async def add_generation(
-        self, generation_id: str, project_id: str, owner_id: str, recipe: Recipe
+        self, generation_id: str, project_id: str, owner_id: str, recipe: Recipe, private: bool = False
     ) -> None:
         await self.db.execute(
-            "INSERT INTO generations (id, project_id, owner_id, recipe_json, status, created_at) "
-            "VALUES (?, ?, ?, ?, 'queued', ?)",
-            (generation_id, project_id, owner_id, recipe.to_json(), time.time()),
+            "INSERT INTO generations (id, project_id, owner_id, recipe_json, status, created_at, private) "
+            "VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+            (generation_id, project_id, owner_id, recipe.to_json(), time.time(), int(private)),
         )
 
     async def delete_generation(self, generation_id: str) -> None:
@@ -121,7 +121,6 @@ class Store:
         grid_artifact: str | None,
         worker_seconds: float,
         attempts: int,
-        public: bool = True,
         load_seconds: float = 0.0,
     ) -> bool:
         """Record the images of a finished generation once; False if it was already recorded."""
@@ -145,7 +144,7 @@ class Store:
                         recipe.height,
                         recipe.parent_image,
                         gen.owner_id,
-                        int(public),
+                        int(not gen.private),
                         now,
                     ),
                 )
@@ -325,6 +324,7 @@ def _generation(row: aiosqlite.Row) -> Generation:
         worker_seconds=row["worker_seconds"],
         load_seconds=row["load_seconds"],
         grid_artifact=row["grid_artifact"],
+        private=bool(row["private"]),
     )
 
 

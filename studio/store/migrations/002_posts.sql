@@ -16,3 +16,6 @@ CREATE TABLE deliveries (
     status_message_id TEXT NOT NULL,
     delivered_at      REAL                 -- NULL until the result is posted
 );
+
+-- Private generations stay out of community feeds and remixes.
+ALTER TABLE generations ADD COLUMN private INTEGER NOT NULL DEFAULT 0;

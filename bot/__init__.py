@@ -1,0 +1,1 @@
+"""The Discord front end: a discord.py adapter over the studio use cases."""

@@ -1,0 +1,176 @@
+"""Results into threads: progress edits while a job runs, the result when it ends, once.
+
+Each generation started from Discord has a status message. A tracker follows the job and edits
+that message (queue position, then a progress bar at most every ``progress_edit_interval_s``)
+until it becomes the result: grid, recipe embed and buttons. Editing one message makes delivery
+idempotent, and ``deliveries.delivered_at`` makes it happen once; on start the bot resumes every
+undelivered generation, so jobs that finished while it was down are delivered then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot import render
+from bot.exts.generate._views import result_view
+from studio import jobs
+from studio.entities import Generation
+from studio.errors import GenerationCancelled, GenerationFailed
+
+if TYPE_CHECKING:
+    from bot.app import AtelierBot
+
+log = logging.getLogger(__name__)
+POSITION_POLL_S = 2.0
+
+
+class Delivery:
+    def __init__(self, bot: AtelierBot) -> None:
+        self.bot = bot
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def track(self, generation_id: str, channel_id: str, message_id: str) -> None:
+        if generation_id in self.tasks:
+            return
+        task = asyncio.create_task(self._deliver(generation_id, channel_id, message_id))
+        self.tasks[generation_id] = task
+        task.add_done_callback(lambda _: self.tasks.pop(generation_id, None))
+
+    async def resume(self) -> int:
+        """Track every generation whose result has not been delivered yet (after a restart)."""
+        pending = await self.bot.studio.undelivered()
+        for delivery in pending:
+            self.track(delivery.generation_id, delivery.channel_id, delivery.status_message_id)
+        return len(pending)
+
+    async def close(self) -> None:
+        for task in list(self.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+    async def _deliver(self, generation_id: str, channel_id: str, message_id: str) -> None:
+        try:
+            message = await self._message(channel_id, message_id)
+            await self._follow_and_finish(generation_id, message)
+        except asyncio.CancelledError:
+            raise
+        except discord.NotFound:
+            log.warning("status message of %s is gone; delivery dropped", generation_id)
+            await self.bot.studio.mark_delivered(generation_id)
+        except Exception:
+            log.exception(
+                "delivering generation %s failed; it will be retried at the next start", generation_id
+            )
+
+    async def _message(self, channel_id: str, message_id: str) -> discord.PartialMessage:
+        channel = self.bot.get_channel(int(channel_id)) or await self.bot.fetch_channel(int(channel_id))
+        assert isinstance(channel, discord.Thread | discord.TextChannel)
+        return channel.get_partial_message(int(message_id))
+
+    async def _follow_and_finish(self, generation_id: str, message: discord.PartialMessage) -> None:
+        studio = self.bot.studio
+        generation = await studio.generation(generation_id)
+        editor = _ThrottledEditor(message, self.bot.discord_settings.progress_edit_interval_s)
+        started = asyncio.Event()
+        clock = {"t": time.monotonic(), "attempt": 1}
+
+        async def on_progress(event: jobs.ProgressEvent) -> None:
+            if event.type == "started":
+                started.set()
+                clock["t"], clock["attempt"] = time.monotonic(), event.attempt
+                await editor.edit(
+                    render.progress(generation, 0, generation.recipe.steps, clock["t"], event.attempt)
+                )
+            elif event.type == "step" and event.total:
+                text = render.progress(generation, event.step, event.total, clock["t"], int(clock["attempt"]))
+                await editor.edit(text)
+
+        async def show_position() -> None:
+            while not started.is_set():
+                await asyncio.sleep(POSITION_POLL_S)
+                position = await studio.position(generation_id)
+                if position is not None and not started.is_set():
+                    await editor.edit(render.queued(generation, position))
+
+        watcher = asyncio.create_task(show_position())
+        try:
+            finished = await studio.follow(generation_id, on_progress)
+        except GenerationCancelled:
+            await editor.final(content="❌ Cancelled. " + render.summary(generation.recipe), view=None)
+        except GenerationFailed as failure:
+            text = f"⚠️ This generation failed: {render.quote(failure.reason, 1500)}"
+            await editor.final(content=text, view=None)
+        else:
+            await self._post_result(finished.generation, message, editor)
+        finally:
+            watcher.cancel()
+        await studio.mark_delivered(generation_id)
+
+    async def _post_result(
+        self, generation: Generation, message: discord.PartialMessage, editor: _ThrottledEditor
+    ) -> None:
+        png = await self.bot.studio.grid_png(generation)
+        owner = generation.owner_id.removeprefix("discord:")
+        mention = f"<@{owner}>" if owner.isdigit() else owner
+        embed = render.result_embed(generation, mention)
+        view = result_view(generation.id, generation.recipe.batch)
+        content = f"✅ Done · {render.summary(generation.recipe)}"
+        if png is None:  # no grid (no post worker answered): the images are still recorded
+            await editor.final(content=content + " · grid unavailable, use U1…", embed=embed, view=view)
+            return
+        guild = message.guild if isinstance(message.guild, discord.Guild) else None
+        limit = self.bot.upload_limit(guild)
+        name = f"atelier-{generation.id[:8]}"
+        while True:
+            data, filename = await asyncio.to_thread(render.fit_image, png, limit, name)
+            try:
+                await editor.final(
+                    content=content,
+                    embed=embed,
+                    view=view,
+                    attachments=[discord.File(_bytes(data), filename)],
+                )
+                return
+            except discord.HTTPException as error:
+                if error.status != 413:
+                    raise
+                limit = max(1024, min(limit, len(data)) // 2)  # the real limit is lower than we knew
+
+
+def _bytes(data: bytes):  # type: ignore[no-untyped-def]
+    import io
+
+    return io.BytesIO(data)
+
+
+class _ThrottledEditor:
+    """Edits one message at most every ``interval`` seconds (Discord rate-limits edits)."""
+
+    def __init__(self, message: discord.PartialMessage, interval: float) -> None:
+        self.message = message
+        self.interval = interval
+        self.last = 0.0
+        self.lock = asyncio.Lock()
+
+    async def edit(self, content: str) -> None:
+        if time.monotonic() - self.last < self.interval or self.lock.locked():
+            return  # skipped; a later event (or the result) brings it up to date
+        async with self.lock:
+            self.last = time.monotonic()
+            try:
+                await self.message.edit(content=content, allowed_mentions=render.NO_PINGS)
+            except discord.HTTPException as error:
+                log.info("progress edit skipped: %s", error)
+
+    async def final(self, **fields: object) -> None:
+        async with self.lock:
+            wait = self.interval - (time.monotonic() - self.last)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self.message.edit(allowed_mentions=render.NO_PINGS, **fields)  # type: ignore[arg-type]
+            self.last = time.monotonic()

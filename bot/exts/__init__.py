@@ -1,0 +1,1 @@
+"""Feature packages, one per feature: __init__ holds setup() only."""

@@ -1,0 +1,16 @@
+"""/imagine, the result buttons, favourites, /status."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.app import AtelierBot
+
+
+async def setup(bot: AtelierBot) -> None:
+    from bot.exts.generate._cog import GenerateCog
+    from bot.exts.generate._views import ActionButton, FavouriteSelect
+
+    bot.add_dynamic_items(ActionButton, FavouriteSelect)  # buttons keep working after restarts
+    await bot.add_cog(GenerateCog(bot))

@@ -1,0 +1,313 @@
+"""The generating cog: decode Discord input, call one studio use case, render the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import render
+from bot.exts.generate._views import status_view
+from bot.interactions import reply
+from studio.errors import InvalidRecipe, StudioError
+from studio.families import ASPECTS
+from studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, Draft
+from studio.service import Requester
+
+if TYPE_CHECKING:
+    from bot.app import AtelierBot
+
+log = logging.getLogger(__name__)
+DOUBLE_PRESS_S = 3.0
+
+
+def requester_of(interaction: discord.Interaction[Any]) -> Requester:
+    user = interaction.user
+    moderator = bool(interaction.permissions.manage_messages) if interaction.guild else False
+    return Requester(id=f"discord:{user.id}", name=user.display_name, moderator=moderator)
+
+
+def jump_link(guild_id: int | None, channel_id: str, message_id: str) -> str:
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+class GenerateCog(commands.Cog, name="Generate"):
+    def __init__(self, bot: AtelierBot) -> None:
+        self.bot = bot
+        self._recent_presses: dict[tuple[int, str, str, int], float] = {}
+
+    @property
+    def studio(self):  # type: ignore[no-untyped-def]
+        return self.bot.studio
+
+    # /imagine
+
+    @app_commands.command(
+        name="imagine", description="Generate images from a prompt (flags like --ar 3:2 work too)"
+    )
+    @app_commands.describe(
+        prompt="What to see. Inline flags work: --ar 3:2 --no blurry --seed 42 --steps 30 --cfg 6.5",
+        negative="What to avoid (negative prompt)",
+        model="Model from the catalogue",
+        aspect="Aspect ratio",
+        batch="How many variations (1-8)",
+        seed="Seed of the first image (0-4294967295)",
+        steps="Diffusion steps (1-150)",
+        guidance="Guidance scale (0-30)",
+        private="Keep the images out of community feeds and remixes",
+    )
+    @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
+    async def imagine(
+        self,
+        interaction: discord.Interaction[AtelierBot],
+        prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+        negative: app_commands.Range[str, 1, 1000] | None = None,
+        model: str | None = None,
+        aspect: app_commands.Choice[str] | None = None,
+        batch: app_commands.Range[int, 1, 8] | None = None,
+        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+        steps: app_commands.Range[int, 1, 150] | None = None,
+        guidance: app_commands.Range[float, 0, 30] | None = None,
+        private: bool = False,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # first, whatever the queue does
+        requester = requester_of(interaction)
+        cleaned = render.strip_mentions(prompt)
+        if not cleaned.replace("--", "").strip():
+            raise InvalidRecipe(
+                "prompt", "The prompt has no words once mentions are removed: describe the image."
+            )
+        options = Draft(
+            negative_prompt=render.strip_mentions(negative) if negative else None,
+            model=model,
+            aspect=aspect.value if aspect else None,
+            batch=batch,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+        )
+        recipe = self.studio.plan(cleaned, options)
+        await self.studio.check_capacity(requester)
+        channel = interaction.channel
+        project = None
+        if isinstance(channel, discord.Thread):
+            project = await self.studio.project_for_thread(str(channel.id))
+            if project is None:
+                raise StudioError("This thread is not an Atelier project: use /imagine in a text channel.")
+            target: discord.abc.Messageable = channel
+        elif isinstance(channel, discord.TextChannel):
+            target = await self._open_thread(interaction, channel, recipe.prompt, private)
+            project = await self.studio.open_project(requester, target.name, str(target.id))
+        else:
+            raise StudioError("Use /imagine in a server text channel or in an Atelier project thread.")
+        generation = await self.studio.submit(requester, recipe, project, private=private)
+        self.bot.remember_limit(interaction)
+        status = await target.send(
+            render.queued(generation, await self.studio.position(generation.id)),
+            view=status_view(generation.id),
+            allowed_mentions=render.NO_PINGS,
+        )
+        await self.studio.record_status_post(generation.id, str(status.channel.id), str(status.id))
+        self.bot.delivery.track(generation.id, str(status.channel.id), str(status.id))
+        where = target.mention if isinstance(target, discord.Thread) else "this thread"
+        await reply(interaction, f"On it — follow along in {where}.")
+
+    async def _open_thread(
+        self, interaction: discord.Interaction[Any], channel: discord.TextChannel, prompt: str, private: bool
+    ) -> discord.Thread:
+        name = render.thread_name(prompt)
+        if private:
+            thread = await channel.create_thread(
+                name=name,
+                type=discord.ChannelType.private_thread,
+                auto_archive_duration=1440,
+                invitable=False,
+            )
+            await thread.send(
+                f"🔒 Private project of {interaction.user.mention}.", allowed_mentions=render.NO_PINGS
+            )
+            return thread
+        starter = await channel.send(
+            f"🎨 {interaction.user.mention} started a project: *{render.quote(prompt)}*",
+            allowed_mentions=render.NO_PINGS,
+        )
+        # Not followup.send(wait=True): that message lacks guild info and cannot start a thread.
+        return await channel.create_thread(name=name, message=starter, auto_archive_duration=1440)
+
+    @imagine.autocomplete("model")
+    async def model_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        needle = current.lower().strip()
+        choices = []
+        for entry in self.studio.catalogue:
+            label = f"{entry.id} — {entry.description}"
+            if needle in label.lower():
+                choices.append(app_commands.Choice(name=label[:100], value=entry.id))
+        return choices[:25]
+
+    # Buttons and menus (see _views.py)
+
+    def _double_press(
+        self, interaction: discord.Interaction[Any], action: str, generation_id: str, index: int
+    ) -> bool:
+        now = time.monotonic()
+        self._recent_presses = {k: t for k, t in self._recent_presses.items() if now - t < DOUBLE_PRESS_S}
+        key = (interaction.user.id, action, generation_id, index)
+        if key in self._recent_presses:
+            return True
+        self._recent_presses[key] = now
+        return False
+
+    async def on_action(
+        self, interaction: discord.Interaction[Any], action: str, generation_id: str, index: int
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if self._double_press(interaction, action, generation_id, index):
+            await reply(interaction, "Already on it — that button was just pressed.")
+            return
+        requester = requester_of(interaction)
+        if action == "x":
+            await self.studio.cancel(requester, generation_id)
+            await reply(interaction, "Cancelling — the status message will say when it has stopped.")
+            return
+        if action == "u":
+            await self._post_image(interaction, requester, generation_id, index)
+            return
+        if action == "v":
+            generation = await self.studio.vary(requester, generation_id, index)
+        else:
+            generation = await self.studio.reroll(requester, generation_id)
+        channel = interaction.channel
+        assert isinstance(channel, discord.abc.Messageable)
+        status = await channel.send(
+            render.queued(generation, await self.studio.position(generation.id)),
+            view=status_view(generation.id),
+            allowed_mentions=render.NO_PINGS,
+        )
+        await self.studio.record_status_post(generation.id, str(status.channel.id), str(status.id))
+        self.bot.delivery.track(generation.id, str(status.channel.id), str(status.id))
+        what = f"Variations of image {index + 1}" if action == "v" else "Rerolling with new seeds"
+        await reply(interaction, f"{what} — queued.")
+
+    async def _post_image(
+        self, interaction: discord.Interaction[Any], requester: Requester, generation_id: str, index: int
+    ) -> None:
+        generation = await self.studio.generation(generation_id)
+        if generation.owner_id != requester.id:
+            raise StudioError("Only the person who made these images can post them at full size.")
+        image = await self.studio.image_at(generation_id, index)
+        png = await self.studio.image_png(image)
+        self.bot.remember_limit(interaction)
+        limit = self.bot.upload_limit(interaction.guild)
+        data, filename = await asyncio.to_thread(render.fit_image, png, limit, f"atelier-{image.seed}")
+        channel = interaction.channel
+        assert isinstance(channel, discord.abc.Messageable)
+        message = await self.bot.send_fitted(
+            channel,
+            f"Image {index + 1} · seed {image.seed} · react {render.STAR} to favourite",
+            png,
+            data,
+            filename,
+        )
+        await self.studio.record_image_post(generation_id, index, str(message.channel.id), str(message.id))
+        await reply(interaction, f"Posted image {index + 1}.")
+
+    async def on_favourites(
+        self, interaction: discord.Interaction[Any], generation_id: str, count: int, picked: list[int]
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        requester = requester_of(interaction)
+        for index in range(count):
+            await self.studio.set_favourite(requester, generation_id, index, index in picked)
+        chosen = ", ".join(str(i + 1) for i in picked) or "none"
+        await reply(interaction, f"Your favourites in this batch: {chosen}.")
+
+    # Reactions: 1️⃣…8️⃣ on a result pick tile n, ⭐ on a single image picks it.
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        await self._reaction(payload, on=True)
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
+        await self._reaction(payload, on=False)
+
+    async def _reaction(self, payload: discord.RawReactionActionEvent, on: bool) -> None:
+        if self.bot.user is not None and payload.user_id == self.bot.user.id:
+            return
+        emoji = str(payload.emoji)
+        if emoji not in render.KEYCAPS and emoji != render.STAR:
+            return
+        try:
+            post = await self.studio.post_for_message(str(payload.message_id))
+            if post is None:
+                return
+            if post.kind == "image" and emoji == render.STAR and post.image_index is not None:
+                index = post.image_index
+            elif post.kind == "status" and emoji in render.KEYCAPS:
+                index = render.KEYCAPS.index(emoji)
+            else:
+                return
+            generation = await self.studio.generation(post.generation_id)
+            if index >= generation.recipe.batch or generation.status != "done":
+                return
+            name = payload.member.display_name if payload.member else str(payload.user_id)
+            requester = Requester(id=f"discord:{payload.user_id}", name=name)
+            await self.studio.set_favourite(requester, post.generation_id, index, on)
+        except StudioError as error:
+            log.info("reaction by %s ignored: %s", payload.user_id, error)
+        except Exception:
+            log.exception("reaction by %s on %s failed", payload.user_id, payload.message_id)
+
+    # /favourites and /status
+
+    @app_commands.command(name="favourites", description="Your favourite images in this project")
+    async def favourites(self, interaction: discord.Interaction[AtelierBot]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        requester = requester_of(interaction)
+        project = None
+        if isinstance(interaction.channel, discord.Thread):
+            project = await self.studio.project_for_thread(str(interaction.channel.id))
+        images = await self.studio.favourites(requester, project.id if project else None)
+        if not images:
+            where = "in this project" if project else "yet"
+            await reply(interaction, f"No favourites {where}: react 1️⃣–8️⃣ on a result, or use its ⭐ menu.")
+            return
+        lines = []
+        for image in images[:30]:
+            posts = await self.studio.posts_of(image.generation_id)
+            shown = next((p for p in posts if p.kind == "image" and p.image_index == image.index), None)
+            shown = shown or next((p for p in posts if p.kind == "status"), None)
+            link = (
+                jump_link(interaction.guild_id, shown.channel_id, shown.message_id)
+                if shown
+                else "(not posted)"
+            )
+            prompt = render.quote(image.recipe.prompt, 60)
+            lines.append(f"⭐ image {image.index + 1} · seed {image.seed} · {prompt} — {link}")
+        title = "Your favourites in this project" if project else "Your favourites"
+        await reply(interaction, f"**{title}**\n" + "\n".join(lines))
+
+    @app_commands.command(name="status", description="Queue depth, live workers and your own jobs")
+    async def status(self, interaction: discord.Interaction[AtelierBot]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        requester = requester_of(interaction)
+        depth = await self.studio.queue_depth()
+        workers = await self.studio.queue.live_workers()
+        mine = await self.studio.in_flight(requester)
+        lines = [
+            f"**Queue:** {depth} job{'s' if depth != 1 else ''} waiting or running",
+            "**Workers:** " + ", ".join(f"{count} {kind}" for kind, count in workers.items()),
+            f"**Your jobs:** {len(mine)} of {self.studio.settings.max_jobs_per_user} allowed at once",
+        ]
+        for generation in mine:
+            posts = await self.studio.posts_of(generation.id)
+            link = next((jump_link(interaction.guild_id, p.channel_id, p.message_id) for p in posts), "")
+            lines.append(f"• {generation.status} · {render.quote(generation.recipe.prompt, 60)} {link}")
+        await reply(interaction, "\n".join(lines))

@@ -1,0 +1,109 @@
+"""Buttons and menus. Persistent: their custom ids carry all they need, so they outlive restarts."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.interactions import guarded
+
+if TYPE_CHECKING:
+    from bot.exts.generate._cog import GenerateCog
+
+ACTIONS = {"u": "post image", "v": "variations", "r": "reroll", "x": "cancel"}
+
+
+def _cog(interaction: discord.Interaction[Any]) -> GenerateCog:
+    cog = interaction.client.get_cog("Generate")  # type: ignore[attr-defined]
+    assert cog is not None
+    return cog  # type: ignore[no-any-return]
+
+
+class ActionButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"at:(?P<action>[uvrx]):(?P<gen>[0-9a-f]{32}):(?P<n>\d)",
+):
+    def __init__(self, action: str, generation_id: str, index: int = 0, row: int | None = None) -> None:
+        style = discord.ButtonStyle.secondary
+        label: str | None = f"{action.upper()}{index + 1}"
+        emoji = None
+        if action == "r":
+            label, emoji, style = None, "🔁", discord.ButtonStyle.primary
+        elif action == "x":
+            label, emoji, style = "Cancel", "❌", discord.ButtonStyle.danger
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                emoji=emoji,
+                style=style,
+                row=row,
+                custom_id=f"at:{action}:{generation_id}:{index}",
+            )
+        )
+        self.action = action
+        self.generation_id = generation_id
+        self.index = index
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ActionButton:
+        return cls(match["action"], match["gen"], int(match["n"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        async with guarded(interaction):
+            await _cog(interaction).on_action(interaction, self.action, self.generation_id, self.index)
+
+
+class FavouriteSelect(
+    discord.ui.DynamicItem[discord.ui.Select[Any]],
+    template=r"at:f:(?P<gen>[0-9a-f]{32}):(?P<n>\d)",
+):
+    def __init__(self, generation_id: str, count: int, row: int | None = None) -> None:
+        options = [
+            discord.SelectOption(label=f"Image {i + 1}", value=str(i), emoji="⭐") for i in range(count)
+        ]
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"at:f:{generation_id}:{count}",
+                placeholder="⭐ Pick your favourites",
+                min_values=0,
+                max_values=count,
+                options=options,
+                row=row,
+            )
+        )
+        self.generation_id = generation_id
+        self.count = count
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> FavouriteSelect:
+        return cls(match["gen"], int(match["n"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        async with guarded(interaction):
+            picked = sorted(int(v) for v in self.item.values)
+            await _cog(interaction).on_favourites(interaction, self.generation_id, self.count, picked)
+
+
+def status_view(generation_id: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ActionButton("x", generation_id))
+    return view
+
+
+def result_view(generation_id: str, count: int) -> discord.ui.View:
+    """U1..Un, V1..Vn and 🔁 five to a row, then the favourites menu: at most 5 rows for 8 images."""
+    view = discord.ui.View(timeout=None)
+    buttons = [ActionButton("u", generation_id, i) for i in range(count)]
+    buttons += [ActionButton("v", generation_id, i) for i in range(count)]
+    buttons.append(ActionButton("r", generation_id))
+    for position, button in enumerate(buttons):
+        button.item.row = position // 5
+        view.add_item(button)
+    view.add_item(FavouriteSelect(generation_id, count, row=(len(buttons) - 1) // 5 + 1))
+    return view

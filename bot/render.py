@@ -1,0 +1,108 @@
+"""How generations look in Discord: status lines, progress bars, the recipe embed, file fitting."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import discord
+from PIL import Image
+
+from studio.entities import Generation
+from studio.recipe import Recipe
+
+KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣")
+STAR = "⭐"
+NO_PINGS = discord.AllowedMentions.none()
+_MENTION = re.compile(r"<@[!&]?\d+>|<#\d+>|@everyone|@here")
+
+
+def strip_mentions(text: str) -> str:
+    """User and role mentions mean nothing to a diffusion model; drop them from prompts."""
+    return " ".join(_MENTION.sub(" ", text).split())
+
+
+def quote(text: str, limit: int = 300) -> str:
+    """User text shown inline: markdown and mentions made inert, length capped."""
+    shown = text if len(text) <= limit else text[: limit - 1] + "…"
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(shown))
+
+
+def thread_name(prompt: str) -> str:
+    name = " ".join(prompt.split())[:90].strip() or "Atelier project"
+    return name
+
+
+def bar(step: int, total: int, width: int = 16) -> str:
+    filled = int(width * step / total) if total else 0
+    return "█" * filled + "░" * (width - filled)
+
+
+def queued(generation: Generation, position: int | None) -> str:
+    ahead = "you are next" if not position else f"{position} job{'s' if position != 1 else ''} ahead"
+    return f"⏳ Queued — {ahead}. {summary(generation.recipe)}"
+
+
+def progress(generation: Generation, step: int, total: int, started: float, attempt: int) -> str:
+    elapsed = time.monotonic() - started
+    eta = elapsed / step * (total - step) if step else 0.0
+    retry = f" (attempt {attempt})" if attempt > 1 else ""
+    return (
+        f"🎨 Generating{retry} `{bar(step, total)}` {step}/{total} steps · ETA {eta:.0f}s\n"
+        f"{summary(generation.recipe)}"
+    )
+
+
+def summary(recipe: Recipe) -> str:
+    return f"{recipe.batch}× {recipe.width}×{recipe.height} · {recipe.model}"
+
+
+def result_embed(generation: Generation, owner_mention: str) -> discord.Embed:
+    r = generation.recipe
+    embed = discord.Embed(title="Result", description=quote(r.prompt, 3900), colour=0x6D5BD0)
+    if r.negative_prompt:
+        embed.add_field(name="Negative", value=quote(r.negative_prompt, 1000), inline=False)
+    embed.add_field(name="Model", value=r.model)
+    embed.add_field(
+        name="Seed", value=str(r.seed) if r.batch == 1 else f"{r.seed} … {r.seed_for(r.batch - 1)}"
+    )
+    embed.add_field(name="Steps", value=str(r.steps))
+    embed.add_field(name="Guidance", value=f"{r.guidance:g}")
+    embed.add_field(name="Size", value=f"{r.width}×{r.height}")
+    if r.strength is not None:
+        embed.add_field(name="Strength", value=f"{r.strength:g}")
+    took = (generation.finished_at or 0) - generation.created_at
+    embed.set_footer(
+        text=f"{took:.1f}s · worker {generation.worker_seconds or 0:.1f}s · id {generation.id[:12]}"
+    )
+    embed.add_field(name="By", value=owner_mention)
+    return embed
+
+
+def fit_image(png: bytes, limit: int, name: str) -> tuple[bytes, str]:
+    """The image as-is when it fits ``limit`` bytes, else re-encoded (JPEG) and, if need be, downscaled.
+
+    Pixel work: call it in a thread, never on the event loop.
+    """
+    if len(png) <= limit:
+        return png, f"{name}.png"
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    scale = 1.0
+    while True:
+        for quality in (92, 85, 75):
+            out = io.BytesIO()
+            frame = (
+                image
+                if scale == 1.0
+                else image.resize(
+                    (max(1, int(image.width * scale)), max(1, int(image.height * scale))),
+                    Image.Resampling.LANCZOS,
+                )
+            )
+            frame.save(out, format="JPEG", quality=quality, optimize=True)
+            if out.tell() <= limit:
+                return out.getvalue(), f"{name}.jpg"
+        scale *= 0.75
+        if scale < 0.05:
+            raise ValueError("image cannot be made small enough")
