@@ -16,7 +16,7 @@ from bot.exts.generate._views import status_view
 from bot.interactions import reply
 from studio.errors import InvalidRecipe, StudioError
 from studio.families import ASPECTS
-from studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, Draft
+from studio.recipe import MAX_SEED, Draft
 from studio.service import Requester
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class GenerateCog(commands.Cog, name="Generate"):
     async def imagine(
         self,
         interaction: discord.Interaction[AtelierBot],
-        prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+        prompt: app_commands.Range[str, 1, 6000],  # Discord's own cap; ours (2000) answers in words
         negative: app_commands.Range[str, 1, 1000] | None = None,
         model: str | None = None,
         aspect: app_commands.Choice[str] | None = None,
