@@ -35,6 +35,7 @@ def point_at(discord_settings: DiscordSettings) -> None:
 
 class AtelierBot(commands.Bot):
     def __init__(self, settings: Settings, discord_settings: DiscordSettings) -> None:
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice here
         intents = discord.Intents.none()
         intents.guilds = True  # channels and threads
         intents.guild_reactions = True  # 1️⃣…8️⃣ and ⭐ pick favourites
