@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.delivery import Delivery
 from bot.interactions import report
+from bot.ratelimit import GlobalLimiter, limit_globally
 from bot.render import NO_PINGS
 from bot.settings import DiscordSettings, load_discord_settings
 from studio.app import open_studio
@@ -53,6 +54,7 @@ class AtelierBot(commands.Bot):
         self._studio: Studio | None = None
         self._upload_limits: dict[int, int] = {}
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
+        limit_globally(self.http, GlobalLimiter(discord_settings.global_rate_limit))
 
     @property
     def studio(self) -> Studio:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 POSITION_POLL_S = 2.0
+RETRY_PAUSES_S = (2.0, 10.0, 30.0)  # transient failures (Discord 5xx, a busy database)
 
 
 class Delivery:
@@ -54,18 +55,25 @@ class Delivery:
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
 
     async def _deliver(self, generation_id: str, channel_id: str, message_id: str) -> None:
-        try:
-            message = await self._message(channel_id, message_id)
-            await self._follow_and_finish(generation_id, message)
-        except asyncio.CancelledError:
-            raise
-        except discord.NotFound:
-            log.warning("status message of %s is gone; delivery dropped", generation_id)
-            await self.bot.studio.mark_delivered(generation_id)
-        except Exception:
-            log.exception(
-                "delivering generation %s failed; it will be retried at the next start", generation_id
-            )
+        for attempt, pause in enumerate((*RETRY_PAUSES_S, None), start=1):
+            try:
+                message = await self._message(channel_id, message_id)
+                await self._follow_and_finish(generation_id, message)
+                return
+            except asyncio.CancelledError:
+                raise
+            except discord.NotFound:
+                log.warning("status message of %s is gone; delivery dropped", generation_id)
+                await self.bot.studio.mark_delivered(generation_id)
+                return
+            except Exception:
+                then = f"retrying in {pause:g}s" if pause is not None else "retried at the next start"
+                log.exception(
+                    "delivering generation %s failed (attempt %d); %s", generation_id, attempt, then
+                )
+                if pause is None:
+                    return
+                await asyncio.sleep(pause)
 
     async def _message(self, channel_id: str, message_id: str) -> discord.PartialMessage:
         channel = self.bot.get_channel(int(channel_id)) or await self.bot.fetch_channel(int(channel_id))
@@ -83,10 +91,11 @@ class Delivery:
             if event.type == "started":
                 started.set()
                 clock["t"], clock["attempt"] = time.monotonic(), event.attempt
-                await editor.edit(
-                    render.progress(generation, 0, generation.recipe.steps, clock["t"], event.attempt)
-                )
             elif event.type == "step" and event.total:
+                # A job that ends within one edit interval needs no progress edit at all: its
+                # result then goes out at once instead of waiting out the edit throttle.
+                if time.monotonic() - clock["t"] < editor.interval:
+                    return
                 text = render.progress(generation, event.step, event.total, clock["t"], int(clock["attempt"]))
                 await editor.edit(text)
 

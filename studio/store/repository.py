@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
 
     async def open(self) -> Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +58,17 @@ class Store:
             raise RuntimeError("Store is not open")
         return self._db
 
+    async def _write(self, sql: str, args: Iterable[Any] = ()) -> int:
+        """One write statement; returns the rows it changed.
+
+        All writes share one connection, so they take turns with the transactions: a statement
+        from another coroutine must never land inside (or be rolled back with) someone's
+        transaction.
+        """
+        async with self._lock:
+            cursor = await self.db.execute(sql, tuple(args))
+            return cursor.rowcount
+
     async def _one(self, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Row | None:
         async with self.db.execute(sql, tuple(args)) as cursor:
             return await cursor.fetchone()
@@ -67,7 +80,7 @@ class Store:
     # Users and projects
 
     async def ensure_user(self, user_id: str, name: str) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT INTO users (id, name, created_at) VALUES (?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET name = excluded.name",
             (user_id, name, time.time()),
@@ -75,7 +88,7 @@ class Store:
 
     async def create_project(self, owner_id: str, name: str, thread_id: str | None = None) -> Project:
         project = Project(new_id(), owner_id, name[:100], thread_id, time.time())
-        await self.db.execute(
+        await self._write(
             "INSERT INTO projects (id, owner_id, name, thread_id, created_at) VALUES (?, ?, ?, ?, ?)",
             (project.id, project.owner_id, project.name, project.thread_id, project.created_at),
         )
@@ -97,7 +110,7 @@ class Store:
     async def add_generation(
         self, generation_id: str, project_id: str, owner_id: str, recipe: Recipe, private: bool = False
     ) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT INTO generations (id, project_id, owner_id, recipe_json, status, created_at, private) "
             "VALUES (?, ?, ?, ?, 'queued', ?, ?)",
             (generation_id, project_id, owner_id, recipe.to_json(), time.time(), int(private)),
@@ -105,10 +118,10 @@ class Store:
 
     async def delete_generation(self, generation_id: str) -> None:
         """Only for a generation that never reached the queue."""
-        await self.db.execute("DELETE FROM generations WHERE id = ? AND status = 'queued'", (generation_id,))
+        await self._write("DELETE FROM generations WHERE id = ? AND status = 'queued'", (generation_id,))
 
     async def mark_running(self, generation_id: str, attempt: int) -> None:
-        await self.db.execute(
+        await self._write(
             "UPDATE generations SET status = 'running', attempts = MAX(attempts, ?), "
             "started_at = COALESCE(started_at, ?) WHERE id = ? AND status IN ('queued', 'running')",
             (attempt, time.time(), generation_id),
@@ -126,6 +139,22 @@ class Store:
         """Record the images of a finished generation once; False if it was already recorded."""
         gen = await self.get_generation(generation_id)
         now = time.time()
+        async with self._lock:
+            return await self._record_images(
+                gen, images, grid_artifact, worker_seconds, attempts, load_seconds, now
+            )
+
+    async def _record_images(
+        self,
+        gen: Generation,
+        images: list[tuple[int, str, Recipe]],
+        grid_artifact: str | None,
+        worker_seconds: float,
+        attempts: int,
+        load_seconds: float,
+        now: float,
+    ) -> bool:
+        generation_id = gen.id
         await self.db.execute("BEGIN IMMEDIATE")
         try:
             for index, artifact, recipe in images:
@@ -162,7 +191,7 @@ class Store:
         return changed
 
     async def end_generation(self, generation_id: str, status: Status, error: str | None) -> None:
-        await self.db.execute(
+        await self._write(
             "UPDATE generations SET status = ?, error = ?, finished_at = ? "
             "WHERE id = ? AND status IN ('queued', 'running')",
             (status, error, time.time(), generation_id),
@@ -228,7 +257,7 @@ class Store:
     async def add_post(
         self, message_id: str, channel_id: str, generation_id: str, kind: str, image_index: int | None = None
     ) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT OR IGNORE INTO posts (message_id, channel_id, generation_id, image_index, kind, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (message_id, channel_id, generation_id, image_index, kind, time.time()),
@@ -247,7 +276,7 @@ class Store:
         return [_post(r) for r in rows]
 
     async def add_delivery(self, generation_id: str, channel_id: str, status_message_id: str) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT OR IGNORE INTO deliveries (generation_id, channel_id, status_message_id) "
             "VALUES (?, ?, ?)",
             (generation_id, channel_id, status_message_id),
@@ -255,11 +284,11 @@ class Store:
 
     async def mark_delivered(self, generation_id: str) -> bool:
         """True for the one caller that marks it; False if it was already delivered."""
-        cursor = await self.db.execute(
+        changed = await self._write(
             "UPDATE deliveries SET delivered_at = ? WHERE generation_id = ? AND delivered_at IS NULL",
             (time.time(), generation_id),
         )
-        return cursor.rowcount > 0
+        return changed > 0
 
     async def delivery(self, generation_id: str) -> Delivery | None:
         row = await self._one("SELECT * FROM deliveries WHERE generation_id = ?", (generation_id,))
@@ -275,12 +304,12 @@ class Store:
 
     async def set_favourite(self, user_id: str, image_id: str, on: bool) -> None:
         if on:
-            await self.db.execute(
+            await self._write(
                 "INSERT OR IGNORE INTO favourites (user_id, image_id, created_at) VALUES (?, ?, ?)",
                 (user_id, image_id, time.time()),
             )
         else:
-            await self.db.execute(
+            await self._write(
                 "DELETE FROM favourites WHERE user_id = ? AND image_id = ?", (user_id, image_id)
             )
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiosqlite
@@ -52,3 +53,26 @@ async def test_generation_lifecycle_records_images_once(tmp_path: Path) -> None:
         await store.set_favourite("cli:a", stored[1].id, False)
         assert await store.favourites_of("cli:a") == []
         assert await store.unfinished_generations() == []
+
+
+async def test_concurrent_writers_share_the_connection_safely(tmp_path: Path) -> None:
+    """Many generations finishing at once (a burst of /imagine) must not collide in one transaction."""
+    async with Store(tmp_path / "a.db") as store:
+        await store.ensure_user("cli:a", "a")
+        project = await store.create_project("cli:a", "p")
+        ids = [f"g{n}" for n in range(30)]
+        for generation_id in ids:
+            await store.add_generation(generation_id, project.id, "cli:a", RECIPE)
+
+        async def finish(generation_id: str) -> bool:
+            images = [(i, f"{i:064x}", RECIPE.for_image(i)) for i in range(2)]
+            return await store.finish_generation(generation_id, images, None, 0.1, attempts=1)
+
+        async def touch(generation_id: str) -> None:
+            await store.mark_running(generation_id, attempt=1)
+            await store.set_favourite("cli:a", "missing-image", False)
+
+        results = await asyncio.gather(*(finish(g) for g in ids), *(touch(g) for g in ids))
+        assert results[: len(ids)] == [True] * len(ids)
+        for generation_id in ids:
+            assert len(await store.images_of(generation_id)) == 2
