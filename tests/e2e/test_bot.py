@@ -120,7 +120,7 @@ async def test_imagine_opens_a_thread_and_delivers_a_grid_with_buttons(
 
 
 async def test_progress_is_shown_and_edits_are_throttled(bot: BotProcess, fake: FakeDiscord) -> None:
-    status, _ = await imagine(fake, {"prompt": "a slow sea --size 256x256", "steps": 40})
+    status, _ = await imagine(fake, {"prompt": "a slow sea --size 256x256", "steps": 150})
     result = await finished(fake, status.id)
     assert result.content.startswith("✅")
     contents = [payload.get("content", "") for _, payload in result.edits]

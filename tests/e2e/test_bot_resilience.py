@@ -1,0 +1,77 @@
+"""Private projects, the unexpected failure, and a restart that really misses the job's end."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import redis.asyncio as aioredis
+
+from studio import jobs
+from tests.e2e.bot_process import BotProcess
+from tests.e2e.test_bot import custom_ids, ephemeral_answer, finished, imagine, new_thread, status_message
+from tests.fake_discord import FakeDiscord
+from tests.integration.workers import TEST_REDIS_URL, Deployment
+
+
+async def test_private_projects_get_a_private_thread_and_private_images(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
+    threads = set(fake.threads)
+    record = await fake.slash("imagine", {"prompt": "a secret garden", "private": True})
+    await record.wait_response()
+    thread = await new_thread(fake, threads)
+    assert thread.type == 12 and thread.starter_message_id is None  # a private thread
+    result = await finished(fake, (await status_message(fake, thread.id)).id)
+    generation = next(i for i in custom_ids(result) if i.startswith("at:r:")).split(":")[2]
+    with sqlite3.connect(e2e_deployment.settings().database_path) as db:
+        public = db.execute("SELECT public FROM images WHERE generation_id = ?", (generation,)).fetchall()
+    assert public == [(0,)]
+    fake.assert_clean()
+
+
+async def test_an_unexpected_failure_gets_an_apology_and_a_log_line(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
+    status, _ = await imagine(fake, {"prompt": "a fragile vase"})
+    result = await finished(fake, status.id)
+    generation = next(i for i in custom_ids(result) if i.startswith("at:r:")).split(":")[2]
+    settings = e2e_deployment.settings()
+    with sqlite3.connect(settings.database_path) as db:
+        (artifact,) = db.execute(
+            "SELECT artifact FROM images WHERE generation_id = ?", (generation,)
+        ).fetchone()
+    (settings.artifacts_dir / artifact[:2] / f"{artifact}.png").unlink()  # the disk lost it
+    post = await fake.click(result.id, f"at:u:{generation}:0")
+    answer = await ephemeral_answer(post)
+    assert answer.startswith("Sorry — something went wrong") and "Traceback" not in answer
+    await fake.wait_for(lambda: "unexpected error" in bot.log(), timeout=10)
+    assert "FileNotFoundError" in bot.log()
+    fake.assert_clean()
+
+
+async def test_a_result_that_arrived_while_the_bot_was_down_is_delivered_on_start(
+    bot: BotProcess, fake: FakeDiscord
+) -> None:
+    status, _ = await imagine(fake, {"prompt": "while you were out"})
+    generation = next(i for i in custom_ids(status) if i.startswith("at:x:")).split(":")[2]
+    bot.stop()
+    await fake.wait_disconnected()
+    redis = aioredis.from_url(TEST_REDIS_URL)
+    try:
+        for _ in range(600):  # the worker finishes the job with nobody listening
+            if await redis.exists(jobs.ARQ_RESULT_PREFIX + generation):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the job did not finish")
+    finally:
+        await redis.aclose()
+    assert not fake.messages[status.id].content.startswith("✅")
+    bot.start()
+    await fake.wait_connected(timeout=60)
+    result = await finished(fake, status.id)
+    assert result.content.startswith("✅") and len(result.attachments) == 1
+    await asyncio.sleep(2)
+    assert len([p for _, p in fake.messages[status.id].edits if p.get("attachments")]) == 1
+    fake.assert_clean()
