@@ -32,6 +32,7 @@ def options_from(args: argparse.Namespace) -> Draft:
         guidance=args.guidance,
         sampler=args.sampler,
         strength=args.strength,
+        style=args.style,
     )
 
 

@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     imagine.add_argument("--steps", type=int, help="diffusion steps (1-150)")
     imagine.add_argument("--cfg", "--guidance", dest="guidance", type=float, help="guidance scale (0-30)")
     imagine.add_argument("--sampler", choices=sorted(SAMPLERS), help="sampler")
+    imagine.add_argument("--style", help="a style preset from config/styles.toml")
     imagine.add_argument("--init", help="init image for img2img (PNG, JPEG, WebP)")
     imagine.add_argument("--strength", type=float, help="img2img strength, above 0 and at most 1")
     imagine.add_argument("--project", default="default", help="project to file the generation under")

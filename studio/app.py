@@ -11,14 +11,16 @@ from studio.queue import JobQueue
 from studio.service import Studio
 from studio.settings import Settings
 from studio.store import Store
+from studio.styles import load_styles
 
 
 @contextlib.asynccontextmanager
 async def open_studio(settings: Settings) -> AsyncIterator[Studio]:
     catalogue = load_catalogue(settings.models_file)  # invalid catalogue: fail before anything runs
+    styles = load_styles(settings.styles_file)
     queue = await JobQueue.connect(settings)
     try:
         async with Store(settings.database_path) as store:
-            yield Studio(settings, catalogue, store, queue, Artifacts(settings.artifacts_dir))
+            yield Studio(settings, catalogue, store, queue, Artifacts(settings.artifacts_dir), styles)
     finally:
         await queue.close()

@@ -31,10 +31,12 @@ class UnknownModel(StudioError):
 class CatalogueError(StudioError):
     """config/models.toml (or another catalogue file) is missing, malformed or points nowhere."""
 
-    def __init__(self, path: str, message: str, entry: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self, path: str, message: str, entry: str | None = None, field: str | None = None, kind: str = "model"
+    ) -> None:
         where = path
         if entry is not None:
-            where += f": model `{entry}`"
+            where += f": {kind} `{entry}`"
             if field is not None:
                 where += f", field `{field}`"
         super().__init__(f"{where}: {message}")

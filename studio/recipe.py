@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from studio.catalogue import Catalogue
 from studio.errors import InvalidRecipe, UnknownFlag
 from studio.families import ASPECTS, FAMILIES, aspect_size
+from studio.styles import StyleBook
 
 RECIPE_VERSION = 1
 MAX_PROMPT_CHARS = 2000
@@ -64,6 +65,7 @@ class Recipe(BaseModel):
     init_image: str | None = None  # sha256 of the init image artifact (img2img)
     strength: float | None = None
     parent_image: str | None = None
+    style: str | None = None  # the preset worked into prompt and negative (for display)
 
     @model_validator(mode="after")
     def _check(self) -> Recipe:
@@ -196,6 +198,7 @@ class Draft(BaseModel):
     sampler: str | None = None
     loras: tuple[LoraRef, ...] | None = None
     strength: float | None = None
+    style: str | None = None
 
     def merged(self, override: Draft) -> Draft:
         """This draft with every setting ``override`` states taking precedence (options beat flags)."""
@@ -234,6 +237,8 @@ class Draft(BaseModel):
             parts.append(f"--lora {lora.name}:{_num(lora.weight)}")
         if self.strength is not None:
             parts.append(f"--strength {_num(self.strength)}")
+        if self.style is not None:
+            parts.append(f"--style {self.style}")
         return " ".join(parts)
 
 
@@ -253,6 +258,7 @@ _FLAGS: dict[str, str] = {
     "--sampler": "sampler",
     "--lora": "lora",
     "--strength": "strength",
+    "--style": "style",
 }
 _FLAG_TOKEN = re.compile(r"^--[A-Za-z]")
 
@@ -331,7 +337,7 @@ def parse_prompt(text: str) -> Draft:
             if not _LORA_NAME.match(name):
                 raise InvalidRecipe("lora", f"`--lora` needs NAME or NAME:WEIGHT (got `{value}`).")
             loras.append(LoraRef(name=name, weight=_float(flag, weight) if weight else 1.0))
-        else:  # model, sampler
+        else:  # model, sampler, style
             values[field] = value.lower()
         i = j
     if negatives:
@@ -341,16 +347,28 @@ def parse_prompt(text: str) -> Draft:
     return Draft(prompt=" ".join(prompt_words), **values)
 
 
-def resolve(draft: Draft, catalogue: Catalogue, random_seed: int, init_image: str | None = None) -> Recipe:
-    """Complete a draft with the model's defaults; ``random_seed`` is used when none was given."""
-    entry = catalogue.get(draft.model)
+def resolve(
+    draft: Draft,
+    catalogue: Catalogue,
+    random_seed: int,
+    init_image: str | None = None,
+    styles: StyleBook | None = None,
+) -> Recipe:
+    """Complete a draft with its style and the model's defaults (what the user said wins).
+
+    ``random_seed`` is used when none was given.
+    """
+    style = None
+    if draft.style:
+        style = (styles or StyleBook({})).get(draft.style)
+    entry = catalogue.get(draft.model or (style.model if style else None))
     family = entry.family_spec
     if draft.width is not None or draft.height is not None:
         width = draft.width if draft.width is not None else entry.native_size
         height = draft.height if draft.height is not None else entry.native_size
         aspect = None
     else:
-        aspect = draft.aspect or "1:1"
+        aspect = draft.aspect or (style.aspect if style and style.aspect else "1:1")
         if aspect not in ASPECTS:
             raise InvalidRecipe("aspect", f"Aspect ratio must be one of {', '.join(ASPECTS)} (got {aspect}).")
         width, height = aspect_size(family, aspect, entry.native_size)
@@ -359,11 +377,15 @@ def resolve(draft: Draft, catalogue: Catalogue, random_seed: int, init_image: st
         raise InvalidRecipe(
             "lora", f"Unknown LoRA `{draft.loras[0].name}`: no LoRA models are registered yet."
         )
+    prompt, negative = draft.prompt.strip(), (draft.negative_prompt or "").strip()
+    if style is not None and prompt:
+        prompt, negative = style.apply(prompt, negative)
     return Recipe(
         model=entry.id,
         family=entry.family,
-        prompt=draft.prompt.strip(),
-        negative_prompt=(draft.negative_prompt or "").strip(),
+        prompt=prompt,
+        negative_prompt=negative,
+        style=style.name if style else None,
         seed=draft.seed if draft.seed is not None else random_seed % (MAX_SEED + 1),
         steps=draft.steps if draft.steps is not None else entry.default_steps,
         guidance=draft.guidance if draft.guidance is not None else entry.default_guidance,

@@ -30,6 +30,7 @@ from studio.recipe import Draft, Recipe, parse_prompt, resolve
 from studio.settings import Settings
 from studio.store import Store
 from studio.store.repository import new_id
+from studio.styles import StyleBook
 from studio.uploads import inspect_image
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,15 @@ def failure_reason(value: Any) -> str:
 
 class Studio:
     def __init__(
-        self, settings: Settings, catalogue: Catalogue, store: Store, queue: JobQueue, artifacts: Artifacts
+        self,
+        settings: Settings,
+        catalogue: Catalogue,
+        store: Store,
+        queue: JobQueue,
+        artifacts: Artifacts,
+        styles: StyleBook | None = None,
     ) -> None:
+        self.styles = styles or StyleBook({})
         self.settings = settings
         self.catalogue = catalogue
         self.store = store
@@ -81,7 +89,7 @@ class Studio:
         draft = parse_prompt(text)
         if options is not None:
             draft = draft.merged(options)
-        return resolve(draft, self.catalogue, secrets.randbits(32), init_image)
+        return resolve(draft, self.catalogue, secrets.randbits(32), init_image, self.styles)
 
     async def check_capacity(self, requester: Requester) -> None:
         """Fair use: at most ``max_jobs_per_user`` generations of one person queued or running."""

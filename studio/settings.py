@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     queue_prefix: str = Field(default="atelier", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
     data_dir: Path = Path("data")
     models_file: Path = Path("config/models.toml")
+    styles_file: Path = Path("config/styles.toml")
 
     # Worker
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

@@ -75,3 +75,19 @@ async def test_a_result_that_arrived_while_the_bot_was_down_is_delivered_on_star
     await asyncio.sleep(2)
     assert len([p for _, p in fake.messages[status.id].edits if p.get("attachments")]) == 1
     fake.assert_clean()
+
+
+async def test_styles_list_autocomplete_and_apply(bot: BotProcess, fake: FakeDiscord) -> None:
+    listing = await ephemeral_answer(await fake.slash("styles"))
+    assert "**cinematic** — Film still" in listing and "aspect 21:9" in listing
+    choices = await fake.autocomplete("imagine", {"prompt": "a cat", "style": "noi"}, focused="style")
+    assert [c["value"] for c in choices] == ["noir"]
+    status, _ = await imagine(fake, {"prompt": "a harbour at night", "style": "noir"})
+    result = await finished(fake, status.id)
+    embed = result.embeds[0]
+    assert "film noir scene of a harbour at night" in embed["description"]
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["Size"] == "96×64"  # noir suggests 3:2
+    unknown = await fake.slash("imagine", {"prompt": "a cat --style vaporwave"})
+    assert "Unknown style `vaporwave`" in await ephemeral_answer(unknown)
+    fake.assert_clean()

@@ -155,6 +155,7 @@ _drafts = st.builds(
         max_size=3,
     ).map(tuple),
     strength=st.none() | st.floats(0.01, 1),
+    style=st.none() | st.sampled_from(["cinematic", "noir", "my-style_2"]),
 )
 
 

@@ -60,6 +60,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         steps="Diffusion steps (1-150)",
         guidance="Guidance scale (0-30)",
         private="Keep the images out of community feeds and remixes",
+        style="A style preset (see /styles)",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
     async def imagine(
@@ -74,6 +75,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         steps: app_commands.Range[int, 1, 150] | None = None,
         guidance: app_commands.Range[float, 0, 30] | None = None,
         private: bool = False,
+        style: str | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # first, whatever the queue does
         requester = requester_of(interaction)
@@ -90,6 +92,7 @@ class GenerateCog(commands.Cog, name="Generate"):
             seed=seed,
             steps=steps,
             guidance=guidance,
+            style=style,
         )
         recipe = self.studio.plan(cleaned, options)
         await self.studio.check_capacity(requester)
@@ -150,6 +153,28 @@ class GenerateCog(commands.Cog, name="Generate"):
             if needle in label.lower():
                 choices.append(app_commands.Choice(name=label[:100], value=entry.id))
         return choices[:25]
+
+    @imagine.autocomplete("style")
+    async def style_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        needle = current.lower().strip()
+        choices = [
+            app_commands.Choice(name=f"{style.name} — {style.description}"[:100], value=style.name)
+            for style in self.studio.styles
+            if needle in f"{style.name} {style.description}".lower()
+        ]
+        return choices[:25]
+
+    @app_commands.command(name="styles", description="The style presets you can use with /imagine style:")
+    async def styles(self, interaction: discord.Interaction[AtelierBot]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        lines = []
+        for style in self.studio.styles:
+            extras = ", ".join(f"{k} {v}" for k, v in (("model", style.model), ("aspect", style.aspect)) if v)
+            lines.append(f"**{style.name}** — {style.description}" + (f" ({extras})" if extras else ""))
+        text = "\n".join(lines) if lines else "No style presets are configured on this server."
+        await reply(interaction, "**Styles** (use `style:` or `--style name`)\n" + text)
 
     # Buttons and menus (see _views.py)
 
