@@ -452,7 +452,13 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 def ensure_tiny_models() -> None:
     """Build the tiny demo models once (in a subprocess, so this process stays free of torch)."""
-    if all((TINY_DIR / name / "model_index.json").is_file() for name in ("tiny-sd15", "tiny-sdxl")):
+    from gpu_worker.tiny import TINY_VERSION  # no torch at import time
+
+    def current(name: str) -> bool:
+        marker = TINY_DIR / name / "atelier-tiny.json"
+        return marker.is_file() and json.loads(marker.read_text()).get("version") == TINY_VERSION
+
+    if all(current(name) for name in ("tiny-sd15", "tiny-sdxl")):
         return
     print(f"building tiny models in {TINY_DIR} ...", file=sys.stderr)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -14,6 +14,7 @@ import torch
 from PIL import Image, ImageOps
 
 from gpu_worker.pipelines import LoadedModel
+from gpu_worker.prompting import prompt_arguments
 from studio.recipe import Recipe
 
 StepCallback = Callable[[int, int], None]
@@ -61,8 +62,7 @@ def run(
         return kwargs
 
     args: dict[str, Any] = {
-        "prompt": [recipe.prompt] * recipe.batch,
-        "negative_prompt": [recipe.negative_prompt] * recipe.batch,
+        **prompt_arguments(model, recipe),
         "num_inference_steps": recipe.steps,
         "guidance_scale": recipe.guidance,
         "generator": generators,

@@ -69,6 +69,7 @@ class LoadedModel:
     text2img: DiffusionPipeline
     img2img: DiffusionPipeline | None = None
     schedulers: dict[str, Any] = field(default_factory=dict)
+    compel: Any = None  # prompt-weighting encoder, made on first use (gpu_worker.prompting)
 
     def pipeline(self, mode: str) -> DiffusionPipeline:
         if mode == "text2img":

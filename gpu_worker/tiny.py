@@ -7,9 +7,11 @@ real weights, so the whole path is exercised without downloading anything.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+TINY_VERSION = 2  # bump when the tiny models change, so stale copies are rebuilt
 WORDS = (
     "a an the of at in on with and lighthouse dusk dawn night sea sky city forest portrait cat dog "
     "red blue green gold light dark soft cinematic photo painting style mood fog rain sun moon"
@@ -56,9 +58,13 @@ def write_tokenizer(folder: Path) -> int:
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
     from transformers import CLIPTokenizer
 
+    # transformers 5 takes `vocab=`/`merges=`; the old `vocab_file=` names are silently ignored
+    # and leave a 2-token tokenizer that maps every prompt to the same ids.
     tokenizer = CLIPTokenizer(
-        vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"), model_max_length=77
+        vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"), model_max_length=77
     )
+    if len(tokenizer) != len(vocab):
+        raise RuntimeError(f"tiny tokenizer lost its vocabulary ({len(tokenizer)} of {len(vocab)} tokens)")
     tokenizer.save_pretrained(folder)
     return len(vocab)
 
@@ -197,7 +203,11 @@ def make_tiny(root: Path) -> dict[str, Path]:
     built = {}
     for name, maker in (("tiny-sd15", make_sd15), ("tiny-sdxl", make_sdxl)):
         folder = root / name
-        if not (folder / "model_index.json").is_file():
+        marker = folder / "atelier-tiny.json"
+        current = marker.is_file() and json.loads(marker.read_text()).get("version") == TINY_VERSION
+        if not current:  # missing, or built by an older builder: build afresh
+            shutil.rmtree(folder, ignore_errors=True)
             maker(folder)
+            marker.write_text(json.dumps({"version": TINY_VERSION}))
         built[name] = folder
     return built

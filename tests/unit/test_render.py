@@ -40,3 +40,10 @@ def test_thread_names_fit_discord() -> None:
     assert thread_name("  a   lighthouse ") == "a lighthouse"
     assert len(thread_name("x" * 500)) <= 100
     assert thread_name("   ") == "Atelier project"
+
+
+def test_a1111_weights_become_compel_weights() -> None:
+    from gpu_worker.prompting import to_compel_syntax
+
+    assert to_compel_syntax("a (red:1.3) cat, (soft light: 0.8)") == "a (red)1.3 cat, (soft light)0.8"
+    assert to_compel_syntax("a (red)1.3 cat++ (no weight)") == "a (red)1.3 cat++ (no weight)"
