@@ -25,7 +25,7 @@ from studio.service import Studio
 from studio.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
-EXTENSIONS = ("bot.exts.generate",)
+EXTENSIONS = ("bot.exts.generate", "bot.exts.ideate")
 
 
 def point_at(discord_settings: DiscordSettings) -> None:

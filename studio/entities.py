@@ -52,6 +52,15 @@ class Post:
 
 
 @dataclass(frozen=True)
+class Ideation:
+    message_id: str
+    project_id: str
+    owner_id: str
+    concept: str
+    seed: int
+
+
+@dataclass(frozen=True)
 class Delivery:
     generation_id: str
     channel_id: str

@@ -16,7 +16,7 @@ from typing import Any
 from studio import jobs
 from studio.artifacts import Artifacts, digest
 from studio.catalogue import Catalogue
-from studio.entities import Delivery, Generation, ImageRecord, Post, Project
+from studio.entities import Delivery, Generation, Ideation, ImageRecord, Post, Project
 from studio.errors import (
     AlreadyFinished,
     GenerationCancelled,
@@ -25,6 +25,7 @@ from studio.errors import (
     NotYours,
     TooManyJobs,
 )
+from studio.ideate import GROUPS, Brainstorm, Vocabulary, brainstorm
 from studio.queue import JobQueue, JobResultMissing
 from studio.recipe import Draft, Recipe, parse_prompt, resolve
 from studio.settings import Settings
@@ -74,8 +75,10 @@ class Studio:
         queue: JobQueue,
         artifacts: Artifacts,
         styles: StyleBook | None = None,
+        vocabulary: Vocabulary | None = None,
     ) -> None:
         self.styles = styles or StyleBook({})
+        self.vocabulary = vocabulary or Vocabulary({group: () for group in GROUPS})
         self.settings = settings
         self.catalogue = catalogue
         self.store = store
@@ -240,6 +243,41 @@ class Studio:
 
     async def undelivered(self) -> list[Delivery]:
         return await self.store.undelivered()
+
+    # Ideation
+
+    def ideate(self, concept: str, seed: int | None = None) -> Brainstorm:
+        """Keywords in five groups and suggested prompts for a concept (same seed, same ideas)."""
+        return brainstorm(concept, secrets.randbits(31) if seed is None else seed, self.vocabulary)
+
+    async def record_ideation(
+        self, requester: Requester, project: Project, message_id: str, idea: Brainstorm
+    ) -> None:
+        await self.store.add_ideation(Ideation(message_id, project.id, requester.id, idea.concept, idea.seed))
+
+    async def _ideation(self, message_id: str) -> Ideation:
+        found = await self.store.ideation(message_id)
+        if found is None:
+            raise NotFound("That brainstorm is no longer known; run /ideate again.")
+        return found
+
+    async def shuffle_ideation(self, requester: Requester, message_id: str) -> Brainstorm:
+        """New suggestions for a brainstorm: its owner only."""
+        found = await self._ideation(message_id)
+        if found.owner_id != requester.id:
+            raise NotYours("Only the person who started this brainstorm can shuffle it.")
+        idea = self.ideate(found.concept)
+        await self.store.reseed_ideation(message_id, idea.seed)
+        return idea
+
+    async def generate_idea(self, requester: Requester, message_id: str, index: int) -> Generation:
+        """Generate suggested prompt ``index`` of a brainstorm, in its project."""
+        found = await self._ideation(message_id)
+        idea = brainstorm(found.concept, found.seed, self.vocabulary)
+        if not 0 <= index < len(idea.prompts):
+            raise NotFound("That suggestion does not exist.")
+        recipe = self.plan(idea.prompts[index])
+        return await self.submit(requester, recipe, await self.store.get_project(found.project_id))
 
     async def position(self, generation_id: str) -> int | None:
         return await self.queue.position(jobs.INFERENCE, generation_id)

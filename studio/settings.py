@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     models_file: Path = Path("config/models.toml")
     styles_file: Path = Path("config/styles.toml")
+    vocabulary_file: Path = Path("config/vocabulary.toml")  # /ideate keyword banks
 
     # Worker
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

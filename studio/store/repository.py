@@ -12,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 
-from studio.entities import Delivery, Generation, ImageRecord, Post, Project, Status
+from studio.entities import Delivery, Generation, Ideation, ImageRecord, Post, Project, Status
 from studio.errors import NotFound
 from studio.recipe import Recipe
 from studio.store.migrations import migrate
@@ -299,6 +299,31 @@ class Store:
     async def undelivered(self) -> list[Delivery]:
         rows = await self._all("SELECT * FROM deliveries WHERE delivered_at IS NULL")
         return [_delivery(r) for r in rows]
+
+    # Ideations
+
+    async def add_ideation(self, ideation: Ideation) -> None:
+        await self._write(
+            "INSERT INTO ideations (message_id, project_id, owner_id, concept, seed, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                ideation.message_id,
+                ideation.project_id,
+                ideation.owner_id,
+                ideation.concept,
+                ideation.seed,
+                time.time(),
+            ),
+        )
+
+    async def ideation(self, message_id: str) -> Ideation | None:
+        row = await self._one("SELECT * FROM ideations WHERE message_id = ?", (message_id,))
+        if row is None:
+            return None
+        return Ideation(row["message_id"], row["project_id"], row["owner_id"], row["concept"], row["seed"])
+
+    async def reseed_ideation(self, message_id: str, seed: int) -> None:
+        await self._write("UPDATE ideations SET seed = ? WHERE message_id = ?", (seed, message_id))
 
     # Favourites
 

@@ -25,7 +25,16 @@ async def test_migrations_apply_once_in_wal_mode(tmp_path: Path) -> None:
             assert (await cursor.fetchone())[0] == available()[-1][0]  # type: ignore[index]
         async with db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") as cursor:
             tables = [row[0] async for row in cursor]
-    assert tables == ["deliveries", "favourites", "generations", "images", "posts", "projects", "users"]
+    assert tables == [
+        "deliveries",
+        "favourites",
+        "generations",
+        "ideations",
+        "images",
+        "posts",
+        "projects",
+        "users",
+    ]
 
 
 async def test_generation_lifecycle_records_images_once(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
-from bot.exts.generate._views import status_view
 from bot.interactions import reply
+from bot.projects import post_status, project_target, requester_of
 from studio.errors import InvalidRecipe, StudioError
 from studio.families import ASPECTS
 from studio.recipe import MAX_SEED, Draft
@@ -24,12 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DOUBLE_PRESS_S = 3.0
-
-
-def requester_of(interaction: discord.Interaction[Any]) -> Requester:
-    user = interaction.user
-    moderator = bool(interaction.permissions.manage_messages) if interaction.guild else False
-    return Requester(id=f"discord:{user.id}", name=user.display_name, moderator=moderator)
 
 
 def jump_link(guild_id: int | None, channel_id: str, message_id: str) -> str:
@@ -96,51 +90,12 @@ class GenerateCog(commands.Cog, name="Generate"):
         )
         recipe = self.studio.plan(cleaned, options)
         await self.studio.check_capacity(requester)
-        channel = interaction.channel
-        project = None
-        if isinstance(channel, discord.Thread):
-            project = await self.studio.project_for_thread(str(channel.id))
-            if project is None:
-                raise StudioError("This thread is not an Atelier project: use /imagine in a text channel.")
-            target: discord.abc.Messageable = channel
-        elif isinstance(channel, discord.TextChannel):
-            target = await self._open_thread(interaction, channel, recipe.prompt, private)
-            project = await self.studio.open_project(requester, target.name, str(target.id))
-        else:
-            raise StudioError("Use /imagine in a server text channel or in an Atelier project thread.")
+        target, project = await project_target(self.bot, interaction, requester, recipe.prompt, private)
         generation = await self.studio.submit(requester, recipe, project, private=private)
         self.bot.remember_limit(interaction)
-        status = await target.send(
-            render.queued(generation, await self.studio.position(generation.id)),
-            view=status_view(generation.id),
-            allowed_mentions=render.NO_PINGS,
-        )
-        await self.studio.record_status_post(generation.id, str(status.channel.id), str(status.id))
-        self.bot.delivery.track(generation.id, str(status.channel.id), str(status.id))
-        where = target.mention if isinstance(target, discord.Thread) else "this thread"
+        await post_status(self.bot, target, generation)
+        where = target.mention
         await reply(interaction, f"On it — follow along in {where}.")
-
-    async def _open_thread(
-        self, interaction: discord.Interaction[Any], channel: discord.TextChannel, prompt: str, private: bool
-    ) -> discord.Thread:
-        name = render.thread_name(prompt)
-        if private:
-            thread = await channel.create_thread(
-                name=name,
-                type=discord.ChannelType.private_thread,
-                auto_archive_duration=1440,
-                invitable=False,
-            )
-            await thread.send(
-                f"🔒 Private project of {interaction.user.mention}.", allowed_mentions=render.NO_PINGS
-            )
-            return thread
-        starter = await channel.send(
-            f"🎨 {interaction.user.mention} started a project: *{render.quote(prompt)}*",
-            allowed_mentions=render.NO_PINGS,
-        )
-        # Not followup.send(wait=True): that message lacks guild info and cannot start a thread.
-        return await channel.create_thread(name=name, message=starter, auto_archive_duration=1440)
 
     @imagine.autocomplete("model")
     async def model_autocomplete(
@@ -210,13 +165,7 @@ class GenerateCog(commands.Cog, name="Generate"):
             generation = await self.studio.reroll(requester, generation_id)
         channel = interaction.channel
         assert isinstance(channel, discord.abc.Messageable)
-        status = await channel.send(
-            render.queued(generation, await self.studio.position(generation.id)),
-            view=status_view(generation.id),
-            allowed_mentions=render.NO_PINGS,
-        )
-        await self.studio.record_status_post(generation.id, str(status.channel.id), str(status.id))
-        self.bot.delivery.track(generation.id, str(status.channel.id), str(status.id))
+        await post_status(self.bot, channel, generation)
         what = f"Variations of image {index + 1}" if action == "v" else "Rerolling with new seeds"
         await reply(interaction, f"{what} — queued.")
 

@@ -1,0 +1,77 @@
+"""Project threads and generation status messages, shared by the features that start work."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot import render
+from bot.exts.generate._views import status_view
+from studio.entities import Generation, Project
+from studio.errors import StudioError
+from studio.service import Requester
+
+if TYPE_CHECKING:
+    from bot.app import AtelierBot
+
+
+def requester_of(interaction: discord.Interaction[Any]) -> Requester:
+    user = interaction.user
+    moderator = bool(interaction.permissions.manage_messages) if interaction.guild else False
+    return Requester(id=f"discord:{user.id}", name=user.display_name, moderator=moderator)
+
+
+async def project_target(
+    bot: AtelierBot,
+    interaction: discord.Interaction[Any],
+    requester: Requester,
+    title: str,
+    private: bool = False,
+    command: str = "/imagine",
+) -> tuple[discord.Thread, Project]:
+    """The project thread to work in: this one if it is a project, else a new one from this channel."""
+    channel = interaction.channel
+    if isinstance(channel, discord.Thread):
+        project = await bot.studio.project_for_thread(str(channel.id))
+        if project is None:
+            raise StudioError(f"This thread is not an Atelier project: use {command} in a text channel.")
+        return channel, project
+    if not isinstance(channel, discord.TextChannel):
+        raise StudioError(f"Use {command} in a server text channel or in an Atelier project thread.")
+    thread = await _open_thread(interaction, channel, title, private)
+    return thread, await bot.studio.open_project(requester, thread.name, str(thread.id))
+
+
+async def _open_thread(
+    interaction: discord.Interaction[Any], channel: discord.TextChannel, title: str, private: bool
+) -> discord.Thread:
+    name = render.thread_name(title)
+    if private:
+        thread = await channel.create_thread(
+            name=name, type=discord.ChannelType.private_thread, auto_archive_duration=1440, invitable=False
+        )
+        await thread.send(
+            f"🔒 Private project of {interaction.user.mention}.", allowed_mentions=render.NO_PINGS
+        )
+        return thread
+    starter = await channel.send(
+        f"🎨 {interaction.user.mention} started a project: *{render.quote(title)}*",
+        allowed_mentions=render.NO_PINGS,
+    )
+    # Not followup.send(wait=True): that message lacks guild info and cannot start a thread.
+    return await channel.create_thread(name=name, message=starter, auto_archive_duration=1440)
+
+
+async def post_status(
+    bot: AtelierBot, channel: discord.abc.Messageable, generation: Generation
+) -> discord.Message:
+    """The status message of a new generation, tracked until it becomes the result."""
+    status = await channel.send(
+        render.queued(generation, await bot.studio.position(generation.id)),
+        view=status_view(generation.id),
+        allowed_mentions=render.NO_PINGS,
+    )
+    await bot.studio.record_status_post(generation.id, str(status.channel.id), str(status.id))
+    bot.delivery.track(generation.id, str(status.channel.id), str(status.id))
+    return status
