@@ -50,6 +50,14 @@ class Requester:
 
 
 @dataclass(frozen=True)
+class LineageStep:
+    image: ImageRecord
+    remixes: int  # images made from this one
+    posts: list[Post]  # where it was shown
+    hidden: bool = False  # a private ancestor: shown only as "private"
+
+
+@dataclass(frozen=True)
 class Finished:
     generation: Generation
     images: list[ImageRecord]
@@ -243,6 +251,26 @@ class Studio:
 
     async def undelivered(self) -> list[Delivery]:
         return await self.store.undelivered()
+
+    # Lineage
+
+    async def lineage(self, requester: Requester, generation_id: str, index: int) -> list[LineageStep]:
+        """Image ``index`` of a generation and its ancestors back to the original, with remix counts.
+
+        Another person's private image is refused as if it did not exist.
+        """
+        image = await self.store.image_at(generation_id, index)
+        chain = await self.store.ancestry(image.id)
+        steps = []
+        for link in chain:
+            if not link.public and link.owner_id != requester.id:
+                if link is chain[0]:
+                    raise NotFound("That image does not exist.")
+                steps.append(LineageStep(link, 0, [], hidden=True))
+                break  # a private ancestor ends what others may see
+            posts = await self.store.posts_of(link.generation_id)
+            steps.append(LineageStep(link, await self.store.remix_count(link.id), posts))
+        return steps
 
     # Ideation
 

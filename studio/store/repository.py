@@ -325,6 +325,31 @@ class Store:
     async def reseed_ideation(self, message_id: str, seed: int) -> None:
         await self._write("UPDATE ideations SET seed = ? WHERE message_id = ?", (seed, message_id))
 
+    # Lineage
+
+    async def image(self, image_id: str) -> ImageRecord:
+        row = await self._one("SELECT * FROM images WHERE id = ?", (image_id,))
+        if row is None:
+            raise NotFound("That image does not exist.")
+        return _image(row)
+
+    async def ancestry(self, image_id: str, limit: int = 50) -> list[ImageRecord]:
+        """The image, its parent, its parent's parent... back to the original (at most ``limit``)."""
+        rows = await self._all(
+            "WITH RECURSIVE chain(id, depth) AS ("
+            " SELECT ?, 0"
+            " UNION ALL"
+            " SELECT images.parent_image_id, chain.depth + 1 FROM images JOIN chain ON images.id = chain.id"
+            " WHERE images.parent_image_id IS NOT NULL AND chain.depth < ?"
+            ") SELECT images.* FROM chain JOIN images ON images.id = chain.id ORDER BY chain.depth",
+            (image_id, limit - 1),
+        )
+        return [_image(r) for r in rows]
+
+    async def remix_count(self, image_id: str) -> int:
+        row = await self._one("SELECT COUNT(*) AS n FROM images WHERE parent_image_id = ?", (image_id,))
+        return int(row["n"]) if row else 0
+
     # Favourites
 
     async def set_favourite(self, user_id: str, image_id: str, on: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DOUBLE_PRESS_S = 3.0
+MESSAGE_LINK = re.compile(
+    r"(?:https?://)?(?:\w+\.)?discord(?:app)?\.com/channels/(?P<guild>\d+|@me)/(?P<channel>\d+)/(?P<message>\d+)"
+)
 
 
 def jump_link(guild_id: int | None, channel_id: str, message_id: str) -> str:
@@ -267,6 +271,57 @@ class GenerateCog(commands.Cog, name="Generate"):
             lines.append(f"⭐ image {image.index + 1} · seed {image.seed} · {prompt} — {link}")
         title = "Your favourites in this project" if project else "Your favourites"
         await reply(interaction, f"**{title}**\n" + "\n".join(lines))
+
+    @app_commands.command(
+        name="lineage", description="An image's recipe and its chain of remixes back to the original"
+    )
+    @app_commands.describe(
+        link="Link to an Atelier result or image message", image="Which image of a batch (1-8)"
+    )
+    async def lineage(
+        self,
+        interaction: discord.Interaction[AtelierBot],
+        link: app_commands.Range[str, 1, 200],
+        image: app_commands.Range[int, 1, 8] | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        found = MESSAGE_LINK.search(link)
+        if found is None:
+            raise StudioError("That is not a message link: use “Copy Message Link” on an Atelier result.")
+        if found["guild"] != str(interaction.guild_id):
+            raise StudioError("That link points to another server; I can only trace images made here.")
+        post = await self.studio.post_for_message(found["message"])
+        if post is None:
+            raise StudioError("I don't know that message: link a result or an image posted by Atelier.")
+        index = post.image_index if post.image_index is not None else (image or 1) - 1
+        steps = await self.studio.lineage(requester_of(interaction), post.generation_id, index)
+        first = steps[0].image
+        lines = [
+            f"🧬 **Image {first.index + 1}** · seed {first.seed}",
+            f"Recipe: `{first.recipe.to_prompt_text()[:900]}`",
+        ]
+        for depth, step in enumerate(steps):
+            arrow = "🌱 original" if depth == len(steps) - 1 and not step.hidden else ("↳" if depth else "•")
+            if step.hidden:
+                lines.append(f"{arrow} a private image")
+                continue
+            shown = next(
+                (p for p in step.posts if p.kind == "image" and p.image_index == step.image.index), None
+            )
+            shown = shown or next((p for p in step.posts if p.kind == "status"), None)
+            where = (
+                jump_link(interaction.guild_id, shown.channel_id, shown.message_id)
+                if shown
+                else "(not posted)"
+            )
+            creator = step.image.owner_id.removeprefix("discord:")
+            credit = f"<@{creator}>" if creator.isdigit() else render.quote(creator, 40)
+            remixed = f" · remixed {step.remixes}×" if step.remixes else ""
+            lines.append(
+                f"{arrow} image {step.image.index + 1} by {credit} · "
+                f"*{render.quote(step.image.recipe.prompt, 60)}*{remixed} — {where}"
+            )
+        await reply(interaction, "\n".join(lines))
 
     @app_commands.command(name="status", description="Queue depth, live workers and your own jobs")
     async def status(self, interaction: discord.Interaction[AtelierBot]) -> None:
