@@ -32,7 +32,7 @@ from studio.settings import Settings
 from studio.store import Store
 from studio.store.repository import new_id
 from studio.styles import StyleBook
-from studio.uploads import inspect_image
+from studio.uploads import verify_image
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,13 @@ class Studio:
             draft = draft.merged(options)
         return resolve(draft, self.catalogue, secrets.randbits(32), init_image, self.styles)
 
+    async def plan_upload(self, text: str, options: Draft | None, upload: bytes) -> Recipe:
+        """The img2img recipe for an upload, once the upload proved a sound image within limits."""
+        await asyncio.to_thread(
+            verify_image, upload, self.settings.max_upload_bytes, self.settings.max_upload_pixels
+        )
+        return self.plan(text, options, digest(upload))
+
     async def check_capacity(self, requester: Requester) -> None:
         """Fair use: at most ``max_jobs_per_user`` generations of one person queued or running."""
         in_flight = await self.store.count_in_flight(requester.id)
@@ -117,11 +124,10 @@ class Studio:
         init_image: bytes | None = None,
     ) -> Generation:
         """Validate, record and enqueue a generation. Invalid input raises before anything is stored."""
-        init_sha = None
         if init_image is not None:
-            inspect_image(init_image, self.settings.max_upload_bytes, self.settings.max_upload_pixels)
-            init_sha = digest(init_image)
-        recipe = self.plan(text, options, init_sha)
+            recipe = await self.plan_upload(text, options, init_image)
+        else:
+            recipe = self.plan(text, options)
         return await self.submit(requester, recipe, project, init_image)
 
     async def submit(

@@ -50,3 +50,20 @@ def inspect_image(data: bytes, max_bytes: int, max_pixels: int) -> UploadInfo:
             f"The image is {width}x{height} pixels; the limit is {max_pixels / 1e6:.1f} megapixels."
         )
     return UploadInfo(fmt, width, height)
+
+
+def verify_image(data: bytes, max_bytes: int, max_pixels: int) -> UploadInfo:
+    """inspect_image, then a full decode to catch truncated or corrupt files.
+
+    Decoding is pixel work: call this in a thread, never on an event loop. The header check
+    runs first, so a decompression bomb is refused before any pixel is decoded.
+    """
+    info = inspect_image(data, max_bytes, max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+    except (OSError, ValueError, SyntaxError):
+        raise UploadRejected("The image file is truncated or corrupt; please upload it again.") from None
+    return info

@@ -55,3 +55,14 @@ def test_grid_layout_and_numbers() -> None:
     assert grid.tobytes() != unlabeled.tobytes()  # the numbers are drawn
     with pytest.raises(ValueError, match="1 to 8"):
         compose_grid([png(8, 8)] * 9)
+
+
+def test_verify_catches_truncated_files_that_pass_the_header_check() -> None:
+    from studio.uploads import verify_image
+
+    whole = png(40, 30)
+    assert verify_image(whole, 1 << 20, 10_000).width == 40
+    truncated = whole[: len(whole) // 2]
+    assert inspect_image(truncated, 1 << 20, 10_000).width == 40  # the header alone looks fine
+    with pytest.raises(UploadRejected, match="truncated or corrupt"):
+        verify_image(truncated, 1 << 20, 10_000)

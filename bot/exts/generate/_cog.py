@@ -101,6 +101,38 @@ class GenerateCog(commands.Cog, name="Generate"):
         where = target.mention
         await reply(interaction, f"On it — follow along in {where}.")
 
+    @app_commands.command(name="remix", description="Img2img: a new image from your upload and a prompt")
+    @app_commands.describe(
+        image="The image to start from (PNG, JPEG, WebP)",
+        prompt="What it should become (inline flags work)",
+        strength="How far from the upload: 0.05 keeps it, 1 ignores it (default 0.6)",
+    )
+    async def remix(
+        self,
+        interaction: discord.Interaction[AtelierBot],
+        image: discord.Attachment,
+        prompt: app_commands.Range[str, 1, 6000],
+        strength: app_commands.Range[float, 0.05, 1.0] | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        requester = requester_of(interaction)
+        limit = self.studio.settings.max_upload_bytes
+        if image.size > limit:  # refused before a byte is downloaded
+            raise StudioError(
+                f"The image is {image.size / 1_048_576:.1f} MiB; the limit is {limit / 1_048_576:.0f} MiB."
+            )
+        data = await image.read()
+        cleaned = render.strip_mentions(prompt)
+        recipe = await self.studio.plan_upload(cleaned, Draft(strength=strength), data)
+        await self.studio.check_capacity(requester)
+        target, project = await project_target(
+            self.bot, interaction, requester, recipe.prompt, command="/remix"
+        )
+        generation = await self.studio.submit(requester, recipe, project, init_image=data)
+        self.bot.remember_limit(interaction)
+        await post_status(self.bot, target, generation)
+        await reply(interaction, f"Remixing your image — follow along in {target.mention}.")
+
     @imagine.autocomplete("model")
     async def model_autocomplete(
         self, interaction: discord.Interaction[Any], current: str
