@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -25,7 +26,7 @@ from studio.service import Studio
 from studio.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
-EXTENSIONS = ("bot.exts.generate", "bot.exts.ideate")
+EXTENSIONS = ("bot.exts.generate", "bot.exts.ideate", "bot.exts.settings")
 
 
 def point_at(discord_settings: DiscordSettings) -> None:
@@ -62,6 +63,10 @@ class AtelierBot(commands.Bot):
         return self._studio
 
     async def setup_hook(self) -> None:
+        # SIGTERM (docker stop, systemd) closes cleanly: deliveries stop, the database closes.
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGTERM, lambda: asyncio.ensure_future(self.close())
+        )
         self._studio_context = open_studio(self.settings)
         self._studio = await self._studio_context.__aenter__()
         for extension in EXTENSIONS:

@@ -34,6 +34,7 @@ class Delivery:
     def __init__(self, bot: AtelierBot) -> None:
         self.bot = bot
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._side_tasks: set[asyncio.Task[None]] = set()
 
     def track(self, generation_id: str, channel_id: str, message_id: str) -> None:
         if generation_id in self.tasks:
@@ -46,8 +47,49 @@ class Delivery:
         """Track every generation whose result has not been delivered yet (after a restart)."""
         pending = await self.bot.studio.undelivered()
         for delivery in pending:
-            self.track(delivery.generation_id, delivery.channel_id, delivery.status_message_id)
+            if delivery.status_message_id is None:  # promised before a stop, never posted
+                task = asyncio.create_task(
+                    self._post_missing_status(delivery.generation_id, delivery.channel_id)
+                )
+                self._side_tasks.add(task)
+                task.add_done_callback(self._side_tasks.discard)
+            else:
+                self.track(delivery.generation_id, delivery.channel_id, delivery.status_message_id)
         return len(pending)
+
+    async def _post_missing_status(self, generation_id: str, channel_id: str) -> None:
+        from bot.projects import post_status
+
+        try:
+            channel = self.bot.get_channel(int(channel_id)) or await self.bot.fetch_channel(int(channel_id))
+            assert isinstance(channel, discord.abc.Messageable)
+            posted = await self._find_status(channel, generation_id)
+            if posted is not None:  # sent just before the stop, but not recorded: adopt it
+                await self.bot.studio.record_status_post(
+                    generation_id, str(posted.channel.id), str(posted.id)
+                )
+                self.track(generation_id, str(posted.channel.id), str(posted.id))
+                return
+            await post_status(self.bot, channel, await self.bot.studio.generation(generation_id))
+        except discord.NotFound:
+            log.warning("channel of %s is gone; delivery dropped", generation_id)
+            await self.bot.studio.mark_delivered(generation_id)
+        except Exception:
+            log.exception("could not post the status of %s; retried at the next start", generation_id)
+
+    async def _find_status(
+        self, channel: discord.abc.Messageable, generation_id: str
+    ) -> discord.Message | None:
+        """A status message of this generation among the channel's recent messages, if any."""
+        marker = f":{generation_id}:"
+        async for message in channel.history(limit=50):
+            if self.bot.user is None or message.author.id != self.bot.user.id:
+                continue
+            for row in message.components:
+                for item in getattr(row, "children", []):
+                    if marker in (getattr(item, "custom_id", None) or ""):
+                        return message
+        return None
 
     async def close(self) -> None:
         for task in list(self.tasks.values()):

@@ -18,8 +18,14 @@ if TYPE_CHECKING:
 
 def requester_of(interaction: discord.Interaction[Any]) -> Requester:
     user = interaction.user
-    moderator = bool(interaction.permissions.manage_messages) if interaction.guild else False
-    return Requester(id=f"discord:{user.id}", name=user.display_name, moderator=moderator)
+    in_guild = interaction.guild is not None
+    return Requester(
+        id=f"discord:{user.id}",
+        name=user.display_name,
+        moderator=in_guild and bool(interaction.permissions.manage_messages),
+        admin=in_guild and bool(interaction.permissions.manage_guild),
+        server=str(interaction.guild_id) if in_guild else None,
+    )
 
 
 async def project_target(

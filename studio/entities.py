@@ -64,7 +64,7 @@ class Ideation:
 class Delivery:
     generation_id: str
     channel_id: str
-    status_message_id: str
+    status_message_id: str | None  # None: promised, not yet posted (e.g. the bot stopped in between)
     delivered_at: float | None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from studio import jobs
 from studio.artifacts import Artifacts, digest
 from studio.catalogue import Catalogue
+from studio.defaults import Defaults, validated
 from studio.entities import Delivery, Generation, Ideation, ImageRecord, Post, Project
 from studio.errors import (
     AlreadyFinished,
@@ -47,6 +48,8 @@ class Requester:
     id: str
     name: str
     moderator: bool = False  # may cancel other people's jobs
+    admin: bool = False  # may set the server's defaults
+    server: str | None = None  # the community (Discord guild) asking, for its defaults
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,17 @@ class Studio:
 
     # Generate
 
-    def plan(self, text: str, options: Draft | None = None, init_image: str | None = None) -> Recipe:
-        """The recipe a prompt with inline flags and explicit options asks for (options win)."""
+    def plan(
+        self,
+        text: str,
+        options: Draft | None = None,
+        init_image: str | None = None,
+        defaults: Defaults | None = None,
+    ) -> Recipe:
+        """The recipe a prompt asks for: defaults < inline flags < explicit options."""
         draft = parse_prompt(text)
+        if defaults is not None:
+            draft = defaults.as_draft().merged(draft)
         if options is not None:
             draft = draft.merged(options)
         return resolve(draft, self.catalogue, secrets.randbits(32), init_image, self.styles)
@@ -137,8 +148,13 @@ class Studio:
         project: str | Project,
         init_image: bytes | None = None,
         private: bool = False,
+        deliver_to: str | None = None,
     ) -> Generation:
-        """Record and enqueue a validated recipe (capacity checked first)."""
+        """Record and enqueue a validated recipe (capacity checked first).
+
+        ``deliver_to`` (a channel id) records the promise to deliver the result there before the
+        job is queued, so a front end that stops at any moment still delivers it when it is back.
+        """
         model = self.catalogue.get(recipe.model)
         await self.check_capacity(requester)
         if init_image is not None:  # stored only once everything else is known to be valid
@@ -151,6 +167,8 @@ class Studio:
             project_row = found or await self.store.create_project(requester.id, project)
         generation_id = new_id()
         await self.store.add_generation(generation_id, project_row.id, requester.id, recipe, private)
+        if deliver_to is not None:
+            await self.store.add_delivery(generation_id, deliver_to, None)
         payload = jobs.GenerateJob(
             generation_id=generation_id,
             recipe=recipe.model_dump(mode="json"),
@@ -164,7 +182,9 @@ class Studio:
             raise
         return await self.store.get_generation(generation_id)
 
-    async def reroll(self, requester: Requester, generation_id: str) -> Generation:
+    async def reroll(
+        self, requester: Requester, generation_id: str, deliver_to: str | None = None
+    ) -> Generation:
         """The same recipe again with new seeds, in the same project."""
         original = await self._owned(requester, generation_id)
         recipe = original.recipe.model_copy(update={"seed": secrets.randbits(32)})
@@ -172,10 +192,15 @@ class Studio:
         if recipe.init_image is not None:
             init = await asyncio.to_thread(self.artifacts.get, recipe.init_image, ".img")
         project = await self.store.get_project(original.project_id)
-        return await self.submit(requester, recipe, project, init, original.private)
+        return await self.submit(requester, recipe, project, init, original.private, deliver_to)
 
     async def vary(
-        self, requester: Requester, generation_id: str, index: int, strength: float = VARIATION_STRENGTH
+        self,
+        requester: Requester,
+        generation_id: str,
+        index: int,
+        strength: float = VARIATION_STRENGTH,
+        deliver_to: str | None = None,
     ) -> Generation:
         """Variations of image ``index``: img2img from it at low strength, with new seeds."""
         original = await self._owned(requester, generation_id)
@@ -191,7 +216,7 @@ class Studio:
         )
         project = await self.store.get_project(original.project_id)
         return await self.submit(
-            requester, Recipe.model_validate(recipe.model_dump()), project, png, original.private
+            requester, Recipe.model_validate(recipe.model_dump()), project, png, original.private, deliver_to
         )
 
     async def _owned(self, requester: Requester, generation_id: str) -> Generation:
@@ -240,6 +265,7 @@ class Studio:
         """The message that shows a generation's progress and, in the end, its result."""
         await self.store.add_post(message_id, channel_id, generation_id, "status")
         await self.store.add_delivery(generation_id, channel_id, message_id)
+        await self.store.set_status_message(generation_id, channel_id, message_id)
 
     async def record_image_post(
         self, generation_id: str, index: int, channel_id: str, message_id: str
@@ -257,6 +283,40 @@ class Studio:
 
     async def undelivered(self) -> list[Delivery]:
         return await self.store.undelivered()
+
+    # Defaults (/settings)
+
+    async def defaults_for(self, requester: Requester) -> Defaults:
+        """The server's defaults overlaid with the person's own."""
+        server = await self._defaults("server", requester.server) if requester.server else Defaults()
+        return server.merged(await self._defaults("user", requester.id))
+
+    async def _defaults(self, scope: str, owner: str) -> Defaults:
+        stored = await self.store.defaults(scope, owner)
+        return Defaults.model_validate_json(stored) if stored else Defaults()
+
+    async def set_defaults(self, requester: Requester, changes: Defaults, server: bool = False) -> Defaults:
+        """Merge ``changes`` into the person's (or, for admins, the server's) defaults."""
+        if server and not (requester.admin and requester.server):
+            raise NotYours("Only server admins (Manage Server) can set the server's defaults.")
+        scope, owner = ("server", requester.server or "") if server else ("user", requester.id)
+        current = await self._defaults(scope, owner)
+        updated = validated(current.merged(changes), self.catalogue, self.styles)
+        await self.store.ensure_user(requester.id, requester.name)
+        await self.store.set_defaults(scope, owner, updated.model_dump_json(exclude_none=True))
+        return updated
+
+    async def reset_defaults(self, requester: Requester, server: bool = False) -> None:
+        if server and not (requester.admin and requester.server):
+            raise NotYours("Only server admins (Manage Server) can reset the server's defaults.")
+        await self.store.set_defaults(
+            "server" if server else "user", (requester.server or "") if server else requester.id, None
+        )
+
+    async def stored_defaults(self, requester: Requester, server: bool = False) -> Defaults:
+        if server:
+            return await self._defaults("server", requester.server) if requester.server else Defaults()
+        return await self._defaults("user", requester.id)
 
     # Lineage
 
@@ -304,14 +364,17 @@ class Studio:
         await self.store.reseed_ideation(message_id, idea.seed)
         return idea
 
-    async def generate_idea(self, requester: Requester, message_id: str, index: int) -> Generation:
+    async def generate_idea(
+        self, requester: Requester, message_id: str, index: int, deliver_to: str | None = None
+    ) -> Generation:
         """Generate suggested prompt ``index`` of a brainstorm, in its project."""
         found = await self._ideation(message_id)
         idea = brainstorm(found.concept, found.seed, self.vocabulary)
         if not 0 <= index < len(idea.prompts):
             raise NotFound("That suggestion does not exist.")
-        recipe = self.plan(idea.prompts[index])
-        return await self.submit(requester, recipe, await self.store.get_project(found.project_id))
+        recipe = self.plan(idea.prompts[index], defaults=await self.defaults_for(requester))
+        project = await self.store.get_project(found.project_id)
+        return await self.submit(requester, recipe, project, deliver_to=deliver_to)
 
     async def position(self, generation_id: str) -> int | None:
         return await self.queue.position(jobs.INFERENCE, generation_id)

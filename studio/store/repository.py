@@ -275,11 +275,17 @@ class Store:
         )
         return [_post(r) for r in rows]
 
-    async def add_delivery(self, generation_id: str, channel_id: str, status_message_id: str) -> None:
+    async def add_delivery(self, generation_id: str, channel_id: str, status_message_id: str | None) -> None:
         await self._write(
             "INSERT OR IGNORE INTO deliveries (generation_id, channel_id, status_message_id) "
             "VALUES (?, ?, ?)",
             (generation_id, channel_id, status_message_id),
+        )
+
+    async def set_status_message(self, generation_id: str, channel_id: str, status_message_id: str) -> None:
+        await self._write(
+            "UPDATE deliveries SET channel_id = ?, status_message_id = ? WHERE generation_id = ?",
+            (channel_id, status_message_id, generation_id),
         )
 
     async def mark_delivered(self, generation_id: str) -> bool:
@@ -349,6 +355,23 @@ class Store:
     async def remix_count(self, image_id: str) -> int:
         row = await self._one("SELECT COUNT(*) AS n FROM images WHERE parent_image_id = ?", (image_id,))
         return int(row["n"]) if row else 0
+
+    # Defaults (/settings)
+
+    async def defaults(self, scope: str, owner: str) -> str | None:
+        row = await self._one("SELECT json FROM defaults WHERE scope = ? AND owner = ?", (scope, owner))
+        return str(row["json"]) if row else None
+
+    async def set_defaults(self, scope: str, owner: str, json: str | None) -> None:
+        if json is None:
+            await self._write("DELETE FROM defaults WHERE scope = ? AND owner = ?", (scope, owner))
+        else:
+            await self._write(
+                "INSERT INTO defaults (scope, owner, json, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(scope, owner) DO UPDATE SET json = excluded.json, "
+                "updated_at = excluded.updated_at",
+                (scope, owner, json, time.time()),
+            )
 
     # Favourites
 

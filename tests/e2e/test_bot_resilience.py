@@ -8,6 +8,8 @@ import sqlite3
 import redis.asyncio as aioredis
 
 from studio import jobs
+from studio.app import open_studio
+from studio.service import Requester
 from tests.e2e.bot_process import BotProcess
 from tests.e2e.test_bot import custom_ids, ephemeral_answer, finished, imagine, new_thread, status_message
 from tests.fake_discord import FakeDiscord
@@ -90,4 +92,30 @@ async def test_styles_list_autocomplete_and_apply(bot: BotProcess, fake: FakeDis
     assert fields["Size"] == "96×64"  # noir suggests 3:2
     unknown = await fake.slash("imagine", {"prompt": "a cat --style vaporwave"})
     assert "Unknown style `vaporwave`" in await ephemeral_answer(unknown)
+    fake.assert_clean()
+
+
+async def test_a_generation_queued_just_before_a_stop_is_delivered_after_it(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
+    status, thread_id = await imagine(fake, {"prompt": "a first lake"})
+    await finished(fake, status.id)
+    bot.stop()
+    await fake.wait_disconnected()
+    # What the bot had done when it stopped: the job queued with its delivery promised, no
+    # status message posted yet.
+    async with open_studio(e2e_deployment.settings()) as studio:
+        project = await studio.project_for_thread(str(thread_id))
+        assert project is not None
+        alice = Requester(f"discord:{fake.users['alice']}", "alice")
+        generation = await studio.submit(
+            alice, studio.plan("a second lake"), project, deliver_to=str(thread_id)
+        )
+    known = {m.id for m in fake.bot_messages(thread_id)}
+    bot.start()
+    await fake.wait_connected(timeout=60)
+    posted = await status_message(fake, thread_id, known)
+    assert generation.id in " ".join(custom_ids(posted)) or posted.content.startswith("✅")
+    result = await finished(fake, posted.id)
+    assert result.content.startswith("✅") and "a second lake" in result.embeds[0]["description"]
     fake.assert_clean()

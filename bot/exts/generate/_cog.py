@@ -72,7 +72,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         steps: app_commands.Range[int, 1, 150] | None = None,
         guidance: app_commands.Range[float, 0, 30] | None = None,
-        private: bool = False,
+        private: bool | None = None,
         style: str | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # first, whatever the queue does
@@ -92,10 +92,14 @@ class GenerateCog(commands.Cog, name="Generate"):
             guidance=guidance,
             style=style,
         )
-        recipe = self.studio.plan(cleaned, options)
+        defaults = await self.studio.defaults_for(requester)
+        recipe = self.studio.plan(cleaned, options, defaults=defaults)
+        private = private if private is not None else bool(defaults.private)
         await self.studio.check_capacity(requester)
         target, project = await project_target(self.bot, interaction, requester, recipe.prompt, private)
-        generation = await self.studio.submit(requester, recipe, project, private=private)
+        generation = await self.studio.submit(
+            requester, recipe, project, private=private, deliver_to=str(target.id)
+        )
         self.bot.remember_limit(interaction)
         await post_status(self.bot, target, generation)
         where = target.mention
@@ -128,7 +132,9 @@ class GenerateCog(commands.Cog, name="Generate"):
         target, project = await project_target(
             self.bot, interaction, requester, recipe.prompt, command="/remix"
         )
-        generation = await self.studio.submit(requester, recipe, project, init_image=data)
+        generation = await self.studio.submit(
+            requester, recipe, project, init_image=data, deliver_to=str(target.id)
+        )
         self.bot.remember_limit(interaction)
         await post_status(self.bot, target, generation)
         await reply(interaction, f"Remixing your image — follow along in {target.mention}.")
@@ -196,9 +202,13 @@ class GenerateCog(commands.Cog, name="Generate"):
             await self._post_image(interaction, requester, generation_id, index)
             return
         if action == "v":
-            generation = await self.studio.vary(requester, generation_id, index)
+            generation = await self.studio.vary(
+                requester, generation_id, index, deliver_to=str(interaction.channel_id)
+            )
         else:
-            generation = await self.studio.reroll(requester, generation_id)
+            generation = await self.studio.reroll(
+                requester, generation_id, deliver_to=str(interaction.channel_id)
+            )
         channel = interaction.channel
         assert isinstance(channel, discord.abc.Messageable)
         await post_status(self.bot, channel, generation)

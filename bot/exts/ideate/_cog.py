@@ -69,7 +69,9 @@ class IdeateCog(commands.Cog, name="Ideate"):
         await interaction.response.defer(ephemeral=True, thinking=True)
         assert interaction.message is not None and isinstance(interaction.channel, discord.abc.Messageable)
         requester = requester_of(interaction)
-        generation = await self.bot.studio.generate_idea(requester, str(interaction.message.id), index)
+        generation = await self.bot.studio.generate_idea(
+            requester, str(interaction.message.id), index, deliver_to=str(interaction.channel_id)
+        )
         await post_status(self.bot, interaction.channel, generation)
         await reply(interaction, f"Generating suggestion {index + 1} — queued.")
 

@@ -13,7 +13,7 @@ CREATE INDEX posts_by_generation ON posts(generation_id);
 CREATE TABLE deliveries (
     generation_id     TEXT PRIMARY KEY REFERENCES generations(id),
     channel_id        TEXT NOT NULL,
-    status_message_id TEXT NOT NULL,
+    status_message_id TEXT,                -- NULL until the status message is posted
     delivered_at      REAL                 -- NULL until the result is posted
 );
 
