@@ -26,7 +26,7 @@ from studio.service import Studio
 from studio.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
-EXTENSIONS = ("bot.exts.generate", "bot.exts.ideate", "bot.exts.settings")
+EXTENSIONS = ("bot.exts.generate", "bot.exts.ideate", "bot.exts.settings", "bot.exts.moodboard")
 
 
 def point_at(discord_settings: DiscordSettings) -> None:

@@ -11,12 +11,12 @@ MAX_TILE_PIXELS = 2048 * 2048
 
 
 def columns_for(count: int) -> int:
-    return {1: 1, 2: 2, 3: 3, 4: 2, 5: 3, 6: 3}.get(count, 4)
+    return {1: 1, 2: 2, 3: 3, 4: 2, 5: 3, 6: 3}.get(count, 4 if count <= 8 else 4 if count <= 12 else 6)
 
 
-def compose_grid(pngs: list[bytes], labels: bool = True) -> bytes:
-    if not 1 <= len(pngs) <= MAX_TILES:
-        raise ValueError(f"a grid holds 1 to {MAX_TILES} images, got {len(pngs)}")
+def compose_grid(pngs: list[bytes], labels: bool = True, max_tiles: int = MAX_TILES) -> bytes:
+    if not 1 <= len(pngs) <= max_tiles:
+        raise ValueError(f"a grid holds 1 to {max_tiles} images, got {len(pngs)}")
     tiles = []
     for data in pngs:
         source = Image.open(io.BytesIO(data))

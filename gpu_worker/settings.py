@@ -49,12 +49,12 @@ def worker_settings(settings: Settings, kind: str) -> type:
         max_jobs = settings.max_jobs_per_worker  # one GPU runs one job at a time
     else:
         functions = [
-            func(
-                tasks.compose_grid,
-                name=jobs.COMPOSE_GRID,
-                timeout=settings.post_timeout_s,
-                max_tries=settings.max_tries,
-            ),
+            func(coroutine, name=name, timeout=settings.post_timeout_s, max_tries=settings.max_tries)
+            for coroutine, name in (
+                (tasks.compose_grid, jobs.COMPOSE_GRID),
+                (tasks.board_sheet, jobs.BOARD_SHEET),
+                (tasks.collage, jobs.COLLAGE),
+            )
         ]
         startup = None
         max_jobs = max(2, os.cpu_count() or 2)

@@ -90,6 +90,21 @@ async def compose_grid(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str
     return jobs.ComposeGridResult(png=png).model_dump()
 
 
+async def board_sheet(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    from gpu_worker.collage import board_sheet as compose
+
+    job = jobs.BoardSheetJob.model_validate(payload)
+    return jobs.ComposeGridResult(png=await asyncio.to_thread(compose, job.images)).model_dump()
+
+
+async def collage(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    from gpu_worker.collage import collage as compose
+
+    job = jobs.CollageJob.model_validate(payload)
+    png = await asyncio.to_thread(compose, job.images, job.width, job.height)
+    return jobs.ComposeGridResult(png=png).model_dump()
+
+
 async def announce_end(ctx: dict[str, Any]) -> None:
     """After arq stored a result (or scheduled a retry): wake whoever waits on this job."""
     with contextlib.suppress(Exception):

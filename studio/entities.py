@@ -52,6 +52,14 @@ class Post:
 
 
 @dataclass(frozen=True)
+class BoardItem:
+    id: str
+    project_id: str
+    artifact: str
+    added_by: str
+
+
+@dataclass(frozen=True)
 class Ideation:
     message_id: str
     project_id: str

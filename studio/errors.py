@@ -68,6 +68,13 @@ class TooManyJobs(StudioError):
         self.limit = limit
 
 
+class BoardFull(StudioError):
+    def __init__(self, limit: int, holding: int) -> None:
+        super().__init__(
+            f"A mood board holds at most {limit} images and this one has {holding}; remove some first."
+        )
+
+
 class QueueUnavailable(StudioError):
     """Redis cannot be reached; nothing was enqueued."""
 

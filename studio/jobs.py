@@ -18,6 +18,8 @@ QUEUES: tuple[str, ...] = (INFERENCE, POST)
 
 GENERATE = "generate"  # inference: txt2img, or img2img when an init image is given
 COMPOSE_GRID = "compose_grid"  # post: a numbered grid of a batch
+BOARD_SHEET = "board_sheet"  # post: a mood board as a numbered sheet of thumbnails
+COLLAGE = "collage"  # post: a mood board tiled to a size, the start of a board: generation
 
 # arq's own key for a running job; the worker refreshes it as a lease (see gpu_worker.lease).
 ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"
@@ -83,6 +85,16 @@ class ComposeGridJob(_Payload):
 
 class ComposeGridResult(_Payload):
     png: bytes
+
+
+class BoardSheetJob(_Payload):
+    images: list[bytes]
+
+
+class CollageJob(_Payload):
+    images: list[bytes]
+    width: int
+    height: int
 
 
 class ProgressEvent(_Payload):

@@ -17,13 +17,15 @@ from studio import jobs
 from studio.artifacts import Artifacts, digest
 from studio.catalogue import Catalogue
 from studio.defaults import Defaults, validated
-from studio.entities import Delivery, Generation, Ideation, ImageRecord, Post, Project
+from studio.entities import BoardItem, Delivery, Generation, Ideation, ImageRecord, Post, Project
 from studio.errors import (
     AlreadyFinished,
+    BoardFull,
     GenerationCancelled,
     GenerationFailed,
     NotFound,
     NotYours,
+    StudioError,
     TooManyJobs,
 )
 from studio.ideate import GROUPS, Brainstorm, Vocabulary, brainstorm
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 ProgressHandler = Callable[[jobs.ProgressEvent], Awaitable[None]]
 VARIATION_STRENGTH = 0.35  # low: variations keep the composition
+BOARD_STRENGTH = 0.75  # high: a board sets palette and layout, the prompt decides the content
+MAX_BOARD = 16
 
 
 @dataclass(frozen=True)
@@ -317,6 +321,77 @@ class Studio:
         if server:
             return await self._defaults("server", requester.server) if requester.server else Defaults()
         return await self._defaults("user", requester.id)
+
+    # Mood boards
+
+    async def board(self, project: Project) -> list[BoardItem]:
+        return await self.store.board(project.id)
+
+    async def board_add(self, requester: Requester, project: Project, uploads: list[bytes]) -> int:
+        """Add verified images to a project's board; returns how many it holds now."""
+        items = await self.store.board(project.id)
+        if len(items) + len(uploads) > MAX_BOARD:
+            raise BoardFull(MAX_BOARD, len(items))
+        for upload in uploads:  # all verified before any is stored: nothing is half-added
+            await asyncio.to_thread(
+                verify_image, upload, self.settings.max_upload_bytes, self.settings.max_upload_pixels
+            )
+        await self.store.ensure_user(requester.id, requester.name)
+        for upload in uploads:
+            sha = await asyncio.to_thread(self.artifacts.put, upload, ".img")
+            await self.store.add_board_item(project.id, sha, requester.id)
+        return len(items) + len(uploads)
+
+    async def board_remove(self, requester: Requester, project: Project, number: int) -> int:
+        items = await self.store.board(project.id)
+        if not 1 <= number <= len(items):
+            raise NotFound(f"The board has {len(items)} image(s); there is no number {number}.")
+        item = items[number - 1]
+        if requester.id not in (item.added_by, project.owner_id) and not requester.moderator:
+            raise NotYours("Only whoever added that image, the project's owner or a moderator can remove it.")
+        await self.store.remove_board_items(project.id, item.id)
+        return len(items) - 1
+
+    async def board_clear(self, requester: Requester, project: Project) -> None:
+        if requester.id != project.owner_id and not requester.moderator:
+            raise NotYours("Only the project's owner or a moderator can clear its board.")
+        await self.store.remove_board_items(project.id)
+
+    async def _board_images(self, project: Project) -> list[bytes]:
+        items = await self.store.board(project.id)
+        if not items:
+            raise NotFound("This project's mood board is empty: add images with /moodboard add.")
+        return [await asyncio.to_thread(self.artifacts.get, item.artifact, ".img") for item in items]
+
+    async def board_sheet(self, project: Project) -> bytes:
+        """The board as one numbered image, composed by a post worker."""
+        payload = jobs.BoardSheetJob(images=await self._board_images(project))
+        return await self._post_job(jobs.BOARD_SHEET, payload.model_dump())
+
+    async def plan_with_board(
+        self, text: str, options: Draft | None, defaults: Defaults | None, project: Project
+    ) -> tuple[Recipe, bytes]:
+        """A recipe that starts from the board: its images tiled to the recipe's size, as img2img."""
+        sized = self.plan(text, options, defaults=defaults)
+        images = await self._board_images(project)
+        payload = jobs.CollageJob(images=images, width=sized.width, height=sized.height)
+        collage = await self._post_job(jobs.COLLAGE, payload.model_dump())
+        said = (options.strength if options else None) or parse_prompt(text).strength
+        with_strength = (options or Draft()).merged(Draft(strength=said or BOARD_STRENGTH))
+        return self.plan(text, with_strength, digest(collage), defaults), collage
+
+    async def _post_job(self, function: str, payload: dict[str, Any]) -> bytes:
+        job_id = f"{function}:{new_id()}"
+        await self.queue.enqueue(jobs.POST, function, job_id, payload)
+        try:
+            success, value = await self.queue.wait(job_id, timeout=self.settings.grid_timeout_s)
+        except (JobResultMissing, TimeoutError):
+            raise StudioError("No image worker answered in time; please try again shortly.") from None
+        await self.queue.expire_result(job_id, self.settings.recorded_result_ttl_s)
+        if not success:
+            log.error("%s failed: %s", function, failure_reason(value))
+            raise StudioError("The board's images could not be composed; one of them may be unusual.")
+        return jobs.ComposeGridResult.model_validate(value).png
 
     # Lineage
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 
-from studio.entities import Delivery, Generation, Ideation, ImageRecord, Post, Project, Status
+from studio.entities import BoardItem, Delivery, Generation, Ideation, ImageRecord, Post, Project, Status
 from studio.errors import NotFound
 from studio.recipe import Recipe
 from studio.store.migrations import migrate
@@ -305,6 +305,28 @@ class Store:
     async def undelivered(self) -> list[Delivery]:
         rows = await self._all("SELECT * FROM deliveries WHERE delivered_at IS NULL")
         return [_delivery(r) for r in rows]
+
+    # Mood boards
+
+    async def board(self, project_id: str) -> list[BoardItem]:
+        rows = await self._all(
+            "SELECT * FROM board_items WHERE project_id = ? ORDER BY created_at, rowid", (project_id,)
+        )
+        return [BoardItem(r["id"], r["project_id"], r["artifact"], r["added_by"]) for r in rows]
+
+    async def add_board_item(self, project_id: str, artifact: str, added_by: str) -> None:
+        await self._write(
+            "INSERT INTO board_items (id, project_id, artifact, added_by, created_at) VALUES (?, ?, ?, ?, ?)",
+            (new_id(), project_id, artifact, added_by, time.time()),
+        )
+
+    async def remove_board_items(self, project_id: str, item_id: str | None = None) -> None:
+        if item_id is None:
+            await self._write("DELETE FROM board_items WHERE project_id = ?", (project_id,))
+        else:
+            await self._write(
+                "DELETE FROM board_items WHERE project_id = ? AND id = ?", (project_id, item_id)
+            )
 
     # Ideations
 

@@ -66,3 +66,16 @@ def test_verify_catches_truncated_files_that_pass_the_header_check() -> None:
     assert inspect_image(truncated, 1 << 20, 10_000).width == 40  # the header alone looks fine
     with pytest.raises(UploadRejected, match="truncated or corrupt"):
         verify_image(truncated, 1 << 20, 10_000)
+
+
+def test_board_sheet_and_collage() -> None:
+    from gpu_worker.collage import board_sheet, collage
+
+    images = [png(300, 200, (10 * n, 100, 200)) for n in range(5)]
+    sheet = Image.open(io.BytesIO(board_sheet(images)))
+    assert sheet.width > 256 * 2 and sheet.height >= 256
+    canvas = Image.open(io.BytesIO(collage(images, 96, 64)))
+    assert canvas.size == (96, 64)
+    assert canvas.getpixel((1, 1)) != canvas.getpixel((94, 62))  # different images in different cells
+    with pytest.raises(ValueError, match="1 to 16"):
+        collage([], 64, 64)

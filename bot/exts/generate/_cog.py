@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from discord.ext import commands
 
 from bot import render
 from bot.interactions import reply
+from bot.links import parse_link
 from bot.projects import post_status, project_target, requester_of
 from studio.errors import InvalidRecipe, StudioError
 from studio.families import ASPECTS
@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DOUBLE_PRESS_S = 3.0
-MESSAGE_LINK = re.compile(
-    r"(?:https?://)?(?:\w+\.)?discord(?:app)?\.com/channels/(?P<guild>\d+|@me)/(?P<channel>\d+)/(?P<message>\d+)"
-)
 
 
 def jump_link(guild_id: int | None, channel_id: str, message_id: str) -> str:
@@ -59,6 +56,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         guidance="Guidance scale (0-30)",
         private="Keep the images out of community feeds and remixes",
         style="A style preset (see /styles)",
+        board="Start from this project's mood board (img2img from its collage)",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
     async def imagine(
@@ -74,6 +72,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         guidance: app_commands.Range[float, 0, 30] | None = None,
         private: bool | None = None,
         style: str | None = None,
+        board: bool = False,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # first, whatever the queue does
         requester = requester_of(interaction)
@@ -96,9 +95,22 @@ class GenerateCog(commands.Cog, name="Generate"):
         recipe = self.studio.plan(cleaned, options, defaults=defaults)
         private = private if private is not None else bool(defaults.private)
         await self.studio.check_capacity(requester)
+        init = None
+        if board:
+            thread = interaction.channel
+            found = (
+                await self.studio.project_for_thread(str(thread.id))
+                if isinstance(thread, discord.Thread)
+                else None
+            )
+            if found is None:
+                raise StudioError(
+                    "board: uses a project's mood board: run it inside an Atelier project thread."
+                )
+            recipe, init = await self.studio.plan_with_board(cleaned, options, defaults, found)
         target, project = await project_target(self.bot, interaction, requester, recipe.prompt, private)
         generation = await self.studio.submit(
-            requester, recipe, project, private=private, deliver_to=str(target.id)
+            requester, recipe, project, init_image=init, private=private, deliver_to=str(target.id)
         )
         self.bot.remember_limit(interaction)
         await post_status(self.bot, target, generation)
@@ -327,12 +339,8 @@ class GenerateCog(commands.Cog, name="Generate"):
         image: app_commands.Range[int, 1, 8] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        found = MESSAGE_LINK.search(link)
-        if found is None:
-            raise StudioError("That is not a message link: use “Copy Message Link” on an Atelier result.")
-        if found["guild"] != str(interaction.guild_id):
-            raise StudioError("That link points to another server; I can only trace images made here.")
-        post = await self.studio.post_for_message(found["message"])
+        _, message_id = parse_link(interaction, link)
+        post = await self.studio.post_for_message(str(message_id))
         if post is None:
             raise StudioError("I don't know that message: link a result or an image posted by Atelier.")
         index = post.image_index if post.image_index is not None else (image or 1) - 1

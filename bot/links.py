@@ -1,0 +1,60 @@
+"""Message links users paste: parsed, kept to this server, and their image attachments fetched."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import discord
+
+from studio.errors import StudioError
+
+MESSAGE_LINK = re.compile(
+    r"(?:https?://)?(?:\w+\.)?discord(?:app)?\.com/channels/(?P<guild>\d+|@me)/(?P<channel>\d+)/(?P<message>\d+)"
+)
+MAX_IMAGES_PER_MESSAGE = 4
+
+
+def parse_link(interaction: discord.Interaction[Any], link: str) -> tuple[int, int]:
+    """(channel id, message id) of a link to a message on this server."""
+    found = MESSAGE_LINK.search(link)
+    if found is None:
+        raise StudioError("That is not a message link: use “Copy Message Link” on the message.")
+    if found["guild"] != str(interaction.guild_id):
+        raise StudioError("That link points to another server; I can only use messages from this one.")
+    return int(found["channel"]), int(found["message"])
+
+
+async def linked_images(
+    client: discord.Client, interaction: discord.Interaction[Any], link: str, limit: int
+) -> list[bytes]:
+    """The image attachments of a linked message (each size-checked before it is downloaded)."""
+    channel_id, message_id = parse_link(interaction, link)
+    try:
+        channel = client.get_channel(channel_id) or await client.fetch_channel(channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            raise StudioError("That link does not point to a message I can read.")
+        message = await channel.fetch_message(message_id)
+    except (discord.NotFound, discord.Forbidden):
+        raise StudioError("I can't find that message (deleted, or in a channel I can't read).") from None
+    images = [a for a in message.attachments if _looks_like_image(a)]
+    if not images:
+        raise StudioError("That message has no images.")
+    data = []
+    for attachment in images[:MAX_IMAGES_PER_MESSAGE]:
+        data.append(await read_upload(attachment, limit))
+    return data
+
+
+def _looks_like_image(attachment: discord.Attachment) -> bool:
+    # What it really is gets checked later (header, then a full decode); this only picks candidates.
+    return (attachment.content_type or "").startswith("image/") or attachment.filename.lower().endswith(
+        (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+    )
+
+
+async def read_upload(attachment: discord.Attachment, limit: int) -> bytes:
+    if attachment.size > limit:  # refused before a byte is downloaded
+        size, most = attachment.size / 1_048_576, limit / 1_048_576
+        raise StudioError(f"{attachment.filename} is {size:.1f} MiB; the limit is {most:.0f} MiB.")
+    return await attachment.read()
