@@ -26,7 +26,13 @@ from studio.service import Studio
 from studio.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
-EXTENSIONS = ("bot.exts.generate", "bot.exts.ideate", "bot.exts.settings", "bot.exts.moodboard")
+EXTENSIONS = (
+    "bot.exts.generate",
+    "bot.exts.ideate",
+    "bot.exts.settings",
+    "bot.exts.moodboard",
+    "bot.exts.browse",
+)
 
 
 def point_at(discord_settings: DiscordSettings) -> None:

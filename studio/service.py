@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from studio.errors import (
     BoardFull,
     GenerationCancelled,
     GenerationFailed,
+    InvalidRecipe,
     NotFound,
     NotYours,
     StudioError,
@@ -43,6 +45,8 @@ ProgressHandler = Callable[[jobs.ProgressEvent], Awaitable[None]]
 VARIATION_STRENGTH = 0.35  # low: variations keep the composition
 BOARD_STRENGTH = 0.75  # high: a board sets palette and layout, the prompt decides the content
 MAX_BOARD = 16
+BROWSE_PAGE = 5
+PERIODS: dict[str, float] = {"day": 86400.0, "week": 7 * 86400.0, "month": 30 * 86400.0, "all": 0.0}
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,14 @@ class LineageStep:
     remixes: int  # images made from this one
     posts: list[Post]  # where it was shown
     hidden: bool = False  # a private ancestor: shown only as "private"
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    image: ImageRecord
+    favourites: int
+    remixes: int
+    posts: list[Post]
 
 
 @dataclass(frozen=True)
@@ -321,6 +333,28 @@ class Studio:
         if server:
             return await self._defaults("server", requester.server) if requester.server else Defaults()
         return await self._defaults("user", requester.id)
+
+    # The community feed
+
+    async def browse(
+        self, period: str = "week", model: str | None = None, style: str | None = None, page: int = 0
+    ) -> list[FeedEntry]:
+        """Top public creations by favourites and remixes, ``BROWSE_PAGE`` per page."""
+        if period not in PERIODS:
+            raise InvalidRecipe("period", f"Period must be one of {', '.join(PERIODS)}.")
+        if model is not None:
+            self.catalogue.get(model)
+        if style is not None:
+            self.styles.get(style)
+        since = time.time() - PERIODS[period] if PERIODS[period] else 0.0
+        rows = await self.store.top_public_images(
+            since, model, style and style.lower(), BROWSE_PAGE, max(0, page) * BROWSE_PAGE
+        )
+        entries = []
+        for image, favourites, remixes in rows:
+            posts = await self.store.posts_of(image.generation_id)
+            entries.append(FeedEntry(image, favourites, remixes, posts))
+        return entries
 
     # Mood boards
 

@@ -306,6 +306,26 @@ class Store:
         rows = await self._all("SELECT * FROM deliveries WHERE delivered_at IS NULL")
         return [_delivery(r) for r in rows]
 
+    # The community feed
+
+    async def top_public_images(
+        self, since: float, model: str | None, style: str | None, limit: int, offset: int
+    ) -> list[tuple[ImageRecord, int, int]]:
+        """Public images of finished generations since ``since``, most favoured and remixed first,
+        with their favourite and remix counts."""
+        rows = await self._all(
+            "SELECT images.*, "
+            " (SELECT COUNT(*) FROM favourites WHERE favourites.image_id = images.id) AS favs,"
+            " (SELECT COUNT(*) FROM images AS kids WHERE kids.parent_image_id = images.id) AS remixes "
+            "FROM images JOIN generations ON generations.id = images.generation_id "
+            "WHERE images.public = 1 AND generations.status = 'done' AND images.created_at >= ? "
+            " AND (? IS NULL OR json_extract(images.recipe_json, '$.model') = ?) "
+            " AND (? IS NULL OR json_extract(images.recipe_json, '$.style') = ?) "
+            "ORDER BY favs + remixes DESC, favs DESC, images.created_at DESC, images.idx LIMIT ? OFFSET ?",
+            (since, model, model, style, style, limit, offset),
+        )
+        return [(_image(r), int(r["favs"]), int(r["remixes"])) for r in rows]
+
     # Mood boards
 
     async def board(self, project_id: str) -> list[BoardItem]:
