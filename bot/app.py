@@ -32,6 +32,7 @@ EXTENSIONS = (
     "bot.exts.settings",
     "bot.exts.moodboard",
     "bot.exts.browse",
+    "bot.exts.remix",
 )
 
 

@@ -186,11 +186,17 @@ class Delivery:
                     view=view,
                     attachments=[discord.File(_bytes(data), filename)],
                 )
-                return
+                break
             except discord.HTTPException as error:
                 if error.status != 413:
                     raise
                 limit = max(1024, min(limit, len(data)) // 2)  # the real limit is lower than we knew
+        remix = self.bot.get_cog("atelier")
+        if remix is not None and guild is not None:
+            try:
+                await remix.share(generation, guild, png)  # type: ignore[attr-defined]
+            except discord.HTTPException:
+                log.warning("could not cross-post %s to the remix channels", generation.id, exc_info=True)
 
 
 def _bytes(data: bytes):  # type: ignore[no-untyped-def]

@@ -45,24 +45,34 @@ async def project_target(
         return channel, project
     if not isinstance(channel, discord.TextChannel):
         raise StudioError(f"Use {command} in a server text channel or in an Atelier project thread.")
-    thread = await _open_thread(interaction, channel, title, private)
+    return await new_project_thread(bot, channel, interaction.user, requester, title, private)
+
+
+async def new_project_thread(
+    bot: AtelierBot,
+    channel: discord.TextChannel,
+    user: discord.abc.User,
+    requester: Requester,
+    title: str,
+    private: bool = False,
+) -> tuple[discord.Thread, Project]:
+    """A new project for ``requester`` in a new thread of ``channel``."""
+    thread = await _open_thread(channel, user, title, private)
     return thread, await bot.studio.open_project(requester, thread.name, str(thread.id))
 
 
 async def _open_thread(
-    interaction: discord.Interaction[Any], channel: discord.TextChannel, title: str, private: bool
+    channel: discord.TextChannel, user: discord.abc.User, title: str, private: bool
 ) -> discord.Thread:
     name = render.thread_name(title)
     if private:
         thread = await channel.create_thread(
             name=name, type=discord.ChannelType.private_thread, auto_archive_duration=1440, invitable=False
         )
-        await thread.send(
-            f"🔒 Private project of {interaction.user.mention}.", allowed_mentions=render.NO_PINGS
-        )
+        await thread.send(f"🔒 Private project of {user.mention}.", allowed_mentions=render.NO_PINGS)
         return thread
     starter = await channel.send(
-        f"🎨 {interaction.user.mention} started a project: *{render.quote(title)}*",
+        f"🎨 {user.mention} started a project: *{render.quote(title)}*",
         allowed_mentions=render.NO_PINGS,
     )
     # Not followup.send(wait=True): that message lacks guild info and cannot start a thread.

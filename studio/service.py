@@ -283,6 +283,10 @@ class Studio:
         await self.store.add_delivery(generation_id, channel_id, message_id)
         await self.store.set_status_message(generation_id, channel_id, message_id)
 
+    async def record_share_post(self, generation_id: str, channel_id: str, message_id: str) -> None:
+        """A cross-post of a public result in a remix channel."""
+        await self.store.add_post(message_id, channel_id, generation_id, "share")
+
     async def record_image_post(
         self, generation_id: str, index: int, channel_id: str, message_id: str
     ) -> None:
@@ -333,6 +337,45 @@ class Studio:
         if server:
             return await self._defaults("server", requester.server) if requester.server else Defaults()
         return await self._defaults("user", requester.id)
+
+    # Community remix
+
+    async def remix_channels(self, server: str) -> list[str]:
+        return await self.store.remix_channels(server)
+
+    async def set_remix_channel(self, requester: Requester, channel_id: str, on: bool) -> list[str]:
+        """Mark (or unmark) a channel where public results are cross-posted: server admins only."""
+        if not (requester.admin and requester.server):
+            raise NotYours("Only server admins (Manage Server) can choose the remix channels.")
+        await self.store.ensure_user(requester.id, requester.name)
+        await self.store.set_remix_channel(requester.server, channel_id, requester.id, on)
+        return await self.store.remix_channels(requester.server)
+
+    async def remixable(self, requester: Requester, generation_id: str, index: int) -> ImageRecord:
+        """An image anyone may clone: public (or the requester's own); others' private ones don't exist."""
+        image = await self.store.image_at(generation_id, index)
+        if not image.public and image.owner_id != requester.id:
+            raise NotFound("That image does not exist.")
+        return image
+
+    @staticmethod
+    def remix_text(image: ImageRecord) -> str:
+        """The image's recipe as prompt text to edit (a remix starts from text, not the init image)."""
+        return image.recipe.model_copy(update={"strength": None, "init_image": None}).to_prompt_text()
+
+    async def clone(
+        self,
+        requester: Requester,
+        image: ImageRecord,
+        text: str,
+        project: Project,
+        deliver_to: str | None = None,
+    ) -> Generation:
+        """A remix: the image's recipe (its prompt text as edited) in the remixer's project, linked to it."""
+        recipe = self.plan(text).model_copy(update={"parent_image": image.id})
+        return await self.submit(
+            requester, Recipe.model_validate(recipe.model_dump()), project, deliver_to=deliver_to
+        )
 
     # The community feed
 

@@ -306,6 +306,26 @@ class Store:
         rows = await self._all("SELECT * FROM deliveries WHERE delivered_at IS NULL")
         return [_delivery(r) for r in rows]
 
+    # Remix channels
+
+    async def remix_channels(self, server: str) -> list[str]:
+        rows = await self._all(
+            "SELECT channel_id FROM remix_channels WHERE server = ? ORDER BY created_at", (server,)
+        )
+        return [str(r["channel_id"]) for r in rows]
+
+    async def set_remix_channel(self, server: str, channel_id: str, added_by: str, on: bool) -> None:
+        if on:
+            await self._write(
+                "INSERT OR IGNORE INTO remix_channels (server, channel_id, added_by, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (server, channel_id, added_by, time.time()),
+            )
+        else:
+            await self._write(
+                "DELETE FROM remix_channels WHERE server = ? AND channel_id = ?", (server, channel_id)
+            )
+
     # The community feed
 
     async def top_public_images(

@@ -35,6 +35,7 @@ async def test_migrations_apply_once_in_wal_mode(tmp_path: Path) -> None:
         "images",
         "posts",
         "projects",
+        "remix_channels",
         "users",
     ]
 

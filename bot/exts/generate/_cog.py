@@ -282,7 +282,7 @@ class GenerateCog(commands.Cog, name="Generate"):
                 return
             if post.kind == "image" and emoji == render.STAR and post.image_index is not None:
                 index = post.image_index
-            elif post.kind == "status" and emoji in render.KEYCAPS:
+            elif post.kind in ("status", "share") and emoji in render.KEYCAPS:
                 index = render.KEYCAPS.index(emoji)
             else:
                 return

@@ -4,8 +4,8 @@ CREATE TABLE posts (
     message_id    TEXT PRIMARY KEY,
     channel_id    TEXT NOT NULL,
     generation_id TEXT NOT NULL REFERENCES generations(id),
-    image_index   INTEGER,                 -- NULL: the whole batch (status / result message)
-    kind          TEXT NOT NULL CHECK (kind IN ('status', 'image')),
+    image_index   INTEGER,                 -- NULL: the whole batch (status / result / share message)
+    kind          TEXT NOT NULL CHECK (kind IN ('status', 'image', 'share')),
     created_at    REAL NOT NULL
 );
 CREATE INDEX posts_by_generation ON posts(generation_id);

@@ -1,0 +1,191 @@
+"""/atelier remix-channel add|remove; the Remix button (modal prefilled with the recipe) and 🔀."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import render
+from bot.interactions import guarded, reply, report
+from bot.projects import new_project_thread, post_status, requester_of
+from studio.entities import Generation, ImageRecord
+from studio.errors import StudioError
+from studio.recipe import MAX_PROMPT_CHARS
+from studio.service import Requester
+
+if TYPE_CHECKING:
+    from bot.app import AtelierBot
+
+log = logging.getLogger(__name__)
+REMIX = "🔀"
+
+
+class RemixModal(discord.ui.Modal, title="Remix"):
+    def __init__(self, cog: AtelierCog, image: ImageRecord, text: str) -> None:
+        super().__init__(custom_id=f"at:mm:{image.id}", timeout=900)
+        self.cog, self.image = cog, image
+        self.prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+            label="Prompt (flags work)",
+            style=discord.TextStyle.paragraph,
+            default=text[:MAX_PROMPT_CHARS],
+            max_length=MAX_PROMPT_CHARS,
+            custom_id="at:mm:prompt",
+        )
+        self.add_item(self.prompt)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        async with guarded(interaction):
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            thread = await self.cog.remix_into_thread(
+                interaction.channel,
+                interaction.user,
+                requester_of(interaction),
+                self.image,
+                self.prompt.value,
+            )
+            await reply(interaction, f"Remixing — follow along in {thread.mention}.")
+
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:  # type: ignore[override]
+        await report(interaction, error)
+
+
+class RemixButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"at:m:(?P<gen>[0-9a-f]{32}):(?P<n>\d)"
+):
+    def __init__(self, generation_id: str, index: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=f"Remix {index + 1}",
+                emoji=REMIX,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"at:m:{generation_id}:{index}",
+                row=index // 5,
+            )
+        )
+        self.generation_id, self.index = generation_id, index
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> RemixButton:
+        return cls(match["gen"], int(match["n"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        cog: AtelierCog = interaction.client.get_cog("atelier")
+        async with guarded(interaction):
+            # A modal must be the first answer, so only a quick lookup comes before it.
+            image = await cog.bot.studio.remixable(requester_of(interaction), self.generation_id, self.index)
+            await interaction.response.send_modal(RemixModal(cog, image, cog.bot.studio.remix_text(image)))
+
+
+def share_view(generation: Generation) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for index in range(generation.recipe.batch):
+        view.add_item(RemixButton(generation.id, index))
+    return view
+
+
+class AtelierCog(commands.GroupCog, name="atelier", description="Server settings for Atelier"):
+    remix_channel = app_commands.Group(
+        name="remix-channel", description="Channels where public results are shared"
+    )
+
+    def __init__(self, bot: AtelierBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @remix_channel.command(name="add", description="Share public results in this channel (admins)")
+    async def add(self, interaction: discord.Interaction[AtelierBot]) -> None:
+        await self._set(interaction, on=True)
+
+    @remix_channel.command(name="remove", description="Stop sharing results in this channel (admins)")
+    async def remove(self, interaction: discord.Interaction[AtelierBot]) -> None:
+        await self._set(interaction, on=False)
+
+    async def _set(self, interaction: discord.Interaction[Any], on: bool) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if not isinstance(interaction.channel, discord.TextChannel):
+            raise StudioError("Use this in the text channel itself (not in a thread).")
+        channels = await self.bot.studio.set_remix_channel(
+            requester_of(interaction), str(interaction.channel.id), on
+        )
+        listed = ", ".join(f"<#{c}>" for c in channels) or "none"
+        await reply(interaction, f"{'Added' if on else 'Removed'}. Remix channels now: {listed}.")
+
+    async def remix_into_thread(
+        self, channel: Any, user: discord.abc.User, requester: Requester, image: ImageRecord, text: str
+    ) -> discord.Thread:
+        """Clone an image's recipe (as edited) into a new project thread of the remixer's."""
+        parent = channel.parent if isinstance(channel, discord.Thread) else channel
+        if not isinstance(parent, discord.TextChannel):
+            raise StudioError("Remixes start in a server text channel.")
+        recipe = self.bot.studio.plan(render.strip_mentions(text))
+        await self.bot.studio.check_capacity(requester)
+        thread, project = await new_project_thread(
+            self.bot, parent, user, requester, f"Remix: {recipe.prompt}"
+        )
+        generation = await self.bot.studio.clone(
+            requester, image, render.strip_mentions(text), project, str(thread.id)
+        )
+        await post_status(self.bot, thread, generation)
+        return thread
+
+    async def share(self, generation: Generation, guild: discord.Guild, png: bytes) -> None:
+        """Cross-post a public result to the server's remix channels (once)."""
+        if generation.private:
+            return
+        channels = await self.bot.studio.remix_channels(str(guild.id))
+        if not channels or any(p.kind == "share" for p in await self.bot.studio.posts_of(generation.id)):
+            return
+        owner = generation.owner_id.removeprefix("discord:")
+        text = f"{REMIX} <@{owner}> made *{render.quote(generation.recipe.prompt, 300)}* — remix it!"
+        limit = self.bot.upload_limit(guild)
+        for channel_id in channels:
+            channel = guild.get_channel(int(channel_id))
+            if not isinstance(channel, discord.TextChannel):
+                continue
+            data, filename = await asyncio.to_thread(
+                render.fit_image, png, limit, f"atelier-{generation.id[:8]}"
+            )
+            message = await channel.send(
+                text,
+                file=discord.File(_bytes(data), filename),
+                view=share_view(generation),
+                allowed_mentions=render.NO_PINGS,
+            )
+            await self.bot.studio.record_share_post(generation.id, str(channel.id), str(message.id))
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        if str(payload.emoji) != REMIX or payload.member is None or payload.member.bot:
+            return
+        try:
+            post = await self.bot.studio.post_for_message(str(payload.message_id))
+            if post is None:
+                return
+            requester = Requester(
+                id=f"discord:{payload.user_id}",
+                name=payload.member.display_name,
+                server=str(payload.guild_id) if payload.guild_id else None,
+            )
+            image = await self.bot.studio.remixable(requester, post.generation_id, post.image_index or 0)
+            channel = self.bot.get_channel(payload.channel_id)
+            await self.remix_into_thread(
+                channel, payload.member, requester, image, self.bot.studio.remix_text(image)
+            )
+        except StudioError as error:
+            log.info("🔀 by %s not done: %s", payload.user_id, error)
+        except Exception:
+            log.exception("🔀 by %s on %s failed", payload.user_id, payload.message_id)
+
+
+def _bytes(data: bytes) -> Any:
+    import io
+
+    return io.BytesIO(data)
