@@ -37,7 +37,7 @@ async def linked_images(
         message = await channel.fetch_message(message_id)
     except (discord.NotFound, discord.Forbidden):
         raise StudioError("I can't find that message (deleted, or in a channel I can't read).") from None
-    images = [a for a in message.attachments if _looks_like_image(a)]
+    images = [a for a in message.attachments if looks_like_image(a)]
     if not images:
         raise StudioError("That message has no images.")
     data = []
@@ -46,7 +46,7 @@ async def linked_images(
     return data
 
 
-def _looks_like_image(attachment: discord.Attachment) -> bool:
+def looks_like_image(attachment: discord.Attachment) -> bool:
     # What it really is gets checked later (header, then a full decode); this only picks candidates.
     return (attachment.content_type or "").startswith("image/") or attachment.filename.lower().endswith(
         (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")

@@ -26,7 +26,13 @@ async def strict(e2e_deployment: Deployment, tmp_path: Path) -> AsyncIterator[tu
     fake = FakeDiscord(attachment_size_limit=SMALL_LIMIT)
     await fake.start()
     await e2e_deployment.wait_ready()
-    bot = BotProcess(fake, e2e_deployment, tmp_path)
+    # The same workers (queue prefix), but a database of its own: a second bot on the session's
+    # database would resume the session bot's deliveries, in channels this Discord never had.
+    own = Deployment(
+        data_dir=tmp_path / "studio", models_file=e2e_deployment.models_file, prefix=e2e_deployment.prefix
+    )
+    own.data_dir.mkdir()
+    bot = BotProcess(fake, own, tmp_path)
     bot.start()
     try:
         await fake.wait_connected(timeout=60)

@@ -1971,6 +1971,32 @@ class FakeDiscord:
             data["guild_id"] = cmd["guild_id"]
         return await self._interact(2, self.user_id(user), cid, data, name=name)
 
+    async def message_command(
+        self, name: str, message_id: int, user: str | int = "alice"
+    ) -> InteractionRecord:
+        """A user picks the message context-menu command ``name`` on a message (type 3 command)."""
+        msg = self.messages[message_id]
+        cmd = next(
+            (
+                c
+                for c in [*self.guild_commands.get(self.guild_id, []), *self.global_commands]
+                if c["name"] == name and c["type"] == 3
+            ),
+            None,
+        )
+        if cmd is None:
+            raise LookupError(f"no message command {name!r} is synced")
+        data: dict[str, Any] = {
+            "id": cmd["id"],
+            "name": name,
+            "type": 3,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): self.message_payload(msg)}},
+        }
+        if "guild_id" in cmd:
+            data["guild_id"] = cmd["guild_id"]
+        return await self._interact(2, self.user_id(user), msg.channel_id, data, name=name)
+
     async def autocomplete(
         self,
         name: str,

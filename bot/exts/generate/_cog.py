@@ -35,6 +35,14 @@ class GenerateCog(commands.Cog, name="Generate"):
     def __init__(self, bot: AtelierBot) -> None:
         self.bot = bot
         self._recent_presses: dict[tuple[int, str, str, int], float] = {}
+        # Context menus cannot be declared inside a cog; they are added to the tree by hand.
+        self.show_recipe = app_commands.ContextMenu(name="Show recipe", callback=self.show_recipe_menu)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.show_recipe)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.show_recipe.name, type=self.show_recipe.type)
 
     @property
     def studio(self):  # type: ignore[no-untyped-def]
@@ -340,9 +348,19 @@ class GenerateCog(commands.Cog, name="Generate"):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         _, message_id = parse_link(interaction, link)
+        await self._lineage_reply(interaction, message_id, image)
+
+    async def show_recipe_menu(self, interaction: discord.Interaction[Any], message: discord.Message) -> None:
+        """The "Show recipe" message menu: /lineage for the message it is used on."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self._lineage_reply(interaction, message.id, None)
+
+    async def _lineage_reply(
+        self, interaction: discord.Interaction[Any], message_id: int, image: int | None
+    ) -> None:
         post = await self.studio.post_for_message(str(message_id))
         if post is None:
-            raise StudioError("I don't know that message: link a result or an image posted by Atelier.")
+            raise StudioError("I don't know that message: use a result or an image posted by Atelier.")
         index = post.image_index if post.image_index is not None else (image or 1) - 1
         steps = await self.studio.lineage(requester_of(interaction), post.generation_id, index)
         first = steps[0].image

@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from bot import render
 from bot.interactions import reply
-from bot.links import linked_images, read_upload
+from bot.links import MAX_IMAGES_PER_MESSAGE, linked_images, looks_like_image, read_upload
 from bot.projects import requester_of
 from studio.entities import Project
 from studio.errors import StudioError
@@ -24,6 +24,25 @@ class MoodboardCog(commands.GroupCog, name="moodboard", description="A project's
     def __init__(self, bot: AtelierBot) -> None:
         self.bot = bot
         super().__init__()
+        self.add_menu = app_commands.ContextMenu(name="Add to mood board", callback=self.add_message)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.add_menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.add_menu.name, type=self.add_menu.type)
+
+    async def add_message(self, interaction: discord.Interaction[Any], message: discord.Message) -> None:
+        """The "Add to mood board" message menu: that message's images join this project's board."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        project = await self._project(interaction)
+        limit = self.bot.studio.settings.max_upload_bytes
+        images = [a for a in message.attachments if looks_like_image(a)][:MAX_IMAGES_PER_MESSAGE]
+        if not images:
+            raise StudioError("That message has no images.")
+        uploads = [await read_upload(a, limit) for a in images]
+        count = await self.bot.studio.board_add(requester_of(interaction), project, uploads)
+        await reply(interaction, f"Added {len(uploads)} image(s); the board holds {count}.")
 
     async def _project(self, interaction: discord.Interaction[Any]) -> Project:
         channel = interaction.channel

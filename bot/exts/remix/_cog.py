@@ -99,6 +99,23 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
     def __init__(self, bot: AtelierBot) -> None:
         self.bot = bot
         super().__init__()
+        self.remix_menu = app_commands.ContextMenu(name="Remix", callback=self.remix_message)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.remix_menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.remix_menu.name, type=self.remix_menu.type)
+
+    async def remix_message(self, interaction: discord.Interaction[Any], message: discord.Message) -> None:
+        """The "Remix" message menu: the modal, prefilled with that image's recipe."""
+        post = await self.bot.studio.post_for_message(str(message.id))
+        if post is None:
+            raise StudioError("That message isn't an Atelier image: use Remix on a result or a posted image.")
+        image = await self.bot.studio.remixable(
+            requester_of(interaction), post.generation_id, post.image_index or 0
+        )
+        await interaction.response.send_modal(RemixModal(self, image, self.bot.studio.remix_text(image)))
 
     @remix_channel.command(name="add", description="Share public results in this channel (admins)")
     async def add(self, interaction: discord.Interaction[AtelierBot]) -> None:
