@@ -46,6 +46,9 @@ async def test_browse_ranks_public_creations_and_pages(
     assert len(lines) == 6 and "hidden" not in page.content
     buttons = custom_ids(page)
     assert buttons[1].startswith("at:b:all:1:tiny-sdxl:")
+    assert len([b for b in buttons if b.startswith("at:m:")]) == 5  # a Remix action per entry
+    remix = await fake.click(page.id, next(b for b in buttons if b.startswith("at:m:")))
+    assert (await remix.wait_response()).type == 9  # the prefilled Remix form
     await fake.click(page.id, buttons[1])
     await fake.wait_for(lambda: "page 2" in fake.messages[page.id].content)
     assert len(fake.messages[page.id].content.splitlines()) == 3  # 7 public images: 5 + 2

@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
+from bot.exts.remix._cog import RemixButton
 from bot.interactions import guarded, reply
 from studio.service import BROWSE_PAGE, PERIODS, FeedEntry
 
@@ -97,6 +98,10 @@ class BrowseCog(commands.Cog, name="Browse"):
         view.add_item(PageButton(period, max(0, page - 1), ids[1], ids[2], "◀ Previous", disabled=page == 0))
         full = len(entries) == BROWSE_PAGE
         view.add_item(PageButton(period, page + 1, ids[1], ids[2], "Next ▶", disabled=not full))
+        for rank, entry in enumerate(entries, start=page * BROWSE_PAGE + 1):  # a Remix action per entry
+            view.add_item(
+                RemixButton(entry.image.generation_id, entry.image.index, label=f"Remix #{rank}", row=1)
+            )
         return text, view
 
     @app_commands.command(name="browse", description="The community feed: top public creations")

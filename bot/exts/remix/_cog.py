@@ -58,14 +58,16 @@ class RemixModal(discord.ui.Modal, title="Remix"):
 class RemixButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"at:m:(?P<gen>[0-9a-f]{32}):(?P<n>\d)"
 ):
-    def __init__(self, generation_id: str, index: int) -> None:
+    def __init__(
+        self, generation_id: str, index: int, label: str | None = None, row: int | None = None
+    ) -> None:
         super().__init__(
             discord.ui.Button(
-                label=f"Remix {index + 1}",
+                label=label or f"Remix {index + 1}",
                 emoji=REMIX,
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"at:m:{generation_id}:{index}",
-                row=index // 5,
+                row=index // 5 if row is None else row,
             )
         )
         self.generation_id, self.index = generation_id, index
