@@ -10,6 +10,7 @@ undelivered generation, so jobs that finished while it was down are delivered th
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -166,9 +167,7 @@ class Delivery:
         self, generation: Generation, message: discord.PartialMessage, editor: _ThrottledEditor
     ) -> None:
         png = await self.bot.studio.grid_png(generation)
-        owner = generation.owner_id.removeprefix("discord:")
-        mention = f"<@{owner}>" if owner.isdigit() else owner
-        embed = render.result_embed(generation, mention)
+        embed = render.result_embed(generation, render.credit(generation.owner_id))
         view = result_view(generation.id, generation.recipe.batch)
         content = f"✅ Done · {render.summary(generation.recipe)}"
         if png is None:  # no grid (no post worker answered): the images are still recorded
@@ -184,7 +183,7 @@ class Delivery:
                     content=content,
                     embed=embed,
                     view=view,
-                    attachments=[discord.File(_bytes(data), filename)],
+                    attachments=[discord.File(io.BytesIO(data), filename)],
                 )
                 break
             except discord.HTTPException as error:
@@ -197,12 +196,6 @@ class Delivery:
                 await remix.share(generation, guild, png)  # type: ignore[attr-defined]
             except discord.HTTPException:
                 log.warning("could not cross-post %s to the remix channels", generation.id, exc_info=True)
-
-
-def _bytes(data: bytes):  # type: ignore[no-untyped-def]
-    import io
-
-    return io.BytesIO(data)
 
 
 class _ThrottledEditor:

@@ -9,7 +9,7 @@ import time
 import discord
 from PIL import Image
 
-from studio.entities import Generation
+from studio.entities import Generation, Post
 from studio.recipe import Recipe
 
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣")
@@ -27,6 +27,23 @@ def quote(text: str, limit: int = 300) -> str:
     """User text shown inline: markdown and mentions made inert, length capped."""
     shown = text if len(text) <= limit else text[: limit - 1] + "…"
     return discord.utils.escape_mentions(discord.utils.escape_markdown(shown))
+
+
+def credit(owner_id: str) -> str:
+    """A mention of the creator (inert: nothing is sent with pings allowed), or their CLI name."""
+    user = owner_id.removeprefix("discord:")
+    return f"<@{user}>" if user.isdigit() else quote(user, 40)
+
+
+def jump_link(guild_id: int | None, channel_id: str, message_id: str) -> str:
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+def where_shown(posts: list[Post], index: int, guild_id: int | None) -> str:
+    """A link to the message that best shows image ``index``: its own post, else its batch's result."""
+    shown = next((p for p in posts if p.kind == "image" and p.image_index == index), None)
+    shown = shown or next((p for p in posts if p.kind == "status"), None)
+    return jump_link(guild_id, shown.channel_id, shown.message_id) if shown else "(not posted)"
 
 
 def thread_name(prompt: str) -> str:

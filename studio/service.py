@@ -317,9 +317,7 @@ class Studio:
 
     async def set_defaults(self, requester: Requester, changes: Defaults, server: bool = False) -> Defaults:
         """Merge ``changes`` into the person's (or, for admins, the server's) defaults."""
-        if server and not (requester.admin and requester.server):
-            raise NotYours("Only server admins (Manage Server) can set the server's defaults.")
-        scope, owner = ("server", requester.server or "") if server else ("user", requester.id)
+        scope, owner = self._defaults_scope(requester, server)
         current = await self._defaults(scope, owner)
         updated = validated(current.merged(changes), self.catalogue, self.styles)
         await self.store.ensure_user(requester.id, requester.name)
@@ -327,11 +325,16 @@ class Studio:
         return updated
 
     async def reset_defaults(self, requester: Requester, server: bool = False) -> None:
-        if server and not (requester.admin and requester.server):
-            raise NotYours("Only server admins (Manage Server) can reset the server's defaults.")
-        await self.store.set_defaults(
-            "server" if server else "user", (requester.server or "") if server else requester.id, None
-        )
+        await self.store.set_defaults(*self._defaults_scope(requester, server), None)
+
+    @staticmethod
+    def _defaults_scope(requester: Requester, server: bool) -> tuple[str, str]:
+        """Where a change of defaults goes; the server's own only for its admins."""
+        if not server:
+            return "user", requester.id
+        if not (requester.admin and requester.server):
+            raise NotYours("Only server admins (Manage Server) can change the server's defaults.")
+        return "server", requester.server
 
     async def stored_defaults(self, requester: Requester, server: bool = False) -> Defaults:
         if server:
@@ -457,8 +460,9 @@ class Studio:
         with_strength = (options or Draft()).merged(Draft(strength=said or BOARD_STRENGTH))
         return self.plan(text, with_strength, digest(collage), defaults), collage
 
-    async def _post_job(self, function: str, payload: dict[str, Any]) -> bytes:
-        job_id = f"{function}:{new_id()}"
+    async def _post_job(self, function: str, payload: dict[str, Any], job_id: str | None = None) -> bytes:
+        """Pixel work on a post worker: its PNG, or a StudioError when none answers or it fails."""
+        job_id = job_id or f"{function}:{new_id()}"
         await self.queue.enqueue(jobs.POST, function, job_id, payload)
         try:
             success, value = await self.queue.wait(job_id, timeout=self.settings.grid_timeout_s)
@@ -609,20 +613,13 @@ class Studio:
 
         The grid is a convenience: if it fails, the images are recorded without one.
         """
-        job_id = jobs.grid_job_id(generation_id)
-        payload = jobs.ComposeGridJob(images=pngs)
-        await self.queue.enqueue(jobs.POST, jobs.COMPOSE_GRID, job_id, payload.model_dump())
+        payload = jobs.ComposeGridJob(images=pngs).model_dump()
         try:
-            success, value = await self.queue.wait(job_id, timeout=self.settings.grid_timeout_s)
-        except (JobResultMissing, TimeoutError):
-            log.warning("no grid for generation %s: no post worker answered in time", generation_id)
+            grid = await self._post_job(jobs.COMPOSE_GRID, payload, jobs.grid_job_id(generation_id))
+        except StudioError as error:
+            log.warning("no grid for generation %s: %s", generation_id, error)
             return None
-        await self.queue.expire_result(job_id, self.settings.recorded_result_ttl_s)
-        if not success:
-            log.error("grid for generation %s failed: %s", generation_id, failure_reason(value))
-            return None
-        grid = jobs.ComposeGridResult.model_validate(value)
-        return await asyncio.to_thread(self.artifacts.put, grid.png)
+        return await asyncio.to_thread(self.artifacts.put, grid)
 
     async def cancel(self, requester: Requester, generation_id: str) -> Generation:
         """Ask the worker to stop a queued or running job: its owner or a moderator only."""

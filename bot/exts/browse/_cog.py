@@ -27,16 +27,10 @@ def feed_text(guild_id: int | None, entries: list[FeedEntry], period: str, page:
     lines = [head]
     for rank, entry in enumerate(entries, start=page * BROWSE_PAGE + 1):
         image = entry.image
-        shown = next((p for p in entry.posts if p.kind == "image" and p.image_index == image.index), None)
-        shown = shown or next((p for p in entry.posts if p.kind == "status"), None)
-        where = (
-            f"https://discord.com/channels/{guild_id}/{shown.channel_id}/{shown.message_id}" if shown else ""
-        )
-        creator = image.owner_id.removeprefix("discord:")
-        credit = f"<@{creator}>" if creator.isdigit() else render.quote(creator, 40)
+        where = render.where_shown(entry.posts, image.index, guild_id)
         lines.append(
             f"{rank}. ⭐ {entry.favourites} · 🔀 {entry.remixes} — image {image.index + 1} of "
-            f"*{render.quote(image.recipe.prompt, 70)}* by {credit} {where}"
+            f"*{render.quote(image.recipe.prompt, 70)}* by {render.credit(image.owner_id)} {where}"
         )
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ from discord.ext import commands
 
 from bot import render
 from bot.interactions import reply
-from bot.links import parse_link
+from bot.links import parse_link, read_upload
 from bot.projects import post_status, project_target, requester_of
 from studio.errors import InvalidRecipe, StudioError
 from studio.families import ASPECTS
@@ -25,10 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DOUBLE_PRESS_S = 3.0
-
-
-def jump_link(guild_id: int | None, channel_id: str, message_id: str) -> str:
-    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
 
 
 class GenerateCog(commands.Cog, name="Generate"):
@@ -140,12 +136,7 @@ class GenerateCog(commands.Cog, name="Generate"):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         requester = requester_of(interaction)
-        limit = self.studio.settings.max_upload_bytes
-        if image.size > limit:  # refused before a byte is downloaded
-            raise StudioError(
-                f"The image is {image.size / 1_048_576:.1f} MiB; the limit is {limit / 1_048_576:.0f} MiB."
-            )
-        data = await image.read()
+        data = await read_upload(image, self.studio.settings.max_upload_bytes)
         cleaned = render.strip_mentions(prompt)
         recipe = await self.studio.plan_upload(cleaned, Draft(strength=strength), data)
         await self.studio.check_capacity(requester)
@@ -322,13 +313,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         lines = []
         for image in images[:30]:
             posts = await self.studio.posts_of(image.generation_id)
-            shown = next((p for p in posts if p.kind == "image" and p.image_index == image.index), None)
-            shown = shown or next((p for p in posts if p.kind == "status"), None)
-            link = (
-                jump_link(interaction.guild_id, shown.channel_id, shown.message_id)
-                if shown
-                else "(not posted)"
-            )
+            link = render.where_shown(posts, image.index, interaction.guild_id)
             prompt = render.quote(image.recipe.prompt, 60)
             lines.append(f"⭐ image {image.index + 1} · seed {image.seed} · {prompt} — {link}")
         title = "Your favourites in this project" if project else "Your favourites"
@@ -373,17 +358,8 @@ class GenerateCog(commands.Cog, name="Generate"):
             if step.hidden:
                 lines.append(f"{arrow} a private image")
                 continue
-            shown = next(
-                (p for p in step.posts if p.kind == "image" and p.image_index == step.image.index), None
-            )
-            shown = shown or next((p for p in step.posts if p.kind == "status"), None)
-            where = (
-                jump_link(interaction.guild_id, shown.channel_id, shown.message_id)
-                if shown
-                else "(not posted)"
-            )
-            creator = step.image.owner_id.removeprefix("discord:")
-            credit = f"<@{creator}>" if creator.isdigit() else render.quote(creator, 40)
+            where = render.where_shown(step.posts, step.image.index, interaction.guild_id)
+            credit = render.credit(step.image.owner_id)
             remixed = f" · remixed {step.remixes}×" if step.remixes else ""
             lines.append(
                 f"{arrow} image {step.image.index + 1} by {credit} · "
@@ -405,6 +381,8 @@ class GenerateCog(commands.Cog, name="Generate"):
         ]
         for generation in mine:
             posts = await self.studio.posts_of(generation.id)
-            link = next((jump_link(interaction.guild_id, p.channel_id, p.message_id) for p in posts), "")
+            link = next(
+                (render.jump_link(interaction.guild_id, p.channel_id, p.message_id) for p in posts), ""
+            )
             lines.append(f"• {generation.status} · {render.quote(generation.recipe.prompt, 60)} {link}")
         await reply(interaction, "\n".join(lines))

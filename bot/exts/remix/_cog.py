@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -162,19 +163,18 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
         channels = await self.bot.studio.remix_channels(str(guild.id))
         if not channels or any(p.kind == "share" for p in await self.bot.studio.posts_of(generation.id)):
             return
-        owner = generation.owner_id.removeprefix("discord:")
-        text = f"{REMIX} <@{owner}> made *{render.quote(generation.recipe.prompt, 300)}* — remix it!"
-        limit = self.bot.upload_limit(guild)
+        prompt = render.quote(generation.recipe.prompt, 300)
+        text = f"{REMIX} {render.credit(generation.owner_id)} made *{prompt}* — remix it!"
+        data, filename = await asyncio.to_thread(
+            render.fit_image, png, self.bot.upload_limit(guild), f"atelier-{generation.id[:8]}"
+        )  # once, for every channel
         for channel_id in channels:
             channel = guild.get_channel(int(channel_id))
             if not isinstance(channel, discord.TextChannel):
                 continue
-            data, filename = await asyncio.to_thread(
-                render.fit_image, png, limit, f"atelier-{generation.id[:8]}"
-            )
             message = await channel.send(
                 text,
-                file=discord.File(_bytes(data), filename),
+                file=discord.File(io.BytesIO(data), filename),
                 view=share_view(generation),
                 allowed_mentions=render.NO_PINGS,
             )
@@ -202,9 +202,3 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
             log.info("🔀 by %s not done: %s", payload.user_id, error)
         except Exception:
             log.exception("🔀 by %s on %s failed", payload.user_id, payload.message_id)
-
-
-def _bytes(data: bytes) -> Any:
-    import io
-
-    return io.BytesIO(data)

@@ -24,6 +24,21 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
         self.bot = bot
         super().__init__()
 
+    async def _save(
+        self,
+        interaction: discord.Interaction[AtelierBot],
+        server: bool,
+        changes: Defaults,
+        aspect: app_commands.Choice[str] | None,
+    ) -> None:
+        # The two commands keep their own signatures: discord.py builds the options from them.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if aspect is not None:
+            changes = changes.model_copy(update={"aspect": aspect.value})
+        updated = await self.bot.studio.set_defaults(requester_of(interaction), changes, server=server)
+        whose = "This server's" if server else "Your"
+        await reply(interaction, f"Saved. {whose} defaults: {updated.describe()}.")
+
     @app_commands.command(name="show", description="Your defaults and this server's")
     async def show(self, interaction: discord.Interaction[AtelierBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -47,12 +62,9 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
         style: str | None = None,
         private: bool | None = None,
     ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        changes = Defaults(
-            model=model, aspect=aspect.value if aspect else None, batch=batch, style=style, private=private
+        await self._save(
+            interaction, False, Defaults(model=model, batch=batch, style=style, private=private), aspect
         )
-        updated = await self.bot.studio.set_defaults(requester_of(interaction), changes)
-        await reply(interaction, f"Saved. Your defaults: {updated.describe()}.")
 
     @app_commands.command(name="reset", description="Forget your defaults")
     async def reset(self, interaction: discord.Interaction[AtelierBot]) -> None:
@@ -71,12 +83,9 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
         style: str | None = None,
         private: bool | None = None,
     ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        changes = Defaults(
-            model=model, aspect=aspect.value if aspect else None, batch=batch, style=style, private=private
+        await self._save(
+            interaction, True, Defaults(model=model, batch=batch, style=style, private=private), aspect
         )
-        updated = await self.bot.studio.set_defaults(requester_of(interaction), changes, server=True)
-        await reply(interaction, f"Saved. This server's defaults: {updated.describe()}.")
 
     @app_commands.command(name="server-reset", description="Forget this server's defaults (admins)")
     async def server_reset(self, interaction: discord.Interaction[AtelierBot]) -> None:
