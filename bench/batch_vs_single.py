@@ -47,8 +47,9 @@ from bench._harness import (
 )
 from studio import jobs
 from studio.app import open_studio
+from studio.entities import Requester
 from studio.recipe import Draft
-from studio.service import Finished, Requester, Studio
+from studio.service import Finished, Studio
 
 IMAGES = 4
 SEED = 42

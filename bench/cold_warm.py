@@ -43,8 +43,9 @@ from bench._harness import (
 )
 from studio import jobs
 from studio.app import open_studio
+from studio.entities import Requester
 from studio.recipe import Draft
-from studio.service import Requester, Studio
+from studio.service import Studio
 
 PROMPT = "a lighthouse at dusk"
 ME = Requester(id="bench:cold-warm", name="bench")

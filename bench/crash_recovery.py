@@ -47,7 +47,7 @@ from bench._harness import (
 )
 from studio import jobs
 from studio.app import open_studio
-from studio.service import Requester
+from studio.entities import Requester
 
 ME = Requester(id="bench:crash", name="bench")
 PROMPT = "a stormy sea --steps 150 --size 256x256 --seed 9"

@@ -55,8 +55,9 @@ from bench._harness import (
 )
 from studio import jobs
 from studio.app import open_studio
+from studio.entities import Requester
 from studio.recipe import Draft
-from studio.service import Requester, Studio
+from studio.service import Studio
 
 ARQ_POLL_S = 0.5  # arq's default, for both the worker's queue poll and Job.result
 PROMPT = "a lighthouse at dusk"

@@ -20,6 +20,7 @@ from bot.interactions import report
 from bot.ratelimit import GlobalLimiter, limit_globally
 from bot.render import NO_PINGS
 from bot.settings import DiscordSettings, load_discord_settings
+from bot.training_delivery import TrainingDelivery
 from studio.app import open_studio
 from studio.errors import StudioError
 from studio.service import Studio
@@ -33,6 +34,7 @@ EXTENSIONS = (
     "bot.exts.moodboard",
     "bot.exts.browse",
     "bot.exts.remix",
+    "bot.exts.forge",
 )
 
 
@@ -58,6 +60,7 @@ class AtelierBot(commands.Bot):
         self.settings = settings
         self.discord_settings = discord_settings
         self.delivery = Delivery(self)
+        self.training = TrainingDelivery(self)
         self._studio_context: contextlib.AbstractAsyncContextManager[Studio] | None = None
         self._studio: Studio | None = None
         self._upload_limits: dict[int, int] = {}
@@ -87,10 +90,17 @@ class AtelierBot(commands.Bot):
         else:
             await self.tree.sync()
         resumed = await self.delivery.resume()
-        log.info("commands synced (%s); %d deliveries resumed", guilds or "global", resumed)
+        trainings = await self.training.resume()
+        log.info(
+            "commands synced (%s); %d deliveries and %d training runs resumed",
+            guilds or "global",
+            resumed,
+            trainings,
+        )
 
     async def close(self) -> None:
         await self.delivery.close()
+        await self.training.close()
         if self._studio_context is not None:
             await self._studio_context.__aexit__(None, None, None)
             self._studio_context = None

@@ -126,7 +126,7 @@ class Delivery:
     async def _follow_and_finish(self, generation_id: str, message: discord.PartialMessage) -> None:
         studio = self.bot.studio
         generation = await studio.generation(generation_id)
-        editor = _ThrottledEditor(message, self.bot.discord_settings.progress_edit_interval_s)
+        editor = ThrottledEditor(message, self.bot.discord_settings.progress_edit_interval_s)
         started = asyncio.Event()
         clock = {"t": time.monotonic(), "attempt": 1}
 
@@ -164,7 +164,7 @@ class Delivery:
         await studio.mark_delivered(generation_id)
 
     async def _post_result(
-        self, generation: Generation, message: discord.PartialMessage, editor: _ThrottledEditor
+        self, generation: Generation, message: discord.PartialMessage, editor: ThrottledEditor
     ) -> None:
         png = await self.bot.studio.grid_png(generation)
         embed = render.result_embed(generation, render.credit(generation.owner_id))
@@ -198,7 +198,7 @@ class Delivery:
                 log.warning("could not cross-post %s to the remix channels", generation.id, exc_info=True)
 
 
-class _ThrottledEditor:
+class ThrottledEditor:
     """Edits one message at most every ``interval`` seconds (Discord rate-limits edits)."""
 
     def __init__(self, message: discord.PartialMessage, interval: float) -> None:

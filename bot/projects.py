@@ -8,9 +8,8 @@ import discord
 
 from bot import render
 from bot.exts.generate._views import status_view
-from studio.entities import Generation, Project
+from studio.entities import Generation, Project, Requester
 from studio.errors import StudioError
-from studio.service import Requester
 
 if TYPE_CHECKING:
     from bot.app import AtelierBot
@@ -19,12 +18,16 @@ if TYPE_CHECKING:
 def requester_of(interaction: discord.Interaction[Any]) -> Requester:
     user = interaction.user
     in_guild = interaction.guild is not None
+    roles = (
+        frozenset(str(role.id) for role in user.roles) if isinstance(user, discord.Member) else frozenset()
+    )
     return Requester(
         id=f"discord:{user.id}",
         name=user.display_name,
         moderator=in_guild and bool(interaction.permissions.manage_messages),
         admin=in_guild and bool(interaction.permissions.manage_guild),
         server=str(interaction.guild_id) if in_guild else None,
+        roles=roles,
     )
 
 

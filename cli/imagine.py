@@ -10,9 +10,9 @@ from pathlib import Path
 
 from cli.progress import ProgressBar
 from studio.app import open_studio
+from studio.entities import Requester
 from studio.errors import StudioError
 from studio.recipe import Draft
-from studio.service import Requester
 from studio.settings import load_settings
 
 

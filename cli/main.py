@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--all-users", action="store_true", help="not only yours")
 
     worker = sub.add_parser("worker", help="run an arq worker for one queue")
-    worker.add_argument("--queue", choices=("inference", "post"), default="inference")
+    worker.add_argument("--queue", choices=("inference", "post", "training"), default="inference")
 
     models = sub.add_parser("models", help="the model catalogue")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")

@@ -1,4 +1,4 @@
-"""`atelier worker --queue inference|post`."""
+"""`atelier worker --queue inference|post|training`."""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -38,11 +40,17 @@ def generate_images(
     cancel: threading.Event,
     settings: Settings,
     attempt: int,
+    adapter_file: Callable[[str], Path],
 ) -> jobs.GenerateResult:
     try:
         model, load_seconds = cache.get(job.model)
     except ModelLoadError as exc:
         raise UserFacingError(str(exc)) from exc
+    try:
+        model.apply_adapters(job.adapters, adapter_file, settings.adapters_per_model)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:  # a damaged or mismatched file
+        names = ", ".join(ref.name for ref in job.adapters)
+        raise UserFacingError(f"the LoRA weights ({names}) could not be loaded: {exc}") from exc
     init = None
     if job.init_image is not None:
         try:

@@ -6,7 +6,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,7 +24,7 @@ from diffusers import (
     StableDiffusionXLPipeline,
 )
 
-from studio.jobs import ModelRef
+from studio.jobs import AdapterRef, ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class LoadedModel:
     img2img: DiffusionPipeline | None = None
     schedulers: dict[str, Any] = field(default_factory=dict)
     compel: Any = None  # prompt-weighting encoder, made on first use (gpu_worker.prompting)
+    adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)  # LoRA digest -> adapter name
 
     def pipeline(self, mode: str) -> DiffusionPipeline:
         if mode == "text2img":
@@ -79,6 +82,31 @@ class LoadedModel:
             self.img2img = _IMG2IMG[self.ref.family].from_pipe(self.text2img)
             self.img2img.set_progress_bar_config(disable=True)
         return self.img2img
+
+    def apply_adapters(self, wanted: list[AdapterRef], file_for: Callable[[str], Path], keep: int) -> None:
+        """Make exactly ``wanted`` active at their weights; the base weights are never reloaded.
+
+        Each LoRA is loaded once (by digest) and stays loaded, up to ``keep`` of them; switching
+        between loaded ones is a ``set_adapters`` call. No LoRA wanted: they are all disabled,
+        which gives the base model's output exactly.
+        """
+        pipe = self.text2img
+        for ref in wanted:
+            if ref.sha not in self.adapters:
+                path = file_for(ref.sha)
+                pipe.load_lora_weights(
+                    str(path.parent), weight_name=path.name, adapter_name=_adapter_name(ref)
+                )
+                self.adapters[ref.sha] = _adapter_name(ref)
+            self.adapters.move_to_end(ref.sha)
+        in_use = {ref.sha for ref in wanted}
+        for sha in [sha for sha in self.adapters if sha not in in_use][: max(0, len(self.adapters) - keep)]:
+            pipe.delete_adapters(self.adapters.pop(sha))
+        if wanted:
+            pipe.enable_lora()
+            pipe.set_adapters([self.adapters[ref.sha] for ref in wanted], [ref.weight for ref in wanted])
+        elif self.adapters:
+            pipe.disable_lora()
 
     def use_sampler(self, pipe: DiffusionPipeline, sampler: str) -> None:
         if sampler not in self.schedulers:
@@ -118,15 +146,24 @@ class PipelineCache:
             return loaded, time.perf_counter() - started
 
     def _load(self, ref: ModelRef) -> LoadedModel:
-        cls = _TEXT2IMG.get(ref.family)
-        if cls is None:
-            raise ModelLoadError(f"model {ref.id}: unknown family {ref.family}")
-        try:
-            pipe = cls.from_pretrained(ref.source, dtype=self.dtype, variant=ref.variant)
-        except Exception as exc:  # broken weights raise anything: report it as a load failure
-            raise ModelLoadError(f"could not load model {ref.id} from {ref.source}: {exc}") from exc
-        if self.device != "cpu":
-            pipe = pipe.to(self.device)
-        pipe.set_progress_bar_config(disable=True)
-        log.info("loaded model %s (%s) on %s/%s", ref.id, ref.family, self.device, self.dtype)
-        return LoadedModel(ref=ref, text2img=pipe)
+        return load_model(ref, self.device, self.dtype)
+
+
+def load_model(ref: ModelRef, device: str, dtype: torch.dtype) -> LoadedModel:
+    """A base model's pipeline from its folder or hub id, on ``device``: the one loading path."""
+    cls = _TEXT2IMG.get(ref.family)
+    if cls is None:
+        raise ModelLoadError(f"model {ref.id}: unknown family {ref.family}")
+    try:
+        pipe = cls.from_pretrained(ref.source, dtype=dtype, variant=ref.variant)
+    except Exception as exc:  # broken weights raise anything: report it as a load failure
+        raise ModelLoadError(f"could not load model {ref.id} from {ref.source}: {exc}") from exc
+    if device != "cpu":
+        pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    log.info("loaded model %s (%s) on %s/%s", ref.id, ref.family, device, dtype)
+    return LoadedModel(ref=ref, text2img=pipe)
+
+
+def _adapter_name(ref: AdapterRef) -> str:
+    return f"lora_{ref.sha[:16]}"  # by digest: two versions of one name never collide

@@ -17,22 +17,46 @@ from studio.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 
-async def _startup_inference(ctx: dict[str, Any]) -> None:
+def _quiet_libraries() -> None:
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
-
-    from gpu_worker.inference import make_cache
 
     diffusers_logging.disable_progress_bar()
     diffusers_logging.set_verbosity_error()
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
+
+
+async def _startup_inference(ctx: dict[str, Any]) -> None:
+    from gpu_worker.adapters import AdapterFiles
+    from gpu_worker.inference import make_cache
+
+    _quiet_libraries()
     ctx["cache"] = make_cache(ctx["settings"])
+    ctx["adapter_files"] = AdapterFiles()
     log.info("inference worker ready on %s", ctx["cache"].device)
 
 
+async def _shutdown_inference(ctx: dict[str, Any]) -> None:
+    if "adapter_files" in ctx:
+        ctx["adapter_files"].remove()
+
+
+async def _startup_training(ctx: dict[str, Any]) -> None:
+    import torch
+
+    from gpu_worker.pipelines import pick_device
+
+    _quiet_libraries()
+    settings: Settings = ctx["settings"]
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    ctx["device"] = pick_device(settings.device)
+    log.info("training worker ready on %s", ctx["device"])
+
+
 def worker_settings(settings: Settings, kind: str) -> type:
-    """A WorkerSettings class for ``kind`` (inference or post), as `arq` and `run_worker` take."""
+    """A WorkerSettings class for ``kind`` (inference, post or training), as `arq` takes it."""
     if kind not in jobs.QUEUES:
         raise ValueError(f"unknown queue {kind!r}; choose one of {', '.join(jobs.QUEUES)}")
     queue_name = settings.queue_name(kind)
@@ -46,7 +70,21 @@ def worker_settings(settings: Settings, kind: str) -> type:
             ),
         ]
         startup: Any = _startup_inference
+        shutdown: Any = _shutdown_inference
         max_jobs = settings.max_jobs_per_worker  # one GPU runs one job at a time
+    elif kind == jobs.TRAINING:
+        # Its own queue and workers: arq's recovery waits for the longest timeout of a worker's
+        # functions, so hours of training time limit must never sit in an inference worker.
+        functions = [
+            func(
+                tasks.train_lora,
+                name=jobs.TRAIN_LORA,
+                timeout=settings.training_timeout_s,
+                max_tries=settings.training_max_tries,
+            )
+        ]
+        startup, shutdown = _startup_training, None
+        max_jobs = 1  # a run takes the whole GPU
     else:
         functions = [
             func(coroutine, name=name, timeout=settings.post_timeout_s, max_tries=settings.max_tries)
@@ -56,7 +94,7 @@ def worker_settings(settings: Settings, kind: str) -> type:
                 (tasks.collage, jobs.COLLAGE),
             )
         ]
-        startup = None
+        startup = shutdown = None
         max_jobs = max(2, os.cpu_count() or 2)
     worker_id = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     attributes: dict[str, Any] = {
@@ -72,6 +110,7 @@ def worker_settings(settings: Settings, kind: str) -> type:
         "health_check_key": jobs.health_check_key(queue_name, worker_id),
         "health_check_interval": 10,
         "on_startup": startup,
+        "on_shutdown": shutdown,
         "after_job_end": tasks.announce_end,
         "log_results": False,  # results are PNG bytes
         "ctx": {"settings": settings},
@@ -81,7 +120,11 @@ def worker_settings(settings: Settings, kind: str) -> type:
 
 def __getattr__(name: str) -> type:
     """`arq gpu_worker.settings.InferenceWorkerSettings` works too (settings read on first use)."""
-    kinds = {"InferenceWorkerSettings": jobs.INFERENCE, "PostWorkerSettings": jobs.POST}
+    kinds = {
+        "InferenceWorkerSettings": jobs.INFERENCE,
+        "PostWorkerSettings": jobs.POST,
+        "TrainingWorkerSettings": jobs.TRAINING,
+    }
     if name in kinds:
         return worker_settings(load_settings(), kinds[name])
     raise AttributeError(name)

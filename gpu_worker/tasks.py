@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from gpu_worker.adapters import AdapterFiles, AdapterMissing
 from gpu_worker.lease import job_lease
 from studio import jobs
 from studio.recipe import Recipe
@@ -33,6 +35,40 @@ async def _watch_cancel(ctx: dict[str, Any], job_id: str, flag: threading.Event)
         await asyncio.sleep(0.2)
 
 
+@contextlib.asynccontextmanager
+async def _running(ctx: dict[str, Any], job_id: str, attempt: int) -> AsyncIterator[threading.Event]:
+    """A running job: its lease held, 'started' announced, and the cancel flag watched.
+
+    Yields the event the blocking half checks between steps. When the worker shuts down, the
+    event stops the thread and arq retries the job.
+    """
+    settings: Settings = ctx["settings"]
+    async with job_lease(ctx["redis"], job_id, settings.job_lease_s):
+        await _publish(ctx, job_id, jobs.ProgressEvent(type="started", attempt=attempt))
+        cancel = threading.Event()
+        watcher = asyncio.create_task(_watch_cancel(ctx, job_id, cancel))
+        try:
+            await asyncio.sleep(0)  # let the watcher look at the cancel flag once
+            yield cancel
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+
+def _publisher(ctx: dict[str, Any], job_id: str) -> Callable[[jobs.ProgressEvent], None]:
+    """Publish progress from the blocking thread onto the worker's event loop."""
+    loop = asyncio.get_running_loop()
+
+    def publish(event: jobs.ProgressEvent) -> None:
+        asyncio.run_coroutine_threadsafe(_publish(ctx, job_id, event), loop)
+
+    return publish
+
+
 async def generate(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     from gpu_worker import inference  # torch and diffusers: inference workers only
 
@@ -49,37 +85,73 @@ async def generate(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, An
             error=error,  # type: ignore[arg-type]
         ).model_dump()
 
-    async with job_lease(ctx["redis"], job_id, settings.job_lease_s):
-        await _publish(ctx, job_id, jobs.ProgressEvent(type="started", attempt=attempt))
-        cancel = threading.Event()
-        watcher = asyncio.create_task(_watch_cancel(ctx, job_id, cancel))
-        loop = asyncio.get_running_loop()
+    async with _running(ctx, job_id, attempt) as cancel:
+        publish = _publisher(ctx, job_id)
 
         def on_step(step: int, total: int) -> None:  # called from the pipeline thread
-            event = jobs.ProgressEvent(type="step", step=step, total=total)
-            asyncio.run_coroutine_threadsafe(_publish(ctx, job_id, event), loop)
+            publish(jobs.ProgressEvent(type="step", step=step, total=total))
 
         try:
-            await asyncio.sleep(0)  # let the watcher look at the cancel flag once
             if cancel.is_set():
                 return reply("cancelled")
             recipe = Recipe.model_validate(job.recipe)
+            files: AdapterFiles = ctx["adapter_files"]
+            await files.fetch(ctx["redis"], settings.queue_prefix, job.adapters)
             result = await asyncio.to_thread(
-                inference.generate_images, ctx["cache"], job, recipe, on_step, cancel, settings, attempt
+                inference.generate_images,
+                ctx["cache"],
+                job,
+                recipe,
+                on_step,
+                cancel,
+                settings,
+                attempt,
+                files.path,
             )
             return result.model_dump()
         except inference.Cancelled:
             return reply("cancelled")
-        except inference.UserFacingError as exc:
+        except (inference.UserFacingError, AdapterMissing) as exc:
             log.warning("job %s failed: %s", job_id, exc)
             return reply("failed", str(exc))
-        except asyncio.CancelledError:
-            cancel.set()  # the worker is shutting down: stop the thread; arq retries the job
-            raise
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+
+
+async def train_lora(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    from gpu_worker import training_job  # torch, diffusers and peft: training workers only
+
+    job_id: str = ctx["job_id"]
+    attempt: int = ctx["job_try"]
+    job = jobs.TrainJob.model_validate(payload)
+
+    def reply(status: str, error: str | None = None) -> dict[str, Any]:
+        return jobs.TrainResult(
+            training_id=job.training_id,
+            status=status,  # type: ignore[arg-type]
+            attempt=attempt,
+            error=error,
+        ).model_dump()
+
+    async with _running(ctx, job_id, attempt) as cancel:
+        publish = _publisher(ctx, job_id)
+
+        def on_progress(step: int, total: int, loss: float) -> None:
+            publish(jobs.ProgressEvent(type="step", step=step, total=total, loss=loss))
+
+        def on_sample(step: int, png: bytes) -> None:
+            publish(jobs.ProgressEvent(type="sample", step=step, total=job.params.steps, png=png))
+
+        try:
+            if cancel.is_set():
+                return reply("cancelled")
+            result = await asyncio.to_thread(
+                training_job.run_training, ctx["device"], job, on_progress, on_sample, cancel, attempt
+            )
+            return result.model_dump()
+        except training_job.Cancelled:
+            return reply("cancelled")
+        except training_job.UserFacingError as exc:
+            log.warning("training %s failed: %s", job_id, exc)
+            return reply("failed", str(exc))
 
 
 async def compose_grid(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:

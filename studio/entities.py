@@ -12,6 +12,18 @@ FINAL_STATUSES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
 
 
 @dataclass(frozen=True)
+class Requester:
+    """Who asks: a stable id ("cli:alice", "discord:1234") and a display name."""
+
+    id: str
+    name: str
+    moderator: bool = False  # may cancel other people's jobs
+    admin: bool = False  # may set the server's defaults
+    server: str | None = None  # the community (Discord guild) asking, for its defaults
+    roles: frozenset[str] = frozenset()  # the person's roles there (who may train is per role)
+
+
+@dataclass(frozen=True)
 class Project:
     id: str
     owner_id: str
@@ -90,3 +102,61 @@ class ImageRecord:
     owner_id: str
     public: bool
     created_at: float
+
+
+TrainingStatus = Literal["queued", "running", "retrying", "done", "failed", "cancelled"]
+
+
+@dataclass(frozen=True)
+class Lora:
+    """A LoRA training run; once ``done`` (and not deleted) it is a custom model people can use."""
+
+    id: str
+    owner_id: str
+    project_id: str | None
+    server: str | None
+    name: str
+    version: int
+    trigger: str
+    base_model: str
+    family: str
+    visibility: Literal["private", "server"]
+    params_json: str
+    image_count: int
+    status: TrainingStatus
+    attempts: int
+    step: int
+    loss: float | None
+    error: str | None
+    weights: str | None  # artifact digests
+    kohya: str | None
+    sample: str | None
+    comparison: str | None
+    size_bytes: int | None
+    losses: tuple[float, ...]
+    seconds: float | None
+    channel_id: str | None
+    message_id: str | None
+    delivered_at: float | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    deleted_at: float | None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "done" and self.deleted_at is None
+
+    @property
+    def label(self) -> str:
+        return self.name if self.version == 1 else f"{self.name} v{self.version}"
+
+    def visible_to(self, user_id: str, server: str | None) -> bool:
+        """Private models exist only for their owner; server models for that server's members."""
+        if self.owner_id == user_id:
+            return True
+        return self.visibility == "server" and server is not None and self.server == server

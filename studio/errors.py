@@ -90,3 +90,23 @@ class GenerationCancelled(StudioError):
     def __init__(self, generation_id: str) -> None:
         super().__init__(f"Generation {generation_id} was cancelled.")
         self.generation_id = generation_id
+
+
+class NameTaken(StudioError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"The name `{name}` is already taken; choose another one.")
+        self.name = name
+
+
+class DatasetRejected(StudioError):
+    """A training dataset failed its checks; nothing was queued."""
+
+
+class QuotaExceeded(StudioError):
+    pass
+
+
+class UnknownLora(StudioError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Unknown LoRA `{name}`. `/models list` shows the ones you can use.")
+        self.name = name

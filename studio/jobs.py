@@ -14,12 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 # Queues (prefixed with Settings.queue_prefix) and the jobs each one runs.
 INFERENCE = "inference"
 POST = "post"
-QUEUES: tuple[str, ...] = (INFERENCE, POST)
+TRAINING = "training"
+QUEUES: tuple[str, ...] = (INFERENCE, POST, TRAINING)
 
 GENERATE = "generate"  # inference: txt2img, or img2img when an init image is given
 COMPOSE_GRID = "compose_grid"  # post: a numbered grid of a batch
 BOARD_SHEET = "board_sheet"  # post: a mood board as a numbered sheet of thumbnails
 COLLAGE = "collage"  # post: a mood board tiled to a size, the start of a board: generation
+TRAIN_LORA = "train_lora"  # training: a LoRA adapter on a base model from a prepared dataset
 
 # arq's own key for a running job; the worker refreshes it as a lease (see gpu_worker.lease).
 ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"
@@ -43,6 +45,11 @@ def grid_job_id(generation_id: str) -> str:
     return f"grid:{generation_id}"
 
 
+def blob_key(prefix: str, sha: str) -> str:
+    """Large inputs several jobs share (LoRA weights), fetched by digest; they expire when unused."""
+    return f"{prefix}:blob:{sha}"
+
+
 class _Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -54,11 +61,20 @@ class ModelRef(_Payload):
     variant: str | None = None
 
 
+class AdapterRef(_Payload):
+    """A LoRA to apply: its weights are the blob ``sha`` (diffusers/peft safetensors) in Redis."""
+
+    name: str
+    sha: str
+    weight: float
+
+
 class GenerateJob(_Payload):
     generation_id: str
     recipe: dict[str, Any]  # Recipe.model_dump(mode="json")
     model: ModelRef
     init_image: bytes | None = None
+    adapters: list[AdapterRef] = Field(default_factory=list)
 
 
 class ImageOut(_Payload):
@@ -97,13 +113,60 @@ class CollageJob(_Payload):
     height: int
 
 
-class ProgressEvent(_Payload):
-    """Published on progress_channel: 'started' (attempt), 'step' (step/total), 'finished'."""
+class TrainingParams(_Payload):
+    """How to train: chosen per run from the family's defaults and the user's options."""
 
-    type: Literal["started", "step", "finished"]
+    steps: int = Field(ge=1, le=20000)
+    rank: int = Field(ge=1, le=256)
+    alpha: float = Field(gt=0, le=1024)
+    learning_rate: float = Field(gt=0, le=1)
+    resolution: int = Field(ge=64, le=2048)
+    batch_size: int = Field(default=1, ge=1, le=16)
+    gradient_accumulation: int = Field(default=1, ge=1, le=64)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    train_text_encoder: bool = False
+    seed: int = Field(ge=0, lt=2**32)
+    progress_every: int = Field(default=5, ge=1)  # a progress event every N steps
+    sample_every: int = Field(default=0, ge=0)  # a sample image every N steps (0: none)
+
+
+class TrainJob(_Payload):
+    training_id: str
+    model: ModelRef
+    params: TrainingParams
+    images: list[bytes]  # PNGs, already cropped to resolution x resolution
+    captions: list[str]  # one per image; each starts with the trigger word
+    # Samples and the final base-vs-LoRA comparison: a Recipe (JSON) whose batch is the number of
+    # seeds; its LoRA side is what a generation with this adapter at weight 1 gives.
+    sample_recipe: dict[str, Any]
+
+
+class TrainResult(_Payload):
+    training_id: str
+    status: Literal["done", "cancelled", "failed"]
+    attempt: int
+    error: str | None = None
+    weights: bytes | None = None  # diffusers/peft format: load_lora_weights restores it exactly
+    kohya: bytes | None = None  # the same adapter in kohya's naming (A1111, ComfyUI)
+    losses: list[float] = Field(default_factory=list)  # mean loss per progress window
+    base_images: list[bytes] = Field(default_factory=list)  # PNGs: the sample recipe without the LoRA
+    lora_images: list[bytes] = Field(default_factory=list)  # ... and with it
+    comparison: bytes | None = None  # PNG grid: base row above LoRA row
+    seconds: float = 0.0  # the training loop itself
+    steps_per_second: float = 0.0
+    device: str = ""
+
+
+class ProgressEvent(_Payload):
+    """Published on progress_channel: 'started' (attempt), 'step' (step/total, training: loss),
+    'sample' (a training checkpoint's image), 'finished'."""
+
+    type: Literal["started", "step", "sample", "finished"]
     attempt: int = 0
     step: int = 0
     total: int = 0
+    loss: float | None = None
+    png: bytes | None = None
 
 
 def _default(obj: object) -> object:

@@ -130,6 +130,24 @@ class JobQueue:
             await pubsub.unsubscribe()
             await pubsub.aclose()
 
+    async def in_progress(self, job_id: str) -> bool:
+        """Whether a worker holds the job right now (its lease is fresh)."""
+        return bool(await self.redis.exists(jobs.ARQ_IN_PROGRESS_PREFIX + job_id))
+
+    async def share_blob(self, sha: str, load: Callable[[], Awaitable[bytes]]) -> None:
+        """Make a large shared input available to workers under its digest for ``blob_ttl_s``.
+
+        An existing copy only has its time to live renewed, so the bytes travel once.
+        """
+        key = jobs.blob_key(self.prefix, sha)
+        try:
+            if not await self.redis.expire(key, self.settings.blob_ttl_s):
+                await self.redis.set(key, await load(), ex=self.settings.blob_ttl_s)
+        except (OSError, RedisError) as exc:
+            raise QueueUnavailable(
+                f"Could not share the job's inputs: Redis said {type(exc).__name__}."
+            ) from None
+
     async def request_cancel(self, job_id: str) -> None:
         """Cooperative cancellation: the worker checks this flag before and during the job."""
         await self.redis.set(jobs.cancel_key(self.prefix, job_id), b"1", ex=self.settings.result_ttl_s)

@@ -34,6 +34,7 @@ SAMPLERS: dict[str, str] = {  # recipe name -> the name A1111 and its readers us
 }
 DEFAULT_SAMPLER = "dpmpp_2m"
 DEFAULT_STRENGTH = 0.6
+MAX_LORAS = 4
 _LORA_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")
 
 
@@ -173,6 +174,10 @@ def _check_recipe(r: Recipe) -> None:
         raise InvalidRecipe("strength", f"Strength must be above 0 and at most 1 (got {r.strength}).")
     if r.strength is not None and r.init_image is None:
         raise InvalidRecipe("strength", "Strength only applies when there is an init image.")
+    if len(r.loras) > MAX_LORAS:
+        raise InvalidRecipe("lora", f"At most {MAX_LORAS} LoRAs can be combined in one recipe.")
+    if len({lora.name.lower() for lora in r.loras}) < len(r.loras):
+        raise InvalidRecipe("lora", "Each LoRA can be named once per recipe; give it one weight.")
     for lora in r.loras:
         if not _LORA_NAME.match(lora.name):
             raise InvalidRecipe("lora", f"`{lora.name}` is not a valid LoRA name.")
@@ -284,6 +289,19 @@ def _float(flag: str, text: str) -> float:
     return value
 
 
+def parse_lora(value: str) -> LoraRef:
+    """``NAME`` or ``NAME:WEIGHT`` (weight 1 when not given)."""
+    name, _, weight = value.strip().partition(":")
+    if not _LORA_NAME.match(name):
+        raise InvalidRecipe("lora", f"A LoRA is NAME or NAME:WEIGHT, e.g. `mychar:0.8` (got `{value[:60]}`).")
+    return LoraRef(name=name, weight=_float("--lora", weight) if weight else 1.0)
+
+
+def parse_loras(text: str) -> tuple[LoraRef, ...]:
+    """Several LoRAs as one option: ``mychar:0.8, inkstyle:0.5`` (commas or spaces between them)."""
+    return tuple(parse_lora(part) for part in re.split(r"[,\s]+", text.strip()) if part)
+
+
 def parse_prompt(text: str) -> Draft:
     """Split a prompt with inline flags into a Draft. Raises InvalidRecipe / UnknownFlag."""
     # Phones turn "--" into an em dash; accept it at the start of a token.
@@ -333,10 +351,7 @@ def parse_prompt(text: str) -> Draft:
         elif field in ("guidance", "strength"):
             values[field] = _float(flag, value)
         elif field == "lora":
-            name, _, weight = value.partition(":")
-            if not _LORA_NAME.match(name):
-                raise InvalidRecipe("lora", f"`--lora` needs NAME or NAME:WEIGHT (got `{value}`).")
-            loras.append(LoraRef(name=name, weight=_float(flag, weight) if weight else 1.0))
+            loras.append(parse_lora(value))
         else:  # model, sampler, style
             values[field] = value.lower()
         i = j
@@ -372,11 +387,6 @@ def resolve(
         if aspect not in ASPECTS:
             raise InvalidRecipe("aspect", f"Aspect ratio must be one of {', '.join(ASPECTS)} (got {aspect}).")
         width, height = aspect_size(family, aspect, entry.native_size)
-    if draft.loras:
-        # Custom LoRA models arrive with the Forge; until one is registered, none can be used.
-        raise InvalidRecipe(
-            "lora", f"Unknown LoRA `{draft.loras[0].name}`: no LoRA models are registered yet."
-        )
     prompt, negative = draft.prompt.strip(), (draft.negative_prompt or "").strip()
     if style is not None and prompt:
         prompt, negative = style.apply(prompt, negative)
@@ -396,4 +406,5 @@ def resolve(
         sampler=draft.sampler or DEFAULT_SAMPLER,
         init_image=init_image,
         strength=(draft.strength or DEFAULT_STRENGTH) if init_image else draft.strength,
+        loras=draft.loras or (),  # the Forge checks they exist for this person (Forge.adapters_for)
     )

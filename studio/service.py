@@ -18,7 +18,16 @@ from studio import jobs
 from studio.artifacts import Artifacts, digest
 from studio.catalogue import Catalogue
 from studio.defaults import Defaults, validated
-from studio.entities import BoardItem, Delivery, Generation, Ideation, ImageRecord, Post, Project
+from studio.entities import (
+    BoardItem,
+    Delivery,
+    Generation,
+    Ideation,
+    ImageRecord,
+    Post,
+    Project,
+    Requester,
+)
 from studio.errors import (
     AlreadyFinished,
     BoardFull,
@@ -30,6 +39,7 @@ from studio.errors import (
     StudioError,
     TooManyJobs,
 )
+from studio.forge import Forge
 from studio.ideate import GROUPS, Brainstorm, Vocabulary, brainstorm
 from studio.queue import JobQueue, JobResultMissing
 from studio.recipe import Draft, Recipe, parse_prompt, resolve
@@ -47,17 +57,6 @@ BOARD_STRENGTH = 0.75  # high: a board sets palette and layout, the prompt decid
 MAX_BOARD = 16
 BROWSE_PAGE = 5
 PERIODS: dict[str, float] = {"day": 86400.0, "week": 7 * 86400.0, "month": 30 * 86400.0, "all": 0.0}
-
-
-@dataclass(frozen=True)
-class Requester:
-    """Who asks: a stable id ("cli:alice", "discord:1234") and a display name."""
-
-    id: str
-    name: str
-    moderator: bool = False  # may cancel other people's jobs
-    admin: bool = False  # may set the server's defaults
-    server: str | None = None  # the community (Discord guild) asking, for its defaults
 
 
 @dataclass(frozen=True)
@@ -111,6 +110,7 @@ class Studio:
         self.store = store
         self.queue = queue
         self.artifacts = artifacts
+        self.forge = Forge(settings, catalogue, store, queue, artifacts)
 
     # Generate
 
@@ -172,6 +172,7 @@ class Studio:
         job is queued, so a front end that stops at any moment still delivers it when it is back.
         """
         model = self.catalogue.get(recipe.model)
+        adapters = await self.forge.adapters_for(requester, recipe)
         await self.check_capacity(requester)
         if init_image is not None:  # stored only once everything else is known to be valid
             await asyncio.to_thread(self.artifacts.put, init_image, ".img")
@@ -190,6 +191,7 @@ class Studio:
             recipe=recipe.model_dump(mode="json"),
             model=jobs.ModelRef(id=model.id, family=model.family, source=model.source, variant=model.variant),
             init_image=init_image,
+            adapters=adapters,
         )
         try:
             await self.queue.enqueue(jobs.INFERENCE, jobs.GENERATE, generation_id, payload.model_dump())
@@ -271,6 +273,11 @@ class Studio:
         if generation.grid_artifact is None:
             return None
         return await asyncio.to_thread(self.artifacts.get, generation.grid_artifact)
+
+    async def sample_of_model(self, model_id: str) -> bytes | None:
+        """The community's most favoured recent public image made with a base model, if any."""
+        image = await self.store.sample_image(model_id)
+        return await self.image_png(image) if image is not None else None
 
     async def generation(self, generation_id: str) -> Generation:
         return await self.store.get_generation(generation_id)

@@ -48,6 +48,21 @@ class Settings(BaseSettings):
     max_jobs_per_worker: int = Field(default=1, ge=1)
     cache_size: int = Field(default=2, ge=1)  # pipelines kept warm per worker
 
+    # Training (the `training` queue): its own workers, so its long time limit never slows the
+    # crash recovery of inference jobs.
+    training_timeout_s: int = Field(default=6 * 3600, ge=60)
+    training_max_tries: int = Field(default=2, ge=1, le=5)  # a killed run restarts once, then fails
+    max_training_images: int = Field(default=50, ge=3, le=1000)
+    max_training_steps: int = Field(default=5000, ge=10)
+    training_quota_per_day: int = Field(default=3, ge=1)  # runs one person may start in 24 hours
+    training_batch_size: int = Field(default=1, ge=1, le=16)
+    training_gradient_accumulation: int = Field(default=1, ge=1, le=64)
+    training_mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # bf16 suits recent GPUs
+    training_text_encoder: bool = False  # also train the text encoder(s) unless /train says
+    training_samples: int = Field(default=2, ge=1, le=4)  # seeds in the base-vs-LoRA comparison
+    blob_ttl_s: int = Field(default=7 * 86400, ge=60)  # LoRA weights kept in Redis after last use
+    adapters_per_model: int = Field(default=8, ge=1, le=64)  # LoRAs kept loaded on a warm pipeline
+
     # Uploads (init images): checked before any pixel is decoded.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_upload_pixels: int = Field(default=4096 * 4096, ge=64 * 64)

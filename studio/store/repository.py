@@ -15,6 +15,7 @@ import aiosqlite
 from studio.entities import BoardItem, Delivery, Generation, Ideation, ImageRecord, Post, Project, Status
 from studio.errors import NotFound
 from studio.recipe import Recipe
+from studio.store.loras import LoraRows
 from studio.store.migrations import migrate
 
 
@@ -51,6 +52,10 @@ class Store:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+    @property
+    def loras(self) -> LoraRows:
+        return LoraRows(self)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -347,6 +352,16 @@ class Store:
         return [(_image(r), int(r["favs"]), int(r["remixes"])) for r in rows]
 
     # Mood boards
+
+    async def sample_image(self, model_id: str) -> ImageRecord | None:
+        row = await self._one(
+            "SELECT images.*, (SELECT COUNT(*) FROM favourites WHERE image_id = images.id) AS favs "
+            "FROM images WHERE public = 1 AND json_extract(recipe_json, '$.model') = ? "
+            "AND COALESCE(json_array_length(recipe_json, '$.loras'), 0) = 0 "
+            "ORDER BY favs DESC, created_at DESC LIMIT 1",
+            (model_id,),
+        )
+        return _image(row) if row else None
 
     async def board(self, project_id: str) -> list[BoardItem]:
         rows = await self._all(

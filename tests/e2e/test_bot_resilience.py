@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from studio import jobs
 from studio.app import open_studio
-from studio.service import Requester
+from studio.entities import Requester
 from tests.e2e.bot_process import BotProcess
 from tests.e2e.test_bot import custom_ids, ephemeral_answer, finished, imagine, new_thread, status_message
 from tests.fake_discord import FakeDiscord

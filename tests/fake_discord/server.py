@@ -188,11 +188,13 @@ class FakeDiscord:
         self.guild_name = "Fake Guild"
         self.moderator_role_id = self._ids.next()
         self.bot_role_id = self._ids.next()
+        self.artist_role_id = self._ids.next()  # a plain role, for features limited to some roles
         self.roles: dict[int, RoleRecord] = {
             self.guild_id: RoleRecord(self.guild_id, "@everyone", EVERYONE_PERMISSIONS, position=0),
             self.moderator_role_id: RoleRecord(
                 self.moderator_role_id, "Moderator", MODERATOR_PERMISSIONS, position=1
             ),
+            self.artist_role_id: RoleRecord(self.artist_role_id, "Artist", 0, position=1),
             self.bot_role_id: RoleRecord(
                 self.bot_role_id,
                 "Atelier",
@@ -422,6 +424,12 @@ class FakeDiscord:
         for role_id in member.roles:
             perms |= self.roles[role_id].permissions
         return perms
+
+    def give_role(self, user: str | int, role_id: int) -> None:
+        """The member holds ``role_id`` from their next interaction on."""
+        member = self.members[self.user_id(user)]
+        if role_id not in member.roles:
+            member.roles.append(role_id)
 
     async def set_bot_permissions(self, permissions: int) -> None:
         """Give the bot exactly ``permissions`` in every text channel (a member overwrite).
@@ -1874,9 +1882,11 @@ class FakeDiscord:
             upload = attachments.get(name)
             if upload is None:
                 upload = value
-            if not (isinstance(upload, tuple) and len(upload) == 3):
-                raise ValueError(f"attachment option {name!r} needs (bytes, filename, content_type)")
-            data, filename, content_type = upload
+            if not (isinstance(upload, tuple) and len(upload) in (3, 4)):
+                raise ValueError(
+                    f"attachment option {name!r} needs (bytes, filename, content_type[, description])"
+                )
+            data, filename, content_type = upload[:3]
             att = AttachmentRecord(
                 id=self._ids.next(),
                 filename=filename,
@@ -1884,6 +1894,7 @@ class FakeDiscord:
                 bytes=data,
                 content_type=content_type,
                 url="",
+                description=upload[3] if len(upload) == 4 else None,  # the alt text
             )
             self._store_attachments(channel_id, [att])
             resolved.setdefault("attachments", {})[str(att.id)] = self._attachment_payload(

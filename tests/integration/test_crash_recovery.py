@@ -12,7 +12,7 @@ import pytest
 
 from studio import jobs
 from studio.app import open_studio
-from studio.service import Requester
+from studio.entities import Requester
 from tests.integration.workers import Deployment
 
 LEASE_S = 3.0

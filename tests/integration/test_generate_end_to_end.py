@@ -17,9 +17,10 @@ from sd_parsers import ParserManager
 
 from studio import jobs
 from studio.app import open_studio
+from studio.entities import Requester
 from studio.errors import GenerationCancelled, QueueUnavailable
 from studio.queue import JobQueue
-from studio.service import Requester, Studio
+from studio.service import Studio
 from tests.integration.workers import ROOT, TEST_REDIS_URL, Deployment
 
 ALICE = Requester(id="cli:alice", name="alice")

@@ -15,10 +15,10 @@ from bot import render
 from bot.interactions import reply
 from bot.links import parse_link, read_upload
 from bot.projects import post_status, project_target, requester_of
+from studio.entities import Requester
 from studio.errors import InvalidRecipe, StudioError
 from studio.families import ASPECTS
-from studio.recipe import MAX_SEED, Draft
-from studio.service import Requester
+from studio.recipe import MAX_SEED, Draft, parse_loras
 
 if TYPE_CHECKING:
     from bot.app import AtelierBot
@@ -61,6 +61,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         private="Keep the images out of community feeds and remixes",
         style="A style preset (see /styles)",
         board="Start from this project's mood board (img2img from its collage)",
+        lora="Custom LoRA models with weights: mychar:0.8, inkstyle:0.5 (see /models list)",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
     async def imagine(
@@ -77,6 +78,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         private: bool | None = None,
         style: str | None = None,
         board: bool = False,
+        lora: app_commands.Range[str, 1, 300] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # first, whatever the queue does
         requester = requester_of(interaction)
@@ -94,10 +96,12 @@ class GenerateCog(commands.Cog, name="Generate"):
             steps=steps,
             guidance=guidance,
             style=style,
+            loras=parse_loras(lora) if lora else None,
         )
         defaults = await self.studio.defaults_for(requester)
         recipe = self.studio.plan(cleaned, options, defaults=defaults)
         private = private if private is not None else bool(defaults.private)
+        await self.studio.forge.adapters_for(requester, recipe, share=False)  # before a thread opens
         await self.studio.check_capacity(requester)
         init = None
         if board:
@@ -161,6 +165,25 @@ class GenerateCog(commands.Cog, name="Generate"):
             if needle in label.lower():
                 choices.append(app_commands.Choice(name=label[:100], value=entry.id))
         return choices[:25]
+
+    @imagine.autocomplete("lora")
+    async def lora_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Completes the last LoRA of a comma-separated list; the ones before it are kept."""
+        from bot.exts.forge._cog import lora_choices
+
+        done, _, last = current.rpartition(",")
+        prefix = f"{done.strip()}, " if done.strip() else ""
+        name, _, weight = last.strip().partition(":")
+        choices = await lora_choices(self.bot, interaction, name)
+        return [
+            app_commands.Choice(
+                name=f"{prefix}{c.value}:{weight or '0.8'}"[:100],
+                value=f"{prefix}{c.value}:{weight or '0.8'}"[:100],
+            )
+            for c in choices
+        ]
 
     @imagine.autocomplete("style")
     async def style_autocomplete(

@@ -15,10 +15,9 @@ from discord.ext import commands
 from bot import render
 from bot.interactions import guarded, reply, report
 from bot.projects import new_project_thread, post_status, requester_of
-from studio.entities import Generation, ImageRecord
+from studio.entities import Generation, ImageRecord, Requester
 from studio.errors import StudioError
 from studio.recipe import MAX_PROMPT_CHARS
-from studio.service import Requester
 
 if TYPE_CHECKING:
     from bot.app import AtelierBot
@@ -98,6 +97,7 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
     remix_channel = app_commands.Group(
         name="remix-channel", description="Channels where public results are shared"
     )
+    train_roles = app_commands.Group(name="train-roles", description="Which roles may train LoRA models")
 
     def __init__(self, bot: AtelierBot) -> None:
         self.bot = bot
@@ -137,6 +137,33 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
         )
         listed = ", ".join(f"<#{c}>" for c in channels) or "none"
         await reply(interaction, f"{'Added' if on else 'Removed'}. Remix channels now: {listed}.")
+
+    @train_roles.command(name="add", description="Let this role train models (admins; none set: everyone)")
+    @app_commands.describe(role="The role")
+    async def train_role_add(self, interaction: discord.Interaction[AtelierBot], role: discord.Role) -> None:
+        await self._set_train_role(interaction, role, on=True)
+
+    @train_roles.command(name="remove", description="Stop letting this role train models (admins)")
+    @app_commands.describe(role="The role")
+    async def train_role_remove(
+        self, interaction: discord.Interaction[AtelierBot], role: discord.Role
+    ) -> None:
+        await self._set_train_role(interaction, role, on=False)
+
+    @train_roles.command(name="list", description="The roles that may train models here")
+    async def train_role_list(self, interaction: discord.Interaction[AtelierBot]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        roles = await self.bot.studio.forge.training_roles(str(interaction.guild_id))
+        listed = ", ".join(f"<@&{r}>" for r in roles) if roles else "everyone (no roles chosen)"
+        await reply(interaction, f"May train models here: {listed}. Admins always may.")
+
+    async def _set_train_role(
+        self, interaction: discord.Interaction[Any], role: discord.Role, on: bool
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        roles = await self.bot.studio.forge.set_training_role(requester_of(interaction), str(role.id), on)
+        listed = ", ".join(f"<@&{r}>" for r in roles) if roles else "everyone (no roles chosen)"
+        await reply(interaction, f"{'Added' if on else 'Removed'}. May train models now: {listed}.")
 
     async def remix_into_thread(
         self, channel: Any, user: discord.abc.User, requester: Requester, image: ImageRecord, text: str

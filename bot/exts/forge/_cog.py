@@ -1,0 +1,306 @@
+"""/train and /models: decode Discord input, call the Forge's use cases, render the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import render
+from bot.exts.forge import _render as training_render
+from bot.interactions import reply
+from bot.links import looks_like_image, parse_link, read_upload
+from bot.projects import new_project_thread, requester_of
+from studio.entities import Project
+from studio.errors import DatasetRejected, StudioError, UnknownModel
+from studio.forge import TrainingRequest
+from studio.training import TrainingImage, TrainingOptions
+
+if TYPE_CHECKING:
+    from bot.app import AtelierBot
+
+MAX_LINKED_IMAGES = 10  # a Discord message holds at most 10 attachments
+
+
+class ForgeCog(commands.Cog, name="Forge"):
+    def __init__(self, bot: AtelierBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(
+        name="train", description="Train a LoRA on your images: a consistent character or style"
+    )
+    @app_commands.describe(
+        name="The model's name (letters, digits, _ and -), used as lora:NAME",
+        trigger="A rare word that will call up the subject in prompts, e.g. ohwx",
+        source="Where the images come from (default: the attached images)",
+        image1="An image of the subject (the alt text, if any, is its caption)",
+        link="A link to a message with images of the subject",
+        steps="Training steps (default per model family, e.g. 800)",
+        rank="LoRA rank: capacity of the adapter (default 16)",
+        learning_rate="Learning rate (default 1e-4)",
+        resolution="Training resolution in pixels (default: the model's native size)",
+        base_model="The base model to train on",
+        text_encoder="Also train the text encoder (stronger, less flexible)",
+        visibility="Who may use the model: only you, or everyone on this server",
+        new_version="Train a new version of a model of yours with this name",
+    )
+    @app_commands.choices(
+        source=[
+            app_commands.Choice(name="attached images", value="attachments"),
+            app_commands.Choice(name="my favourites in this project", value="favourites"),
+            app_commands.Choice(name="this project's mood board", value="board"),
+        ],
+        visibility=[
+            app_commands.Choice(name="private (only me)", value="private"),
+            app_commands.Choice(name="this server", value="server"),
+        ],
+    )
+    async def train(
+        self,
+        interaction: discord.Interaction[AtelierBot],
+        name: app_commands.Range[str, 1, 100],
+        trigger: app_commands.Range[str, 1, 100],
+        source: app_commands.Choice[str] | None = None,
+        image1: discord.Attachment | None = None,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        image6: discord.Attachment | None = None,
+        image7: discord.Attachment | None = None,
+        image8: discord.Attachment | None = None,
+        link: app_commands.Range[str, 1, 200] | None = None,
+        steps: int | None = None,
+        rank: int | None = None,
+        learning_rate: float | None = None,
+        resolution: int | None = None,
+        base_model: str | None = None,
+        text_encoder: bool | None = None,
+        visibility: app_commands.Choice[str] | None = None,
+        new_version: bool = False,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        forge = self.bot.studio.forge
+        requester = requester_of(interaction)
+        await forge.check_may_train(requester)  # before any download
+        limit = self.bot.studio.settings.max_upload_bytes
+        attached = [a for a in (image1, image2, image3, image4, image5, image6, image7, image8) if a]
+        uploads = [TrainingImage(await read_upload(a, limit), a.description) for a in attached]
+        if link:
+            uploads += await self._linked(interaction, link, limit)
+        chosen = source.value if source else "attachments"
+        if chosen != "attachments" and uploads:
+            raise DatasetRejected(f"Attach images, or choose the {chosen} as the source — not both.")
+        project = await self._project_here(interaction)
+        images = await forge.dataset(requester, chosen, project, uploads)  # type: ignore[arg-type]
+        request = TrainingRequest(
+            name=name,
+            trigger=trigger,
+            base_model=base_model,
+            options=TrainingOptions(
+                steps=steps,
+                rank=rank,
+                learning_rate=learning_rate,
+                resolution=resolution,
+                text_encoder=text_encoder,
+            ),
+            visibility="server" if visibility and visibility.value == "server" else "private",
+            new_version=new_version,
+        )
+        plan = await forge.plan(requester, request, images)
+        if project is not None and isinstance(interaction.channel, discord.Thread):
+            target: discord.Thread = interaction.channel
+        else:
+            channel = interaction.channel
+            if not isinstance(channel, discord.TextChannel):
+                raise StudioError("Use /train in a server text channel or in an Atelier project thread.")
+            title = f"Training {plan.name}"
+            private = plan.visibility == "private"
+            target, project = await new_project_thread(
+                self.bot, channel, interaction.user, requester, title, private
+            )
+        lora = await forge.start(requester, plan, project, deliver_to=str(target.id))
+        self.bot.remember_limit(interaction)
+        await self.bot.training.post_status(target, lora)
+        lines = [
+            f"Training `{plan.name}` v{plan.version} on {len(plan.images)} images "
+            f"({plan.params.steps} steps, rank {plan.params.rank}, {plan.params.resolution} px) — "
+            f"follow along in {target.mention}."
+        ]
+        lines += [f"⚠️ {warning}" for warning in plan.warnings]
+        await reply(interaction, "\n".join(lines))
+
+    async def _project_here(self, interaction: discord.Interaction[Any]) -> Project | None:
+        channel = interaction.channel
+        if isinstance(channel, discord.Thread):
+            return await self.bot.studio.project_for_thread(str(channel.id))
+        return None
+
+    async def _linked(
+        self, interaction: discord.Interaction[Any], link: str, limit: int
+    ) -> list[TrainingImage]:
+        """The images of a linked message on this server, with their alt text as captions."""
+        channel_id, message_id = parse_link(interaction, link)
+        try:
+            channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
+            if not isinstance(channel, discord.abc.Messageable):
+                raise StudioError("That link does not point to a message I can read.")
+            message = await channel.fetch_message(message_id)
+        except (discord.NotFound, discord.Forbidden):
+            raise StudioError("I can't find that message (deleted, or in a channel I can't read).") from None
+        found = [a for a in message.attachments if looks_like_image(a)][:MAX_LINKED_IMAGES]
+        if not found:
+            raise StudioError("That message has no images.")
+        return [TrainingImage(await read_upload(a, limit), a.description) for a in found]
+
+    @train.autocomplete("base_model")
+    async def base_model_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        needle = current.lower().strip()
+        return [
+            app_commands.Choice(name=f"{entry.id} — {entry.description}"[:100], value=entry.id)
+            for entry in self.bot.studio.catalogue
+            if needle in f"{entry.id} {entry.description}".lower()
+        ][:25]
+
+
+class ModelsCog(commands.GroupCog, name="models", description="Base models and custom LoRA models"):
+    def __init__(self, bot: AtelierBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(name="list", description="The base models and the LoRAs you can use")
+    async def list_models(self, interaction: discord.Interaction[AtelierBot]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        found = await self.bot.studio.forge.models(requester_of(interaction))
+        lines = ["**Base models** (`model:` or `--model`)"]
+        lines += [f"• `{m.id}` — {m.family.upper()} · {render.quote(m.description, 100)}" for m in found.base]
+        lines.append("**LoRA models** (`lora:` or `--lora name:0.8`)")
+        if not found.loras:
+            lines.append("None yet: train one with `/train`.")
+        for lora in found.loras[:30]:
+            shared = "private" if lora.visibility == "private" else "server"
+            lines.append(
+                f"• `{lora.name}` v{lora.version} — trigger `{lora.trigger}` · {lora.base_model} · "
+                f"by {render.credit(lora.owner_id)} · {shared}"
+            )
+        if len(found.loras) > 30:
+            lines.append(f"…and {len(found.loras) - 30} more: `/models info name` works for any of them.")
+        await reply(interaction, "\n".join(lines))
+
+    @app_commands.command(name="info", description="A model's details and sample image")
+    @app_commands.describe(name="A base model or a LoRA")
+    async def info(
+        self, interaction: discord.Interaction[AtelierBot], name: app_commands.Range[str, 1, 100]
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        forge = self.bot.studio.forge
+        requester = requester_of(interaction)
+        try:
+            entry = self.bot.studio.catalogue.get(name)
+        except UnknownModel:
+            entry = None
+        if entry is not None:
+            embed = training_render.base_embed(entry)
+            sample = await self.bot.studio.sample_of_model(entry.id)
+        else:
+            lora = await forge.lora(requester, name)
+            embed = training_render.lora_embed(lora)
+            shown = lora.comparison or lora.sample
+            sample = await forge.artifact(shown) if shown else None
+        files = []
+        if sample is not None:
+            data, filename = await asyncio.to_thread(
+                render.fit_image, sample, self.bot.upload_limit(interaction.guild), f"{name}-sample"
+            )
+            files.append(discord.File(io.BytesIO(data), filename))
+            embed.set_image(url=f"attachment://{filename}")
+        else:
+            embed.set_footer(text="No sample image yet.")
+        await interaction.followup.send(
+            embed=embed, files=files, ephemeral=True, allowed_mentions=render.NO_PINGS
+        )
+
+    @app_commands.command(
+        name="delete", description="Delete one of your LoRA models (admins: any on this server)"
+    )
+    @app_commands.describe(name="The LoRA to delete (all its versions)")
+    async def delete(
+        self, interaction: discord.Interaction[AtelierBot], name: app_commands.Range[str, 1, 100]
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        removed = await self.bot.studio.forge.delete(requester_of(interaction), name)
+        versions = ", ".join(f"v{lora.version}" for lora in removed)
+        await reply(
+            interaction, f"Deleted `{removed[0].name}` ({versions}). Existing images keep their recipes."
+        )
+
+    @app_commands.command(name="export", description="Download a LoRA's weights (safetensors)")
+    @app_commands.describe(name="The LoRA", format="diffusers (load_lora_weights) or kohya (A1111, ComfyUI)")
+    @app_commands.choices(
+        format=[
+            app_commands.Choice(name="kohya (A1111, ComfyUI, Forge)", value="kohya"),
+            app_commands.Choice(name="diffusers / peft", value="diffusers"),
+        ]
+    )
+    async def export(
+        self,
+        interaction: discord.Interaction[AtelierBot],
+        name: app_commands.Range[str, 1, 100],
+        format: app_commands.Choice[str] | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        self.bot.remember_limit(interaction)
+        fmt = format.value if format else "kohya"
+        filename, data = await self.bot.studio.forge.export(requester_of(interaction), name, fmt)
+        limit = self.bot.upload_limit(interaction.guild)
+        if len(data) > limit:
+            raise StudioError(
+                f"`{filename}` is {len(data) / 1_048_576:.1f} MiB, above this server's upload limit of "
+                f"{limit / 1_048_576:.0f} MiB. Fetch it with `atelier models export {name}` on the server."
+            )
+        await interaction.followup.send(
+            f"`{filename}` ({len(data) / 1024:.0f} KiB, {fmt} format).",
+            file=discord.File(io.BytesIO(data), filename),
+            ephemeral=True,
+        )
+
+    @info.autocomplete("name")
+    @delete.autocomplete("name")
+    @export.autocomplete("name")
+    async def name_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await lora_choices(
+            self.bot,
+            interaction,
+            current,
+            base=interaction.command is not None and interaction.command.name == "info",
+        )
+
+
+async def lora_choices(
+    bot: AtelierBot, interaction: discord.Interaction[Any], current: str, base: bool = False
+) -> list[app_commands.Choice[str]]:
+    """Models the person may use whose name or trigger contains what they typed."""
+    found = await bot.studio.forge.models(requester_of(interaction))
+    needle = current.lower().strip()
+    choices = [
+        app_commands.Choice(
+            name=f"{lora.name} — LoRA on {lora.base_model} (trigger {lora.trigger})"[:100], value=lora.name
+        )
+        for lora in found.loras
+        if needle in f"{lora.name} {lora.trigger}".lower()
+    ]
+    if base:
+        choices += [
+            app_commands.Choice(name=f"{entry.id} — {entry.description}"[:100], value=entry.id)
+            for entry in found.base
+            if needle in entry.id
+        ]
+    return choices[:25]

@@ -1,0 +1,154 @@
+"""Training runs into threads: step, loss and ETA edits, checkpoint samples, then the comparison.
+
+Like generations, each run started from Discord has one status message; a tracker follows the
+run and edits it until it becomes the result. ``loras.delivered_at`` makes the result go out
+once; on start the bot resumes every run not yet delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot import render
+from bot.delivery import RETRY_PAUSES_S, ThrottledEditor
+from bot.exts.forge import _render as training_render
+from bot.exts.forge._views import training_view
+from studio import jobs
+from studio.entities import Lora
+
+if TYPE_CHECKING:
+    from bot.app import AtelierBot
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDelivery:
+    def __init__(self, bot: AtelierBot) -> None:
+        self.bot = bot
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def track(self, lora_id: str, channel_id: str, message_id: str) -> None:
+        if lora_id in self.tasks:
+            return
+        task = asyncio.create_task(self._deliver(lora_id, channel_id, message_id))
+        self.tasks[lora_id] = task
+        task.add_done_callback(lambda _: self.tasks.pop(lora_id, None))
+
+    async def post_status(self, channel: discord.abc.Messageable, lora: Lora) -> discord.Message:
+        """The status message of a new run, tracked until it becomes the result."""
+        forge = self.bot.studio.forge
+        total = forge.params_of(lora).steps
+        message = await channel.send(
+            training_render.status(lora, total, None, await forge.position(lora.id)),
+            view=training_view(lora.id),
+            allowed_mentions=render.NO_PINGS,
+        )
+        await forge.set_status_message(lora.id, str(message.channel.id), str(message.id))
+        self.track(lora.id, str(message.channel.id), str(message.id))
+        return message
+
+    async def resume(self) -> int:
+        """Follow every run whose outcome has not been posted yet (after a restart)."""
+        forge = self.bot.studio.forge
+        pending = await forge.undelivered()
+        for lora in pending:
+            if lora.message_id is not None and lora.channel_id is not None:
+                self.track(lora.id, lora.channel_id, lora.message_id)
+            elif lora.channel_id is not None:  # promised before a stop, never posted
+                try:
+                    channel = await self._channel(lora.channel_id)
+                    await self.post_status(channel, lora)
+                except discord.HTTPException:
+                    log.warning("could not post the status of training %s", lora.id, exc_info=True)
+        return len(pending)
+
+    async def close(self) -> None:
+        for task in list(self.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+    async def _channel(self, channel_id: str) -> discord.abc.Messageable:
+        channel = self.bot.get_channel(int(channel_id)) or await self.bot.fetch_channel(int(channel_id))
+        assert isinstance(channel, discord.Thread | discord.TextChannel)
+        return channel
+
+    async def _deliver(self, lora_id: str, channel_id: str, message_id: str) -> None:
+        forge = self.bot.studio.forge
+        for attempt, pause in enumerate((*RETRY_PAUSES_S, None), start=1):
+            try:
+                channel = await self._channel(channel_id)
+                assert isinstance(channel, discord.Thread | discord.TextChannel)
+                await self._follow_and_finish(lora_id, channel, channel.get_partial_message(int(message_id)))
+                return
+            except asyncio.CancelledError:
+                raise
+            except discord.NotFound:
+                log.warning("status message of training %s is gone; delivery dropped", lora_id)
+                await forge.mark_delivered(lora_id)
+                return
+            except Exception:
+                then = f"retrying in {pause:g}s" if pause is not None else "retried at the next start"
+                log.exception("delivering training %s failed (attempt %d); %s", lora_id, attempt, then)
+                if pause is None:
+                    return
+                await asyncio.sleep(pause)
+
+    async def _follow_and_finish(
+        self, lora_id: str, channel: discord.abc.Messageable, message: discord.PartialMessage
+    ) -> None:
+        forge = self.bot.studio.forge
+        lora = await forge.run(lora_id)
+        total = forge.params_of(lora).steps
+        editor = ThrottledEditor(message, self.bot.discord_settings.progress_edit_interval_s)
+        pace: dict[str, float] = {}  # time and step of the attempt's first progress, for the ETA
+
+        async def on_update(lora: Lora, event: jobs.ProgressEvent | None) -> None:
+            if event is not None and event.type == "sample" and event.png is not None:
+                await channel.send(
+                    f"🖼️ Checkpoint at step {event.step}/{total}: `{lora.trigger}`",
+                    file=discord.File(io.BytesIO(event.png), f"{lora.name}-step{event.step}.png"),
+                    allowed_mentions=render.NO_PINGS,
+                )
+                return
+            if event is not None and event.type == "started":
+                pace.clear()
+            rate = None
+            if lora.status == "running" and lora.step:
+                if not pace:
+                    pace.update(t=time.monotonic(), step=float(lora.step))
+                elapsed = time.monotonic() - pace["t"]
+                if elapsed > 0 and lora.step > pace["step"]:
+                    rate = (lora.step - pace["step"]) / elapsed
+            if lora.status == "retrying":
+                await editor.final(content=training_render.status(lora, total, None))  # never skipped
+            elif not lora.is_final:
+                await editor.edit(training_render.status(lora, total, rate))
+
+        finished = await forge.follow(lora_id, on_update)
+        if finished.status == "done":
+            await self._post_result(finished, editor)
+        else:
+            await editor.final(content=training_render.ended(finished), view=None)
+        await forge.mark_delivered(lora_id)
+
+    async def _post_result(self, lora: Lora, editor: ThrottledEditor) -> None:
+        files = []
+        if lora.comparison is not None:
+            png = await self.bot.studio.forge.artifact(lora.comparison)
+            guild = editor.message.guild if isinstance(editor.message.guild, discord.Guild) else None
+            data, filename = await asyncio.to_thread(
+                render.fit_image, png, self.bot.upload_limit(guild), f"{lora.name}-v{lora.version}-compare"
+            )
+            files.append(discord.File(io.BytesIO(data), filename))
+        await editor.final(
+            content=training_render.done(lora),
+            embed=training_render.lora_embed(lora),
+            view=None,
+            attachments=files,
+        )

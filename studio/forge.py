@@ -1,0 +1,457 @@
+"""The Forge's use cases: train LoRA models, follow their runs, and serve them as custom models."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from studio import jobs
+from studio.artifacts import Artifacts
+from studio.catalogue import Catalogue, ModelEntry
+from studio.entities import Lora, Project, Requester
+from studio.errors import (
+    AlreadyFinished,
+    DatasetRejected,
+    InvalidRecipe,
+    NameTaken,
+    NotFound,
+    NotYours,
+    QuotaExceeded,
+    StudioError,
+    UnknownLora,
+)
+from studio.queue import JobQueue, JobResultMissing
+from studio.recipe import Recipe
+from studio.settings import Settings
+from studio.store import Store
+from studio.store.repository import new_id
+from studio.training import (
+    Source,
+    TrainingImage,
+    TrainingOptions,
+    caption_warnings,
+    captions_for,
+    check_count,
+    check_name,
+    check_trigger,
+    prepare_image,
+    training_params,
+)
+
+log = logging.getLogger(__name__)
+
+# Called on every change a follower sees: the run as stored now, and the event behind it if any
+# (a 'sample' event carries a checkpoint's image).
+TrainingHandler = Callable[[Lora, jobs.ProgressEvent | None], Awaitable[None]]
+QUOTA_WINDOW_S = 86400.0
+LIVENESS_CHECK_S = 5.0  # how often a follower checks that a running job still has a worker
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    name: str
+    trigger: str
+    base_model: str | None = None
+    options: TrainingOptions = field(default_factory=TrainingOptions)
+    visibility: Literal["private", "server"] = "private"
+    new_version: bool = False
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """A checked request with its prepared dataset, ready to be queued."""
+
+    name: str
+    version: int
+    trigger: str
+    model: ModelEntry
+    params: jobs.TrainingParams
+    visibility: Literal["private", "server"]
+    images: list[bytes]  # PNGs at the training resolution
+    captions: list[str]
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class CustomModels:
+    base: list[ModelEntry]
+    loras: list[Lora]
+
+
+class Forge:
+    def __init__(
+        self, settings: Settings, catalogue: Catalogue, store: Store, queue: JobQueue, artifacts: Artifacts
+    ) -> None:
+        self.settings = settings
+        self.catalogue = catalogue
+        self.store = store
+        self.queue = queue
+        self.artifacts = artifacts
+
+    # Who may train
+
+    async def training_roles(self, server: str) -> list[str]:
+        return await self.store.loras.training_roles(server)
+
+    async def set_training_role(self, requester: Requester, role_id: str, on: bool) -> list[str]:
+        if not (requester.admin and requester.server):
+            raise NotYours("Only server admins (Manage Server) can choose who may train models.")
+        await self.store.ensure_user(requester.id, requester.name)
+        await self.store.loras.set_training_role(requester.server, role_id, requester.id, on)
+        return await self.store.loras.training_roles(requester.server)
+
+    async def check_may_train(self, requester: Requester) -> None:
+        """The server's training roles (none set: everyone), then the person's quota."""
+        if requester.server and not requester.admin:
+            roles = await self.store.loras.training_roles(requester.server)
+            if roles and not requester.roles.intersection(roles):
+                listed = ", ".join(f"<@&{role}>" for role in roles)
+                raise NotYours(f"On this server only these roles may train models: {listed}.")
+        if await self.store.loras.in_flight(requester.id):
+            raise QuotaExceeded("You already have a training run in progress; one at a time, please.")
+        started = await self.store.loras.started_since(requester.id, time.time() - QUOTA_WINDOW_S)
+        if started >= self.settings.training_quota_per_day:
+            raise QuotaExceeded(
+                f"You have started {started} training runs in the last 24 hours; the limit is "
+                f"{self.settings.training_quota_per_day}. Please try again later."
+            )
+
+    # Training
+
+    async def plan(
+        self, requester: Requester, request: TrainingRequest, images: list[TrainingImage]
+    ) -> TrainingPlan:
+        """Check everything and prepare the dataset; nothing is stored or queued yet."""
+        name = check_name(request.name)
+        trigger = check_trigger(request.trigger)
+        model = self.catalogue.get(request.base_model)
+        params = training_params(
+            request.options,
+            model,
+            secrets.randbits(32),
+            batch_size=self.settings.training_batch_size,
+            gradient_accumulation=self.settings.training_gradient_accumulation,
+            mixed_precision=self.settings.training_mixed_precision,
+            text_encoder=self.settings.training_text_encoder,
+            max_steps=self.settings.max_training_steps,
+        )
+        await self.check_may_train(requester)
+        version = await self._version_for(requester, name, request.new_version)
+        check_count(len(images), self.settings.max_training_images)
+        prepared = await asyncio.to_thread(self._prepare, images, params.resolution)
+        return TrainingPlan(
+            name=name,
+            version=version,
+            trigger=trigger,
+            model=model,
+            params=params,
+            visibility=request.visibility,
+            images=prepared,
+            captions=captions_for(trigger, images),
+            warnings=caption_warnings(trigger, images),
+        )
+
+    async def start(
+        self,
+        requester: Requester,
+        plan: TrainingPlan,
+        project: Project | None = None,
+        deliver_to: str | None = None,
+    ) -> Lora:
+        """Record the run and queue it (the quota is checked again: plans can race)."""
+        await self.check_may_train(requester)
+        model = plan.model
+        lora_id = new_id()
+        await self.store.ensure_user(requester.id, requester.name)
+        await self.store.loras.add(
+            lora_id,
+            owner_id=requester.id,
+            project_id=project.id if project else None,
+            server=requester.server,
+            name=plan.name,
+            version=plan.version,
+            trigger=plan.trigger,
+            base_model=model.id,
+            family=model.family,
+            visibility=plan.visibility,
+            params_json=plan.params.model_dump_json(),
+            image_count=len(plan.images),
+            channel_id=deliver_to,
+        )
+        payload = jobs.TrainJob(
+            training_id=lora_id,
+            model=jobs.ModelRef(id=model.id, family=model.family, source=model.source, variant=model.variant),
+            params=plan.params,
+            images=plan.images,
+            captions=plan.captions,
+            sample_recipe=self._sample_recipe(model, plan.trigger, plan.params).model_dump(mode="json"),
+        )
+        try:
+            await self.queue.enqueue(jobs.TRAINING, jobs.TRAIN_LORA, lora_id, payload.model_dump())
+        except BaseException:
+            await self.store.loras.delete_unqueued(lora_id)
+            raise
+        return await self.store.loras.get(lora_id)
+
+    async def train(
+        self,
+        requester: Requester,
+        request: TrainingRequest,
+        images: list[TrainingImage],
+        project: Project | None = None,
+        deliver_to: str | None = None,
+    ) -> tuple[Lora, TrainingPlan]:
+        plan = await self.plan(requester, request, images)
+        return await self.start(requester, plan, project, deliver_to), plan
+
+    async def dataset(
+        self, requester: Requester, source: Source, project: Project | None, uploads: list[TrainingImage]
+    ) -> list[TrainingImage]:
+        """The images to train on: the uploads, or the person's favourites or the board of a project."""
+        if source == "attachments":
+            if not uploads:
+                raise DatasetRejected(
+                    "Attach the images to train on (or choose favourites or the mood board)."
+                )
+            return uploads
+        if project is None:
+            raise DatasetRejected(f"Training from the {source} works inside an Atelier project thread.")
+        if source == "favourites":
+            favourites = await self.store.favourites_of(requester.id, project.id)
+            check_count(len(favourites), self.settings.max_training_images)  # before reading any
+            return [TrainingImage(await self.artifact(image.artifact)) for image in favourites]
+        items = await self.store.board(project.id)
+        check_count(len(items), self.settings.max_training_images)
+        return [TrainingImage(await self.artifact(item.artifact, ".img")) for item in items]
+
+    async def _version_for(self, requester: Requester, name: str, new_version: bool) -> int:
+        """1 for a new name; the next version for the owner's own name when asked; else NameTaken."""
+        if name.lower() in self.catalogue.entries:
+            raise NameTaken(name)
+        live = await self.store.loras.named(name)
+        if any(lora.owner_id != requester.id for lora in live):
+            raise NameTaken(name)
+        if live and not new_version:
+            raise InvalidRecipe(
+                "name",
+                f"You already have a model named `{name}`; choose another name, or set new_version to "
+                f"train version {live[0].version + 1}.",
+            )
+        return await self.store.loras.last_version(name) + 1
+
+    def _prepare(self, images: list[TrainingImage], resolution: int) -> list[bytes]:
+        return [
+            prepare_image(
+                image.data,
+                resolution,
+                self.settings.max_upload_bytes,
+                self.settings.max_upload_pixels,
+                f"image {number}",
+            )
+            for number, image in enumerate(images, start=1)
+        ]
+
+    def _sample_recipe(self, model: ModelEntry, trigger: str, params: jobs.TrainingParams) -> Recipe:
+        """What the checkpoints and the final comparison show: the trigger alone, on fixed seeds."""
+        return Recipe(
+            model=model.id,
+            family=model.family,
+            prompt=trigger,
+            seed=params.seed % (2**32 - 8),
+            steps=model.default_steps,
+            guidance=model.default_guidance,
+            width=params.resolution,
+            height=params.resolution,
+            batch=self.settings.training_samples,
+        )
+
+    # Following a run
+
+    async def follow(self, lora_id: str, on_update: TrainingHandler | None = None) -> Lora:
+        """Wait for a run to end, keeping its stored state (step, loss, retrying) current.
+
+        A run whose worker died shows as `retrying` until a worker takes it up again, so a
+        stall is never silent; arq gives up after ``training_max_tries`` and the run fails.
+        """
+
+        async def notify(event: jobs.ProgressEvent | None = None) -> None:
+            if on_update is not None:
+                await on_update(await self.store.loras.get(lora_id), event)
+
+        async def relay(event: jobs.ProgressEvent) -> None:
+            if event.type == "started":
+                await self.store.loras.mark_running(lora_id, event.attempt)
+            elif event.type == "step":
+                await self.store.loras.record_step(lora_id, event.step, event.loss)
+            await notify(event)
+
+        while True:
+            lora = await self.store.loras.get(lora_id)
+            if lora.is_final:
+                return lora
+            try:
+                success, value = await self.queue.wait(lora_id, relay, timeout=LIVENESS_CHECK_S)
+            except TimeoutError:
+                if lora.status == "running" and not await self.queue.in_progress(lora_id):
+                    reason = "the training worker stopped; the run restarts when a training worker is free"
+                    if await self.store.loras.mark_retrying(lora_id, reason):
+                        log.warning("training %s: %s", lora_id, reason)
+                        await notify()
+                continue
+            except JobResultMissing:
+                await self.store.loras.end(lora_id, "failed", "the job's result expired or was lost")
+                await notify()
+                continue
+            await self._record(lora_id, success, value)
+            await notify()
+
+    async def _record(self, lora_id: str, success: bool, value: object) -> None:
+        from studio.service import failure_reason  # the service module imports this one
+
+        if not success or not isinstance(value, dict) or "status" not in value:
+            await self.store.loras.end(lora_id, "failed", failure_reason(value))
+            return
+        result = jobs.TrainResult.model_validate(value)
+        if result.status != "done" or result.weights is None or result.kohya is None:
+            await self.store.loras.end(
+                lora_id, "cancelled" if result.status == "cancelled" else "failed", result.error
+            )
+            return
+        put = self.artifacts.put
+        digests: dict[str, str | None] = {
+            "weights": await asyncio.to_thread(put, result.weights, ".safetensors"),
+            "kohya": await asyncio.to_thread(put, result.kohya, ".safetensors"),
+            "sample": await asyncio.to_thread(put, result.lora_images[0]) if result.lora_images else None,
+            "comparison": await asyncio.to_thread(put, result.comparison) if result.comparison else None,
+        }
+        await self.store.loras.finish(
+            lora_id, digests, len(result.weights), result.losses, result.seconds, result.attempt
+        )
+        await self.queue.expire_result(lora_id, self.settings.recorded_result_ttl_s)
+
+    async def collect(self) -> None:
+        """Record every run whose job ended while nobody followed it (e.g. this process was down)."""
+        for lora in await self.store.loras.in_flight():
+            found = await self.queue.result(lora.id)
+            if found is not None:
+                await self._record(lora.id, *found)
+            elif not await self.queue.exists(lora.id):
+                await self.store.loras.end(lora.id, "failed", "the job was lost")
+
+    async def cancel(self, requester: Requester, lora_id: str) -> Lora:
+        """Stop a queued or running run: its owner, a moderator or an admin of its server."""
+        lora = await self.store.loras.get(lora_id)
+        if not self._may_manage(requester, lora):
+            raise NotYours("Only the person who started this training, or an admin, can cancel it.")
+        if lora.is_final:
+            raise AlreadyFinished(f"That training run has already ended ({lora.status}).")
+        await self.queue.request_cancel(lora_id)
+        return lora
+
+    @staticmethod
+    def _may_manage(requester: Requester, lora: Lora) -> bool:
+        if requester.id == lora.owner_id:
+            return True
+        return (requester.admin or requester.moderator) and requester.server == lora.server
+
+    async def position(self, lora_id: str) -> int | None:
+        return await self.queue.position(jobs.TRAINING, lora_id)
+
+    async def run(self, lora_id: str) -> Lora:
+        return await self.store.loras.get(lora_id)
+
+    async def set_status_message(self, lora_id: str, channel_id: str, message_id: str) -> None:
+        await self.store.loras.set_status_message(lora_id, channel_id, message_id)
+
+    async def mark_delivered(self, lora_id: str) -> bool:
+        return await self.store.loras.mark_delivered(lora_id)
+
+    async def undelivered(self) -> list[Lora]:
+        return await self.store.loras.undelivered()
+
+    async def artifact(self, digest: str, suffix: str = ".png") -> bytes:
+        return await asyncio.to_thread(self.artifacts.get, digest, suffix)
+
+    # The catalogue of custom models
+
+    async def models(self, requester: Requester) -> CustomModels:
+        """Base models, and the LoRAs this person may see (theirs, and their server's shared ones)."""
+        visible = [
+            lora
+            for lora in await self.store.loras.usable()
+            if lora.visible_to(requester.id, requester.server)
+        ]
+        latest: dict[str, Lora] = {}
+        for lora in visible:  # ordered by version: the last one wins
+            latest[lora.name.lower()] = lora
+        return CustomModels(list(self.catalogue), list(latest.values()))
+
+    async def lora(self, requester: Requester, name: str) -> Lora:
+        """The newest usable version of a LoRA the requester may see; others' private ones don't exist."""
+        for lora in await self.store.loras.named(name):
+            if lora.usable and lora.visible_to(requester.id, requester.server):
+                return lora
+        raise UnknownLora(name)
+
+    async def delete(self, requester: Requester, name: str) -> list[Lora]:
+        """Remove a model (every version): its owner, or an admin of the server it was shared in."""
+        newest = await self.lora(requester, name)
+        if not self._may_manage(requester, newest) or (
+            requester.id != newest.owner_id and not requester.admin
+        ):
+            raise NotYours("Only the model's owner or a server admin can delete it.")
+        removed = [lora for lora in await self.store.loras.named(name) if lora.owner_id == newest.owner_id]
+        for lora in removed:
+            await self.store.loras.soft_delete(lora.id)
+        return removed
+
+    async def export(self, requester: Requester, name: str, fmt: str = "diffusers") -> tuple[str, bytes]:
+        """The weights as a file: `diffusers` (load_lora_weights) or `kohya` (A1111, ComfyUI)."""
+        lora = await self.lora(requester, name)
+        if not self._may_manage(requester, lora):
+            raise NotYours("Only the model's owner or a server admin can export its weights.")
+        if fmt not in ("diffusers", "kohya"):
+            raise InvalidRecipe("format", "The export format is `diffusers` or `kohya`.")
+        digest = lora.weights if fmt == "diffusers" else lora.kohya
+        if digest is None:
+            raise NotFound("That model has no weights stored.")
+        suffix = "" if fmt == "diffusers" else "-kohya"
+        return f"{lora.name}-v{lora.version}{suffix}.safetensors", await self.artifact(digest, ".safetensors")
+
+    async def adapters_for(
+        self, requester: Requester, recipe: Recipe, share: bool = True
+    ) -> list[jobs.AdapterRef]:
+        """The recipe's LoRAs as adapters a worker can load: visible, usable, of the model's family.
+
+        With ``share``, their weights are put in Redis under their digest for the worker to fetch.
+        """
+        adapters = []
+        for wanted in recipe.loras:
+            lora = await self.lora(requester, wanted.name)
+            if lora.family != recipe.family:
+                raise InvalidRecipe(
+                    "lora",
+                    f"LoRA `{lora.name}` was trained for {lora.family.upper()} models and "
+                    f"`{recipe.model}` is {recipe.family.upper()}; use a {lora.family.upper()} model.",
+                )
+            if lora.weights is None:
+                raise StudioError(f"LoRA `{lora.name}` has no weights stored.")
+            weights = lora.weights
+
+            async def load(digest: str = weights) -> bytes:
+                return await self.artifact(digest, ".safetensors")
+
+            if share:
+                await self.queue.share_blob(weights, load)
+            adapters.append(jobs.AdapterRef(name=lora.name, sha=weights, weight=wanted.weight))
+        return adapters
+
+    @staticmethod
+    def params_of(lora: Lora) -> jobs.TrainingParams:
+        return jobs.TrainingParams.model_validate(json.loads(lora.params_json))

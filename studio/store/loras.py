@@ -1,0 +1,217 @@
+"""The Forge's rows: LoRA training runs (which become custom models) and who may train."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+
+from studio.entities import Lora, TrainingStatus
+from studio.errors import NameTaken, NotFound
+
+if TYPE_CHECKING:
+    from studio.store.repository import Store
+
+
+class LoraRows:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def add(self, lora_id: str, **row: Any) -> None:
+        """Record a new, queued run; NameTaken if a live model or run holds that name and version."""
+        row = {"id": lora_id, **row, "name_key": str(row["name"]).lower(), "created_at": time.time()}
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        try:
+            await self.store._write(
+                f"INSERT INTO loras ({columns}, status) VALUES ({marks}, 'queued')",  # noqa: S608 (our own column names)
+                row.values(),
+            )
+        except sqlite3.IntegrityError:
+            raise NameTaken(str(row["name"])) from None
+
+    async def delete_unqueued(self, lora_id: str) -> None:
+        """Only for a run whose job never reached the queue."""
+        await self.store._write("DELETE FROM loras WHERE id = ? AND status = 'queued'", (lora_id,))
+
+    async def get(self, lora_id: str) -> Lora:
+        row = await self.store._one("SELECT * FROM loras WHERE id = ?", (lora_id,))
+        if row is None:
+            raise NotFound("That training run does not exist.")
+        return _lora(row)
+
+    async def named(self, name: str) -> list[Lora]:
+        """Every live (not failed, cancelled or deleted) run or model of that name, newest first."""
+        rows = await self.store._all(
+            "SELECT * FROM loras WHERE name_key = ? AND deleted_at IS NULL "
+            "AND status NOT IN ('failed', 'cancelled') ORDER BY version DESC",
+            (name.lower(),),
+        )
+        return [_lora(r) for r in rows]
+
+    async def last_version(self, name: str) -> int:
+        row = await self.store._one("SELECT MAX(version) AS v FROM loras WHERE name_key = ?", (name.lower(),))
+        return int(row["v"] or 0) if row else 0
+
+    async def usable(self) -> list[Lora]:
+        rows = await self.store._all(
+            "SELECT * FROM loras WHERE status = 'done' AND deleted_at IS NULL ORDER BY name_key, version"
+        )
+        return [_lora(r) for r in rows]
+
+    async def started_since(self, owner_id: str, since: float) -> int:
+        """Runs that count against the training quota: all but the cancelled-before-start ones."""
+        row = await self.store._one(
+            "SELECT COUNT(*) AS n FROM loras WHERE owner_id = ? AND created_at >= ? "
+            "AND NOT (status = 'cancelled' AND started_at IS NULL)",
+            (owner_id, since),
+        )
+        return int(row["n"]) if row else 0
+
+    async def in_flight(self, owner_id: str | None = None) -> list[Lora]:
+        sql = "SELECT * FROM loras WHERE status IN ('queued', 'running', 'retrying')"
+        args: tuple[Any, ...] = ()
+        if owner_id is not None:
+            sql += " AND owner_id = ?"
+            args = (owner_id,)
+        return [_lora(r) for r in await self.store._all(sql + " ORDER BY created_at", args)]
+
+    async def mark_running(self, lora_id: str, attempt: int) -> None:
+        await self.store._write(
+            "UPDATE loras SET status = 'running', attempts = MAX(attempts, ?), error = NULL, "
+            "started_at = COALESCE(started_at, ?) "
+            "WHERE id = ? AND status IN ('queued', 'running', 'retrying')",
+            (attempt, time.time(), lora_id),
+        )
+
+    async def mark_retrying(self, lora_id: str, reason: str) -> bool:
+        changed = await self.store._write(
+            "UPDATE loras SET status = 'retrying', error = ? WHERE id = ? AND status = 'running'",
+            (reason, lora_id),
+        )
+        return changed > 0
+
+    async def record_step(self, lora_id: str, step: int, loss: float | None) -> None:
+        await self.store._write(
+            "UPDATE loras SET step = ?, loss = COALESCE(?, loss) WHERE id = ? AND status = 'running'",
+            (step, loss, lora_id),
+        )
+
+    async def end(self, lora_id: str, status: TrainingStatus, error: str | None) -> None:
+        await self.store._write(
+            "UPDATE loras SET status = ?, error = ?, finished_at = ? "
+            "WHERE id = ? AND status IN ('queued', 'running', 'retrying')",
+            (status, error, time.time(), lora_id),
+        )
+
+    async def finish(
+        self,
+        lora_id: str,
+        artifacts: dict[str, str | None],
+        size_bytes: int,
+        losses: list[float],
+        seconds: float,
+        attempts: int,
+    ) -> bool:
+        """Register a finished run as a model, once; False if it was already recorded."""
+        changed = await self.store._write(
+            "UPDATE loras SET status = 'done', weights = ?, kohya = ?, sample = ?, comparison = ?, "
+            "size_bytes = ?, losses_json = ?, seconds = ?, attempts = MAX(attempts, ?), error = NULL, "
+            "step = json_extract(params_json, '$.steps'), finished_at = ?, "
+            "loss = ? WHERE id = ? AND status IN ('queued', 'running', 'retrying')",
+            (
+                artifacts["weights"],
+                artifacts["kohya"],
+                artifacts["sample"],
+                artifacts["comparison"],
+                size_bytes,
+                json.dumps(losses),
+                seconds,
+                attempts,
+                time.time(),
+                losses[-1] if losses else None,
+                lora_id,
+            ),
+        )
+        return changed > 0
+
+    async def soft_delete(self, lora_id: str) -> None:
+        await self.store._write(
+            "UPDATE loras SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL", (time.time(), lora_id)
+        )
+
+    async def set_status_message(self, lora_id: str, channel_id: str, message_id: str) -> None:
+        await self.store._write(
+            "UPDATE loras SET channel_id = ?, message_id = ? WHERE id = ?", (channel_id, message_id, lora_id)
+        )
+
+    async def mark_delivered(self, lora_id: str) -> bool:
+        changed = await self.store._write(
+            "UPDATE loras SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL", (time.time(), lora_id)
+        )
+        return changed > 0
+
+    async def undelivered(self) -> list[Lora]:
+        rows = await self.store._all(
+            "SELECT * FROM loras WHERE delivered_at IS NULL AND channel_id IS NOT NULL ORDER BY created_at"
+        )
+        return [_lora(r) for r in rows]
+
+    # Who may train
+
+    async def training_roles(self, server: str) -> list[str]:
+        rows = await self.store._all(
+            "SELECT role_id FROM training_roles WHERE server = ? ORDER BY created_at", (server,)
+        )
+        return [str(r["role_id"]) for r in rows]
+
+    async def set_training_role(self, server: str, role_id: str, added_by: str, on: bool) -> None:
+        if on:
+            await self.store._write(
+                "INSERT OR IGNORE INTO training_roles (server, role_id, added_by, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (server, role_id, added_by, time.time()),
+            )
+        else:
+            await self.store._write(
+                "DELETE FROM training_roles WHERE server = ? AND role_id = ?", (server, role_id)
+            )
+
+
+def _lora(row: aiosqlite.Row) -> Lora:
+    return Lora(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        project_id=row["project_id"],
+        server=row["server"],
+        name=row["name"],
+        version=row["version"],
+        trigger=row["trigger"],
+        base_model=row["base_model"],
+        family=row["family"],
+        visibility=row["visibility"],
+        params_json=row["params_json"],
+        image_count=row["image_count"],
+        status=row["status"],
+        attempts=row["attempts"],
+        step=row["step"],
+        loss=row["loss"],
+        error=row["error"],
+        weights=row["weights"],
+        kohya=row["kohya"],
+        sample=row["sample"],
+        comparison=row["comparison"],
+        size_bytes=row["size_bytes"],
+        losses=tuple(json.loads(row["losses_json"])) if row["losses_json"] else (),
+        seconds=row["seconds"],
+        channel_id=row["channel_id"],
+        message_id=row["message_id"],
+        delivered_at=row["delivered_at"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        deleted_at=row["deleted_at"],
+    )
