@@ -31,7 +31,15 @@ from gpu_worker.pipelines import LoadedModel
 from studio.jobs import TrainingParams
 from studio.recipe import Recipe
 
-__all__ = ["UNET_TARGETS", "WEIGHT_NAME", "Cancelled", "Trained", "load_adapter", "train_lora"]
+__all__ = [
+    "UNET_TARGETS",
+    "WEIGHT_NAME",
+    "Cancelled",
+    "Trained",
+    "load_adapter",
+    "text_encoder_lora_supported",
+    "train_lora",
+]
 
 # Attention, the transformer blocks' projections and feed-forward, and the ResNet convolutions:
 # attention alone learns slowly on small data sets; every one of these names also survives
@@ -93,6 +101,11 @@ def train_lora(
     """Train a LoRA on ``images``/``captions``; raises Cancelled when ``cancel`` is set."""
     if not images or len(images) != len(captions):
         raise ValueError(f"need one caption per image (got {len(images)} images, {len(captions)} captions)")
+    if params.train_text_encoder and not text_encoder_lora_supported():
+        raise ValueError(
+            "text-encoder LoRA needs transformers' peft integration, which refuses the installed peft "
+            "(transformers 5.24 wants peft >= 0.22); train the UNet only"
+        )
     pipe = model.text2img
     encoders = _text_encoders(pipe) if params.train_text_encoder else []
     trainable = _add_adapters(pipe, encoders, params, device)
@@ -123,6 +136,18 @@ def load_adapter(pipe: Any, weights: bytes, adapter_name: str, weight_name: str 
     with tempfile.TemporaryDirectory(prefix="atelier-lora-") as folder:
         (Path(folder) / weight_name).write_bytes(weights)
         pipe.load_lora_weights(folder, weight_name=weight_name, adapter_name=adapter_name)
+
+
+def text_encoder_lora_supported() -> bool:
+    """Whether transformers accepts the installed peft: text-encoder adapters go through it (add, load)."""
+    from transformers.integrations.peft import MIN_PEFT_VERSION
+    from transformers.utils.peft_utils import check_peft_version
+
+    try:
+        check_peft_version(min_version=MIN_PEFT_VERSION)
+    except ValueError:
+        return False
+    return True
 
 
 # Set-up
@@ -339,11 +364,17 @@ def _save(pipe: Any, encoders: list[Any]) -> bytes:
         "unet_lora_adapter_metadata": _metadata(pipe.unet),
     }
     for encoder, name in zip(encoders, ("text_encoder", "text_encoder_2"), strict=False):
-        layers[f"{name}_lora_layers"] = get_peft_model_state_dict(encoder)
+        layers[f"{name}_lora_layers"] = _canonical_text_keys(get_peft_model_state_dict(encoder))
         layers[f"{name}_lora_adapter_metadata"] = _metadata(encoder)
     with tempfile.TemporaryDirectory(prefix="atelier-train-") as folder:
         type(pipe).save_lora_weights(folder, weight_name=WEIGHT_NAME, **layers)
         return (Path(folder) / WEIGHT_NAME).read_bytes()
+
+
+def _canonical_text_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CLIP's checkpoint paths (``text_model.encoder...``): transformers 5 flattens CLIPTextModel to
+    ``encoder...`` in memory, but other tools (and its own loader) expect the checkpoint's names."""
+    return {key if key.startswith("text_model.") else f"text_model.{key}": value for key, value in state.items()}
 
 
 def _metadata(module: Any) -> dict[str, Any]:

@@ -82,9 +82,10 @@ class LoraRows:
     async def mark_running(self, lora_id: str, attempt: int) -> None:
         await self.store._write(
             "UPDATE loras SET status = 'running', attempts = MAX(attempts, ?), error = NULL, "
+            "step = CASE WHEN ? > attempts THEN 0 ELSE step END, "
             "started_at = COALESCE(started_at, ?) "
             "WHERE id = ? AND status IN ('queued', 'running', 'retrying')",
-            (attempt, time.time(), lora_id),
+            (attempt, attempt, time.time(), lora_id),
         )
 
     async def mark_retrying(self, lora_id: str, reason: str) -> bool:
