@@ -48,19 +48,40 @@ def to_kohya(weights: bytes) -> bytes:
     metadata = {"ss_network_module": "networks.lora"}
     if len(ranks) == 1 and len(alphas) == 1:
         metadata |= {"ss_network_dim": str(ranks.pop()), "ss_network_alpha": _number(alphas.pop())}
-    return save(out, metadata=metadata)
+    return stable_bytes(save(out, metadata=metadata))
 
 
 def read_metadata(data: bytes) -> dict[str, str]:
-    """A safetensors file's ``__metadata__`` (header: little-endian u64 length, then JSON)."""
+    """A safetensors file's ``__metadata__``."""
+    header, _ = _split(data)
+    metadata = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in metadata.items()}
+
+
+def stable_bytes(data: bytes) -> bytes:
+    """The same safetensors file with its header's keys sorted.
+
+    safetensors writes the metadata from a hash map, in an order that changes from one save to
+    the next; sorted, the same tensors and metadata always give the same bytes (and digest).
+    Tensor offsets are relative to the data section, so rewriting the header moves nothing.
+    """
+    header, body = _split(data)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # safetensors pads the header to 8 bytes with spaces
+    return struct.pack("<Q", len(text)) + text + body
+
+
+def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """(header, data section): a little-endian u64 header length, the JSON header, the tensors."""
     if len(data) < 8:
         raise ValueError("not a safetensors file")
     (length,) = struct.unpack("<Q", data[:8])
     if length > len(data) - 8:
         raise ValueError("not a safetensors file (header longer than the file)")
     header = json.loads(data[8 : 8 + length])
-    metadata = header.get("__metadata__") or {}
-    return {str(k): str(v) for k, v in metadata.items()}
+    if not isinstance(header, dict):
+        raise ValueError("not a safetensors file (header is not a JSON object)")
+    return header, data[8 + length :]
 
 
 def _adapter_configs(metadata: dict[str, str]) -> dict[str, dict[str, Any]]:

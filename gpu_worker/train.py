@@ -26,7 +26,7 @@ from peft.utils import get_peft_model_state_dict
 from PIL import Image
 
 from gpu_worker.generate import Cancelled, run
-from gpu_worker.kohya import to_kohya
+from gpu_worker.kohya import stable_bytes, to_kohya
 from gpu_worker.pipelines import LoadedModel
 from studio.jobs import TrainingParams
 from studio.recipe import Recipe
@@ -272,8 +272,8 @@ class _Loop:
                 on_progress(step, total, mean)
             every = self.params.sample_every
             if every and step % every == 0 and step != total:
-                with _sampling(self.pipe):
-                    image = run(self.model, sample_recipe.for_image(0), None, _quiet, _NEVER).images[0]
+                with _sampling(self.pipe):  # ``cancel`` here too: a long sample must not delay a cancel
+                    image = run(self.model, sample_recipe.for_image(0), None, _quiet, cancel).images[0]
                 on_sample(step, image)
         return seconds
 
@@ -325,7 +325,7 @@ class _Loop:
         return F.mse_loss(prediction.float(), target.float())
 
     def _added_conditions(self, cond: _Conditioning, batch: int) -> dict[str, torch.Tensor] | None:
-        """SDXL's micro-conditioning: pooled text and (original size, crop, target size), as inference uses."""
+        """SDXL's extra conditioning: pooled text and (size, crop, target size), as inference passes them."""
         if cond.pooled is None:
             return None
         size = self.params.resolution
@@ -368,13 +368,15 @@ def _save(pipe: Any, encoders: list[Any]) -> bytes:
         layers[f"{name}_lora_adapter_metadata"] = _metadata(encoder)
     with tempfile.TemporaryDirectory(prefix="atelier-train-") as folder:
         type(pipe).save_lora_weights(folder, weight_name=WEIGHT_NAME, **layers)
-        return (Path(folder) / WEIGHT_NAME).read_bytes()
+        return stable_bytes((Path(folder) / WEIGHT_NAME).read_bytes())
 
 
 def _canonical_text_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """CLIP's checkpoint paths (``text_model.encoder...``): transformers 5 flattens CLIPTextModel to
     ``encoder...`` in memory, but other tools (and its own loader) expect the checkpoint's names."""
-    return {key if key.startswith("text_model.") else f"text_model.{key}": value for key, value in state.items()}
+    return {
+        key if key.startswith("text_model.") else f"text_model.{key}": value for key, value in state.items()
+    }
 
 
 def _metadata(module: Any) -> dict[str, Any]:

@@ -12,10 +12,11 @@ from tests.integration.workers import Deployment
 
 @pytest.fixture(scope="session")
 def e2e_deployment(tiny_catalogue: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """Real Redis, an inference and a post worker on the tiny models, for the bot tests."""
+    """Real Redis, an inference, a post and a training worker on the tiny models, for the bot tests."""
     dep = Deployment(data_dir=tmp_path_factory.mktemp("e2e"), models_file=tiny_catalogue)
     dep.start_worker("inference")
     dep.start_worker("post")
+    dep.start_worker("training")
     yield dep
     dep.stop()
 

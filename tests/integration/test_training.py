@@ -55,7 +55,9 @@ def fresh(model_ref: ModelRef) -> LoadedModel:
 
 
 def params(**changes: Any) -> TrainingParams:
-    base = TrainingParams(steps=40, rank=4, alpha=8, learning_rate=1e-2, resolution=64, seed=7, progress_every=10)
+    base = TrainingParams(
+        steps=40, rank=4, alpha=8, learning_rate=1e-2, resolution=64, seed=7, progress_every=10
+    )
     return base.model_copy(update=changes)
 
 
@@ -79,7 +81,8 @@ def pixels(images: list[Image.Image]) -> list[bytes]:
 
 
 def max_diff(a: list[Image.Image], b: list[Image.Image]) -> int:
-    return max(int(np.abs(np.asarray(x, dtype=int) - np.asarray(y, dtype=int)).max()) for x, y in zip(a, b))
+    pairs = zip(a, b, strict=True)
+    return max(int(np.abs(np.asarray(x, dtype=int) - np.asarray(y, dtype=int)).max()) for x, y in pairs)
 
 
 def quiet(step: int, total: int) -> None:
@@ -148,7 +151,9 @@ def test_the_adapter_reloads_bit_identically_in_a_fresh_pipeline(
     assert pixels(run(model, recipe(), None, quiet, never).images) == pixels(trained.base_images)
 
 
-def test_the_kohya_export_loads_through_diffusers_and_matches(sd15: Run, tiny_models: dict[str, Path]) -> None:
+def test_the_kohya_export_loads_through_diffusers_and_matches(
+    sd15: Run, tiny_models: dict[str, Path]
+) -> None:
     kohya = load(sd15.trained.kohya)
     weights = load(sd15.trained.weights)
     modules = {key.split(".")[0] for key in kohya}

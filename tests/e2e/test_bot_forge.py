@@ -1,0 +1,170 @@
+"""The Forge through the real bot: /train in a thread, /models, /imagine lora:, roles and refusals."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import safetensors.torch
+from PIL import Image, ImageDraw
+
+from tests.e2e.bot_process import BotProcess
+from tests.e2e.test_bot import custom_ids, ephemeral_answer, finished, imagine, new_thread
+from tests.fake_discord import FakeDiscord
+from tests.fake_discord.state import MessageRecord
+
+MANAGE_GUILD = 1 << 5
+TRAIN_TIMEOUT = 240.0
+QUICK = {"steps": 30, "rank": 4, "learning_rate": 0.01, "resolution": 64}
+
+
+def subject(seed: int, alt: str | None = None, size: tuple[int, int] = (96, 96)) -> tuple[Any, ...]:
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", size, tuple(int(v) for v in rng.integers(0, 255, 3)))
+    ImageDraw.Draw(image).ellipse((24, 24, 72, 72), fill=(230, 120, 20))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    upload = (out.getvalue(), f"fox{seed}.png", "image/png")
+    return (*upload, alt) if alt else upload
+
+
+def uploads(count: int) -> dict[str, tuple[Any, ...]]:
+    return {f"image{i + 1}": subject(i, "in the snow" if i == 0 else None) for i in range(count)}
+
+
+def training_status(fake: FakeDiscord, thread_id: int) -> MessageRecord | None:
+    for message in fake.bot_messages(thread_id):
+        if any(c.startswith("at:t:x:") for c in custom_ids(message)) or message.content.startswith(
+            "✅ Trained"
+        ):
+            return message
+    return None
+
+
+async def train(fake: FakeDiscord, options: dict[str, Any], user: str = "alice", **kw: Any) -> Any:
+    return await fake.slash("train", {**QUICK, **options}, user=user, **kw)
+
+
+async def test_train_a_lora_in_a_thread_then_use_export_and_delete_it(
+    bot: BotProcess, fake: FakeDiscord
+) -> None:
+    threads = set(fake.threads)
+    record = await train(
+        fake, {"name": "redfox", "trigger": "zqfox", "visibility": "server"}, attachments=uploads(4)
+    )
+    answer = await ephemeral_answer(record)
+    assert answer.startswith("Training `redfox` v1 on 4 images (30 steps, rank 4, 64 px)"), answer
+    thread = await new_thread(fake, threads)
+    assert thread.name == "Training redfox"
+    status = await fake.wait_for(lambda: training_status(fake, thread.id), timeout=15)
+    done = await finished(fake, status.id, timeout=TRAIN_TIMEOUT)
+    assert done.content.startswith("✅ Trained `redfox` v1"), done.content
+    assert "loss" in done.content and "lora:redfox" in done.content
+    (comparison,) = done.attachments
+    assert Image.open(io.BytesIO(comparison.bytes)).size == (2 * 64 + 2, 2 * 64 + 2)
+    fields = {f["name"]: f["value"] for f in done.embeds[0]["fields"]}
+    assert fields["Trigger"] == "`zqfox`" and fields["Visibility"] == "this server"
+    progress = [payload["content"] for _, payload in status.edits if "content" in payload]
+    assert any("🔥 Step" in text and "loss" in text for text in progress), progress
+    samples = [m for m in fake.bot_messages(thread.id) if m.content.startswith("🖼️ Checkpoint")]
+    assert samples and all(m.attachments for m in samples)
+    assert not any(c.startswith("at:t:x:") for c in custom_ids(done))  # no Cancel once it ended
+
+    # /models: listed for everyone on the server, with details and the comparison as its sample.
+    listing = await ephemeral_answer(await fake.slash("models", None, user="bob", subcommand="list"))
+    assert "`redfox` v1 — trigger `zqfox` · tiny-sd15" in listing and "`tiny-sd15`" in listing
+    info = await fake.slash("models", {"name": "redfox"}, user="bob", subcommand="info")
+    await info.wait_response()
+    (shown,) = await info.wait_followups(1, timeout=15)
+    assert shown.ephemeral and shown.embeds[0]["title"] == "redfox (LoRA v1)" and shown.attachments
+
+    # /imagine lora: with autocomplete, then the LoRA in the result's recipe.
+    choices = await fake.autocomplete("imagine", {"prompt": "x", "lora": "red"}, focused="lora", user="bob")
+    assert [c["value"] for c in choices] == ["redfox:0.8"]
+    choices = await fake.autocomplete("imagine", {"prompt": "x", "lora": "other:0.5, zqf"}, focused="lora")
+    assert [c["value"] for c in choices] == ["other:0.5, redfox:0.8"]  # the last one; triggers match too
+    status, _ = await imagine(
+        fake, {"prompt": "zqfox in a forest --seed 5", "lora": "redfox:0.9"}, user="bob"
+    )
+    result = await finished(fake, status.id)
+    assert result.content.startswith("✅ Done"), result.content
+    assert {f["name"]: f["value"] for f in result.embeds[0]["fields"]}["LoRAs"] == "redfox:0.9"
+    unknown = await fake.slash("imagine", {"prompt": "a fox", "lora": "nosuchlora"}, user="bob")
+    assert "Unknown LoRA `nosuchlora`" in await ephemeral_answer(unknown)
+
+    # Export: the owner gets the kohya file; bob may use the model but not take its weights.
+    exported = await fake.slash("models", {"name": "redfox"}, subcommand="export")
+    await exported.wait_response()
+    (sent,) = await exported.wait_followups(1, timeout=15)
+    (weights,) = sent.attachments
+    assert weights.filename == "redfox-v1-kohya.safetensors"
+    assert all(key.startswith("lora_unet_") for key in safetensors.torch.load(weights.bytes))
+    refused = await fake.slash("models", {"name": "redfox"}, user="bob", subcommand="export")
+    assert "Only the model's owner" in await ephemeral_answer(refused)
+
+    # Delete: not bob's to delete; alice's own, after which it is gone for everyone.
+    refused = await fake.slash("models", {"name": "redfox"}, user="bob", subcommand="delete")
+    assert "Only the model's owner" in await ephemeral_answer(refused)
+    deleted = await fake.slash("models", {"name": "redfox"}, subcommand="delete")
+    assert "Deleted `redfox` (v1)" in await ephemeral_answer(deleted)
+    gone = await fake.slash("imagine", {"prompt": "a fox", "lora": "redfox"}, user="bob")
+    assert "Unknown LoRA `redfox`" in await ephemeral_answer(gone)
+    for message in fake.bot_messages():
+        assert not fake.pings_anyone(message, include_edits=True), message.content
+    fake.assert_clean()
+
+
+async def test_bad_training_requests_are_refused_before_anything_starts(
+    bot: BotProcess, fake: FakeDiscord
+) -> None:
+    threads = set(fake.threads)
+
+    async def refusal(options: dict[str, Any], attachments: dict[str, Any], user: str = "bob") -> str:
+        return await ephemeral_answer(await train(fake, options, user=user, attachments=attachments))
+
+    assert "at least 3 images" in await refusal({"name": "twoshots", "trigger": "zq"}, uploads(2))
+    bad = {**uploads(3), "image4": (b"plain text", "fox.png", "image/png")}
+    assert "image 4 was refused" in await refusal({"name": "notimage", "trigger": "zq"}, bad)
+    tiny = {**uploads(3), "image4": subject(9, size=(20, 20))}
+    assert "image 4 is 20x20" in await refusal({"name": "tinyshot", "trigger": "zq"}, tiny)
+    assert "becomes a file name" in await refusal({"name": "../evil", "trigger": "zq"}, uploads(3))
+    assert "steps must be between" in await refusal(
+        {"name": "many", "trigger": "zq", "steps": 100000}, uploads(3)
+    )
+    assert "project thread" in await refusal({"name": "favs", "trigger": "zq", "source": "favourites"}, {})
+    assert set(fake.threads) == threads  # no thread was opened for any of them
+    fake.assert_clean()
+
+
+async def test_training_roles_and_cancel_by_the_owner_or_an_admin(bot: BotProcess, fake: FakeDiscord) -> None:
+    async def roles(sub: str, user: str, options: dict[str, Any] | None = None) -> str:
+        record = await fake.slash("atelier", options, user=user, subcommand=f"train-roles {sub}")
+        return await ephemeral_answer(record)
+
+    artist = fake.artist_role_id
+    assert "Only server admins" in await roles("add", "alice", {"role": artist})
+    fake.roles[fake.moderator_role_id].permissions |= MANAGE_GUILD
+    try:
+        assert f"May train models now: <@&{artist}>" in await roles("add", "mod", {"role": artist})
+        refused = await train(fake, {"name": "bobfox", "trigger": "zq"}, user="bob", attachments=uploads(3))
+        assert "only these roles may train" in await ephemeral_answer(refused)
+        fake.give_role("bob", artist)
+        threads = set(fake.threads)
+        slow = {"name": "bobfox", "trigger": "zq", "steps": 3000, "learning_rate": 0.001}
+        record = await train(fake, slow, user="bob", attachments=uploads(3))
+        assert "Training `bobfox`" in await ephemeral_answer(record)
+        thread = await new_thread(fake, threads)
+        status = await fake.wait_for(lambda: training_status(fake, thread.id), timeout=15)
+        (cancel,) = [c for c in custom_ids(status) if c.startswith("at:t:x:")]
+        denied = await fake.click(status.id, cancel, user="alice")
+        assert "Only the person who started this training" in await ephemeral_answer(denied)
+        stopped = await fake.click(status.id, cancel, user="mod")  # an admin may
+        assert "Stopping the training of `bobfox`" in await ephemeral_answer(stopped)
+        ended = await finished(fake, status.id, timeout=TRAIN_TIMEOUT)
+        assert ended.content.startswith("❌ Training of `bobfox` v1 was cancelled")
+    finally:
+        await roles("remove", "mod", {"role": artist})
+        fake.roles[fake.moderator_role_id].permissions &= ~MANAGE_GUILD
+    assert "everyone (no roles chosen)" in await roles("list", "alice")
+    fake.assert_clean()
