@@ -46,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="the model catalogue")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    models_sub.add_parser("list", help="list the catalogue's models")
+    models_sub.add_parser("list", help="list the catalogue's models and the LoRAs trained here")
+    export = models_sub.add_parser("export", help="write a LoRA's weights to a .safetensors file")
+    export.add_argument("name", help="the LoRA's name")
+    export.add_argument("--format", choices=("kohya", "diffusers"), default="kohya")
+    export.add_argument("--out", "-o", default=".", help="folder to write it in")
     tiny = models_sub.add_parser("make-tiny", help="build tiny random-weight models for tests and the demo")
     tiny.add_argument("dir", help="folder to build them in")
 

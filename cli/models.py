@@ -1,12 +1,19 @@
-"""`atelier models list | make-tiny DIR`."""
+"""`atelier models list | export NAME | make-tiny DIR`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 from pathlib import Path
 
+from studio.app import open_studio
 from studio.catalogue import load_catalogue
+from studio.entities import Requester
+from studio.errors import StudioError
 from studio.settings import load_settings
+
+OPERATOR = Requester(id="cli:operator", name="operator", operator=True)
 
 
 def models(args: argparse.Namespace) -> int:
@@ -16,9 +23,40 @@ def models(args: argparse.Namespace) -> int:
         for name, folder in make_tiny(Path(args.dir)).items():
             print(f"{name}: {folder}")
         return 0
+    if args.models_command == "export":
+        return asyncio.run(_export(args.name, args.format, Path(args.out)))
     catalogue = load_catalogue(load_settings().models_file)
     for entry in catalogue:
         default = " (default)" if entry.id == catalogue.default else ""
         tags = f" [{', '.join(entry.tags)}]" if entry.tags else ""
         print(f"{entry.id}{default}: {entry.family}, {entry.description}{tags}")
+    return asyncio.run(_list_loras())
+
+
+async def _list_loras() -> int:
+    try:
+        async with open_studio(load_settings()) as studio:
+            loras = (await studio.forge.models(OPERATOR)).loras
+    except StudioError as error:  # e.g. Redis is not running: the base models are listed anyway
+        print(f"(LoRA models not listed: {error})", file=sys.stderr)
+        return 0
+    for lora in loras:
+        print(
+            f"{lora.name} v{lora.version}: LoRA on {lora.base_model}, trigger {lora.trigger}, "
+            f"{lora.visibility}, by {lora.owner_id}"
+        )
+    return 0
+
+
+async def _export(name: str, fmt: str, out: Path) -> int:
+    """Write a LoRA's weights to a file (for the ones too large to attach in Discord)."""
+    async with open_studio(load_settings()) as studio:
+        try:
+            filename, data = await studio.forge.export(OPERATOR, name, fmt)
+        except StudioError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    out.mkdir(parents=True, exist_ok=True)
+    (out / filename).write_bytes(data)
+    print(out / filename)
     return 0

@@ -21,6 +21,7 @@ class Requester:
     admin: bool = False  # may set the server's defaults
     server: str | None = None  # the community (Discord guild) asking, for its defaults
     roles: frozenset[str] = frozenset()  # the person's roles there (who may train is per role)
+    operator: bool = False  # whoever runs the studio (its command line): sees and manages everything
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,10 @@ class Lora:
     def label(self) -> str:
         return self.name if self.version == 1 else f"{self.name} v{self.version}"
 
-    def visible_to(self, user_id: str, server: str | None) -> bool:
+    def visible_to(self, requester: Requester) -> bool:
         """Private models exist only for their owner; server models for that server's members."""
-        if self.owner_id == user_id:
+        if requester.operator or self.owner_id == requester.id:
             return True
-        return self.visibility == "server" and server is not None and self.server == server
+        return (
+            self.visibility == "server" and requester.server is not None and self.server == requester.server
+        )

@@ -356,7 +356,7 @@ class Forge:
 
     @staticmethod
     def _may_manage(requester: Requester, lora: Lora) -> bool:
-        if requester.id == lora.owner_id:
+        if requester.operator or requester.id == lora.owner_id:
             return True
         return (requester.admin or requester.moderator) and requester.server == lora.server
 
@@ -382,11 +382,7 @@ class Forge:
 
     async def models(self, requester: Requester) -> CustomModels:
         """Base models, and the LoRAs this person may see (theirs, and their server's shared ones)."""
-        visible = [
-            lora
-            for lora in await self.store.loras.usable()
-            if lora.visible_to(requester.id, requester.server)
-        ]
+        visible = [lora for lora in await self.store.loras.usable() if lora.visible_to(requester)]
         latest: dict[str, Lora] = {}
         for lora in visible:  # ordered by version: the last one wins
             latest[lora.name.lower()] = lora
@@ -395,15 +391,15 @@ class Forge:
     async def lora(self, requester: Requester, name: str) -> Lora:
         """The newest usable version of a LoRA the requester may see; others' private ones don't exist."""
         for lora in await self.store.loras.named(name):
-            if lora.usable and lora.visible_to(requester.id, requester.server):
+            if lora.usable and lora.visible_to(requester):
                 return lora
         raise UnknownLora(name)
 
     async def delete(self, requester: Requester, name: str) -> list[Lora]:
         """Remove a model (every version): its owner, or an admin of the server it was shared in."""
         newest = await self.lora(requester, name)
-        if not self._may_manage(requester, newest) or (
-            requester.id != newest.owner_id and not requester.admin
+        if not self._may_manage(requester, newest) or not (
+            requester.operator or requester.admin or requester.id == newest.owner_id
         ):
             raise NotYours("Only the model's owner or a server admin can delete it.")
         removed = [lora for lora in await self.store.loras.named(name) if lora.owner_id == newest.owner_id]

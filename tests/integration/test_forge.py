@@ -117,13 +117,25 @@ async def test_generation_with_the_lora_matches_training_bit_for_bit(studio: Stu
     assert off.generation.load_seconds == 0  # the base pipeline was never reloaded
 
 
-async def test_exports_and_visibility(studio: Studio, trained: Lora) -> None:
+async def test_exports_and_visibility(
+    studio: Studio, trained: Lora, forge_deployment: Deployment, tmp_path: Path
+) -> None:
     name, data = await studio.forge.export(ALICE, "redball", "kohya")
     assert name == "redball-v1-kohya.safetensors"
     assert all(key.startswith(("lora_unet_", "lora_te")) for key in safetensors.torch.load(data))
     name, data = await studio.forge.export(ADMIN, "redball", "diffusers")  # a server admin may
     assert name == "redball-v1.safetensors"
     assert all(key.startswith(("unet.", "text_encoder")) for key in safetensors.torch.load(data))
+    # The command line (the studio's operator) exports any model, e.g. one too large for Discord.
+    done = await asyncio.to_thread(
+        forge_deployment.cli, "models", "export", "redball", "--out", str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "redball-v1-kohya.safetensors").read_bytes() == (
+        await studio.forge.export(ALICE, "redball", "kohya")
+    )[1]
+    listed = await asyncio.to_thread(forge_deployment.cli, "models", "list")
+    assert "redball v1: LoRA on tiny-sd15, trigger zqx, server" in listed.stdout
     with pytest.raises(NotYours):
         await studio.forge.export(BOB, "redball", "diffusers")  # bob may use it, not take it
     stranger = Requester(id="cli:carol", name="carol", server="guild-2")
