@@ -33,9 +33,11 @@ async def test_migrations_apply_once_in_wal_mode(tmp_path: Path) -> None:
         "generations",
         "ideations",
         "images",
+        "loras",
         "posts",
         "projects",
         "remix_channels",
+        "training_roles",
         "users",
     ]
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 from peft.utils import get_peft_model_state_dict
 from PIL import Image, ImageDraw
-from safetensors.torch import load
+from safetensors.torch import load, save
 
 from gpu_worker.generate import Cancelled, run
-from gpu_worker.kohya import read_metadata
+from gpu_worker.kohya import read_metadata, stable_bytes
 from gpu_worker.pipelines import LoadedModel, PipelineCache
 from gpu_worker.train import (
     WEIGHT_NAME,
@@ -149,6 +149,25 @@ def test_the_adapter_reloads_bit_identically_in_a_fresh_pipeline(
     assert pixels(run(model, recipe(), None, quiet, never).images) == pixels(trained.base_images)
     model.text2img.disable_lora()
     assert pixels(run(model, recipe(), None, quiet, never).images) == pixels(trained.base_images)
+
+
+@pytest.mark.filterwarnings("ignore:Already found a `peft_config` attribute:UserWarning")
+def test_switching_between_loaded_adapters_keeps_each_exact(sd15: Run, tiny_models: dict[str, Path]) -> None:
+    """How a warm inference worker serves several LoRAs: load them all, set_adapters per job."""
+    trained = sd15.trained
+    tensors = load(trained.weights)  # a second adapter: the same one with its B matrices negated
+    flipped = {key: -value if ".lora_B." in key else value for key, value in tensors.items()}
+    other = stable_bytes(save(flipped, metadata=read_metadata(trained.weights)))
+    model = fresh(ref(tiny_models))
+    pipe, never = model.text2img, threading.Event()
+    load_adapter(pipe, trained.weights, "mine")
+    load_adapter(pipe, other, "other")
+    pipe.set_adapters(["mine"], [1.0])
+    assert pixels(run(model, recipe(), None, quiet, never).images) == pixels(trained.lora_images)
+    pipe.set_adapters(["other"], [1.0])
+    assert pixels(run(model, recipe(), None, quiet, never).images) != pixels(trained.lora_images)
+    pipe.set_adapters(["mine"], [1.0])
+    assert pixels(run(model, recipe(), None, quiet, never).images) == pixels(trained.lora_images)
 
 
 def test_the_kohya_export_loads_through_diffusers_and_matches(

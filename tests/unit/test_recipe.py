@@ -90,7 +90,10 @@ def test_explicit_options_win_over_flags() -> None:
         ("a cat --seed", "--seed", "needs a value"),
         ("--seed 3", "prompt", "empty"),
         ("x" * 10_000, "prompt", "the limit is 2000"),
-        ("a cat --lora ink:0.5", "lora", "Unknown LoRA"),
+        ("a cat --lora ink:0.5 --lora INK", "lora", "named once"),
+        ("a cat --lora a1 --lora b1 --lora c1 --lora d1 --lora e1", "lora", "At most 4"),
+        ("a cat --lora ink:lots", "--lora", "needs a number"),
+        ("a cat --lora ../x", "lora", "NAME or NAME:WEIGHT"),
         ("a cat --sampler plms", "sampler", "must be one of"),
     ],
 )
