@@ -335,15 +335,6 @@ class Forge:
         )
         await self.queue.expire_result(lora_id, self.settings.recorded_result_ttl_s)
 
-    async def collect(self) -> None:
-        """Record every run whose job ended while nobody followed it (e.g. this process was down)."""
-        for lora in await self.store.loras.in_flight():
-            found = await self.queue.result(lora.id)
-            if found is not None:
-                await self._record(lora.id, *found)
-            elif not await self.queue.exists(lora.id):
-                await self.store.loras.end(lora.id, "failed", "the job was lost")
-
     async def cancel(self, requester: Requester, lora_id: str) -> Lora:
         """Stop a queued or running run: its owner, a moderator or an admin of its server."""
         lora = await self.store.loras.get(lora_id)
@@ -356,9 +347,17 @@ class Forge:
 
     @staticmethod
     def _may_manage(requester: Requester, lora: Lora) -> bool:
+        """Cancel a run: its owner, or a moderator or admin of the server it runs for."""
         if requester.operator or requester.id == lora.owner_id:
             return True
         return (requester.admin or requester.moderator) and requester.server == lora.server
+
+    @staticmethod
+    def _may_administer(requester: Requester, lora: Lora) -> bool:
+        """Delete or export a model: its owner, or an admin of the server it was trained in."""
+        if requester.operator or requester.id == lora.owner_id:
+            return True
+        return requester.admin and requester.server == lora.server
 
     async def position(self, lora_id: str) -> int | None:
         return await self.queue.position(jobs.TRAINING, lora_id)
@@ -398,9 +397,7 @@ class Forge:
     async def delete(self, requester: Requester, name: str) -> list[Lora]:
         """Remove a model (every version): its owner, or an admin of the server it was shared in."""
         newest = await self.lora(requester, name)
-        if not self._may_manage(requester, newest) or not (
-            requester.operator or requester.admin or requester.id == newest.owner_id
-        ):
+        if not self._may_administer(requester, newest):
             raise NotYours("Only the model's owner or a server admin can delete it.")
         removed = [lora for lora in await self.store.loras.named(name) if lora.owner_id == newest.owner_id]
         for lora in removed:
@@ -410,7 +407,7 @@ class Forge:
     async def export(self, requester: Requester, name: str, fmt: str = "diffusers") -> tuple[str, bytes]:
         """The weights as a file: `diffusers` (load_lora_weights) or `kohya` (A1111, ComfyUI)."""
         lora = await self.lora(requester, name)
-        if not self._may_manage(requester, lora):
+        if not self._may_administer(requester, lora):
             raise NotYours("Only the model's owner or a server admin can export its weights.")
         if fmt not in ("diffusers", "kohya"):
             raise InvalidRecipe("format", "The export format is `diffusers` or `kohya`.")

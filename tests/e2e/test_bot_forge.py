@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,8 @@ async def test_train_a_lora_in_a_thread_then_use_export_and_delete_it(
     status = await fake.wait_for(lambda: training_status(fake, thread.id), timeout=15)
     done = await finished(fake, status.id, timeout=TRAIN_TIMEOUT)
     assert done.content.startswith("✅ Trained `redfox` v1"), done.content
-    assert "loss" in done.content and "lora:redfox" in done.content
+    first, last = (float(v) for v in re.search(r"loss ([\d.]+) → ([\d.]+)", done.content).groups())  # type: ignore[union-attr]
+    assert last < first and "lora:redfox" in done.content
     (comparison,) = done.attachments
     assert Image.open(io.BytesIO(comparison.bytes)).size == (2 * 64 + 2, 2 * 64 + 2)
     fields = {f["name"]: f["value"] for f in done.embeds[0]["fields"]}
