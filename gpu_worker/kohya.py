@@ -22,10 +22,13 @@ _COMPONENTS = {"lora_unet_": "unet", "lora_te1_": "text_encoder", "lora_te2_": "
 
 def to_kohya(weights: bytes) -> bytes:
     """Convert a diffusers/peft LoRA safetensors file (bytes) to a kohya one (bytes)."""
-    tensors = load(weights)
+    configs = _adapter_configs(read_metadata(weights))  # also checks the header
+    try:
+        tensors = load(weights)
+    except Exception as exc:  # safetensors' own error type: say what it means here
+        raise ValueError(f"not a safetensors file ({exc})") from exc
     if not tensors or not all(".lora_A." in key or ".lora_B." in key for key in tensors):
         raise ValueError("not a diffusers/peft LoRA file (expected only lora_A / lora_B weights)")
-    configs = _adapter_configs(read_metadata(weights))
     converted = convert_state_dict_to_kohya(tensors)
     sd1 = not any(key.startswith("lora_te2_") for key in converted)
     out: dict[str, torch.Tensor] = {}

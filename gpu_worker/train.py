@@ -102,10 +102,7 @@ def train_lora(
     if not images or len(images) != len(captions):
         raise ValueError(f"need one caption per image (got {len(images)} images, {len(captions)} captions)")
     if params.train_text_encoder and not text_encoder_lora_supported():
-        raise ValueError(
-            "text-encoder LoRA needs transformers' peft integration, which refuses the installed peft "
-            "(transformers 5.24 wants peft >= 0.22); train the UNet only"
-        )
+        raise ValueError(f"text-encoder LoRA needs {_text_encoder_requirement()}; train the UNet only")
     pipe = model.text2img
     encoders = _text_encoders(pipe) if params.train_text_encoder else []
     trainable = _add_adapters(pipe, encoders, params, device)
@@ -148,6 +145,17 @@ def text_encoder_lora_supported() -> bool:
     except ValueError:
         return False
     return True
+
+
+def _text_encoder_requirement() -> str:
+    from importlib.metadata import version
+
+    from transformers.integrations.peft import MIN_PEFT_VERSION
+
+    return (
+        f"peft >= {MIN_PEFT_VERSION} with transformers {version('transformers')} "
+        f"(peft {version('peft')} is installed)"
+    )
 
 
 # Set-up
