@@ -61,7 +61,7 @@ async def test_train_a_lora_in_a_thread_then_use_export_and_delete_it(
     status = await fake.wait_for(lambda: training_status(fake, thread.id), timeout=15)
     done = await finished(fake, status.id, timeout=TRAIN_TIMEOUT)
     assert done.content.startswith("✅ Trained `redfox` v1"), done.content
-    first, last = (float(v) for v in re.search(r"loss ([\d.]+) → ([\d.]+)", done.content).groups())  # type: ignore[union-attr]
+    first, last = (float(v) for v in re.search(r"loss (\d+\.\d+) → (\d+\.\d+)", done.content).groups())  # type: ignore[union-attr]
     assert last < first and "lora:redfox" in done.content
     (comparison,) = done.attachments
     assert Image.open(io.BytesIO(comparison.bytes)).size == (2 * 64 + 2, 2 * 64 + 2)
