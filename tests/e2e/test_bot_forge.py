@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import signal
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from tests.e2e.bot_process import BotProcess
 from tests.e2e.test_bot import custom_ids, ephemeral_answer, finished, imagine, new_thread
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import MessageRecord
+from tests.integration.workers import Deployment
 
 MANAGE_GUILD = 1 << 5
 TRAIN_TIMEOUT = 240.0
@@ -169,4 +171,28 @@ async def test_training_roles_and_cancel_by_the_owner_or_an_admin(bot: BotProces
         await roles("remove", "mod", {"role": artist})
         fake.roles[fake.moderator_role_id].permissions &= ~MANAGE_GUILD
     assert "everyone (no roles chosen)" in await roles("list", "alice")
+    fake.assert_clean()
+
+
+async def test_a_killed_training_worker_shows_retrying_in_the_thread(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
+    (victim,) = [p for p in e2e_deployment.processes if p.args[-1] == "training" and p.poll() is None]
+    threads = set(fake.threads)
+    slow = {"name": "crashfox", "trigger": "zq", "steps": 3000, "learning_rate": 0.001}
+    assert "Training `crashfox`" in await ephemeral_answer(await train(fake, slow, attachments=uploads(3)))
+    thread = await new_thread(fake, threads)
+    status = await fake.wait_for(lambda: training_status(fake, thread.id), timeout=15)
+    await fake.wait_for(lambda: "🔥 Step" in fake.messages[status.id].content or None, timeout=60)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    # The lease (15 s) lapses, the bot's follower notices within 5 s more: never a silent stall.
+    await fake.wait_for(lambda: "⚠️ Retrying" in fake.messages[status.id].content or None, timeout=45)
+    assert "training worker stopped" in fake.messages[status.id].content
+    e2e_deployment.start_worker("training")
+    await fake.wait_for(lambda: "(attempt 2)" in fake.messages[status.id].content or None, timeout=90)
+    (cancel,) = [c for c in custom_ids(fake.messages[status.id]) if c.startswith("at:t:x:")]
+    assert "Stopping" in await ephemeral_answer(await fake.click(status.id, cancel))
+    ended = await finished(fake, status.id, timeout=TRAIN_TIMEOUT)
+    assert ended.content.startswith("❌ Training of `crashfox` v1 was cancelled")
     fake.assert_clean()
