@@ -22,6 +22,9 @@ COMPOSE_GRID = "compose_grid"  # post: a numbered grid of a batch
 BOARD_SHEET = "board_sheet"  # post: a mood board as a numbered sheet of thumbnails
 COLLAGE = "collage"  # post: a mood board tiled to a size, the start of a board: generation
 TRAIN_LORA = "train_lora"  # training: a LoRA adapter on a base model from a prepared dataset
+UPSCALE = "upscale"  # inference: 2x/4x with the configured upscale model, or resampling without one
+GRADE = "grade"  # post: colour grading and effects (studio.finishing.Grade)
+EXPORT = "export"  # post: a destination's size, crop, format and file-size limit
 
 # arq's own key for a running job; the worker refreshes it as a lease (see gpu_worker.lease).
 ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"
@@ -155,6 +158,50 @@ class TrainResult(_Payload):
     seconds: float = 0.0  # the training loop itself
     steps_per_second: float = 0.0
     device: str = ""
+
+
+class UpscalerRef(_Payload):
+    """An upscale model: a diffusers upscale pipeline folder/hub id, or an ESRGAN-family file."""
+
+    id: str
+    kind: Literal["diffusers", "spandrel"]
+    source: str
+    scale: int = 4  # the model's native factor (spandrel models are fixed-scale)
+
+
+class UpscaleJob(_Payload):
+    image: bytes
+    factor: int
+    model: UpscalerRef | None = None  # None: high-quality resampling and sharpening
+    tile: int = 512  # processed in tiles of this side (input pixels), so memory stays bounded
+    prompt: str = ""  # for diffusion upscalers
+
+
+class UpscaleResult(_Payload):
+    png: bytes
+    width: int
+    height: int
+    method: str  # the model's id, or "resampling" (said in the result)
+
+
+class GradeJob(_Payload):
+    image: bytes
+    grade: dict[str, Any]  # studio.finishing.Grade.model_dump()
+    preview: bool = False  # a before/after side-by-side instead of the graded image alone
+
+
+class ExportJob(_Payload):
+    image: bytes
+    spec: dict[str, Any]  # studio.finishing.ExportSpec.model_dump()
+    parameters: str | None = None  # A1111 text to embed when metadata is kept
+
+
+class ExportResult(_Payload):
+    data: bytes
+    format: str
+    width: int
+    height: int
+    quality: int | None = None  # the quality the size limit led to (lossy formats)
 
 
 class ProgressEvent(_Payload):
