@@ -30,15 +30,32 @@ class Generated:
     seconds: float
 
 
-def decode_init_image(data: bytes, width: int, height: int, max_pixels: int) -> Image.Image:
-    """Decode an init image (pixel count checked before decoding) and crop it to the target size."""
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode an image as RGB at its own size (pixel count checked before decoding)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         source = Image.open(io.BytesIO(data))
         if source.width * source.height > max_pixels:
-            raise ValueError(f"init image is {source.width}x{source.height}, above the pixel limit")
-        image = ImageOps.exif_transpose(source).convert("RGB")
-    return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
+            raise ValueError(f"the image is {source.width}x{source.height}, above the pixel limit")
+        return ImageOps.exif_transpose(source).convert("RGB")
+
+
+def decode_init_image(data: bytes, width: int, height: int, max_pixels: int) -> Image.Image:
+    """Decode an init image (pixel count checked before decoding) and crop it to the target size."""
+    return ImageOps.fit(decode_image(data, max_pixels), (width, height), Image.Resampling.LANCZOS)
+
+
+def decode_mask(data: bytes, size: tuple[int, int], max_pixels: int) -> Image.Image:
+    """An inpainting mask the init image's size, as pure black and white (white = repaint)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        source = Image.open(io.BytesIO(data))
+        if source.width * source.height > max_pixels:
+            raise ValueError(f"mask is {source.width}x{source.height}, above the pixel limit")
+        if source.size != size:
+            raise ValueError(f"the mask is {source.width}x{source.height}, the image {size[0]}x{size[1]}")
+        grey = source.convert("L")
+    return grey.point(lambda v: 255 if v >= 128 else 0)
 
 
 def run(
@@ -47,9 +64,16 @@ def run(
     init_image: Image.Image | None,
     on_step: StepCallback,
     cancel: threading.Event,
+    mask: Image.Image | None = None,
 ) -> Generated:
-    """Run the pipeline (blocking: call it in a thread). Raises Cancelled when asked to stop."""
+    """Run the pipeline (blocking: call it in a thread). Raises Cancelled when asked to stop.
+
+    With a ``mask`` (and the init image at its own size), the recipe's size is the working size;
+    the result is brought back to the image's size and only the mask's white pixels change.
+    """
     mode = "img2img" if init_image is not None else "text2img"
+    if mask is not None and init_image is not None:
+        mode = "inpaint"
     pipe = model.pipeline(mode)
     model.use_sampler(pipe, recipe.sampler)
     # One CPU generator per image: the same seed gives the same image on any device.
@@ -71,6 +95,15 @@ def run(
     }
     if init_image is None:
         args.update(width=recipe.width, height=recipe.height)
+    elif mode == "inpaint" and mask is not None:
+        work = (recipe.width, recipe.height)
+        args.update(
+            image=init_image.resize(work, Image.Resampling.LANCZOS),
+            mask_image=mask.resize(work, Image.Resampling.NEAREST),
+            strength=recipe.strength,
+            width=recipe.width,
+            height=recipe.height,
+        )
     else:
         args.update(image=init_image, strength=recipe.strength)
     if cancel.is_set():
@@ -80,4 +113,12 @@ def run(
         output = pipe(**args)
     if cancel.is_set():
         raise Cancelled
-    return Generated(images=list(output.images), seconds=time.perf_counter() - started)
+    images = list(output.images)
+    if mode == "inpaint" and mask is not None and init_image is not None:
+        images = [_keep_unmasked(init_image, image, mask) for image in images]
+    return Generated(images=images, seconds=time.perf_counter() - started)
+
+
+def _keep_unmasked(original: Image.Image, painted: Image.Image, mask: Image.Image) -> Image.Image:
+    """The original wherever the mask is black: exactly its pixels, at its size."""
+    return Image.composite(painted.resize(original.size, Image.Resampling.LANCZOS), original, mask)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from gpu_worker.generate import Cancelled, StepCallback, decode_init_image, run
+from gpu_worker.generate import Cancelled, StepCallback, decode_image, decode_init_image, decode_mask, run
 from gpu_worker.pipelines import ModelLoadError, PipelineCache, pick_device, pick_dtype
 from gpu_worker.pngmeta import encode_png
 from studio import jobs
@@ -51,14 +51,20 @@ def generate_images(
     except (OSError, ValueError, KeyError, RuntimeError) as exc:  # a damaged or mismatched file
         names = ", ".join(ref.name for ref in job.adapters)
         raise UserFacingError(f"the LoRA weights ({names}) could not be loaded: {exc}") from exc
-    init = None
+    init = mask = None
     if job.init_image is not None:
         try:
-            init = decode_init_image(job.init_image, recipe.width, recipe.height, settings.max_upload_pixels)
+            if job.mask is not None:  # inpainting keeps the image's own size
+                init = decode_image(job.init_image, settings.max_upload_pixels)
+                mask = decode_mask(job.mask, init.size, settings.max_upload_pixels)
+            else:
+                init = decode_init_image(
+                    job.init_image, recipe.width, recipe.height, settings.max_upload_pixels
+                )
         except (OSError, ValueError) as exc:
-            raise UserFacingError(f"the init image could not be used: {exc}") from exc
+            raise UserFacingError(f"the init image or mask could not be used: {exc}") from exc
     try:
-        generated = run(model, recipe, init, on_step, cancel)
+        generated = run(model, recipe, init, on_step, cancel, mask)
     except torch.OutOfMemoryError as exc:
         raise UserFacingError("the GPU ran out of memory; try a smaller batch or size") from exc
     images = [

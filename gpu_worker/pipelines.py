@@ -19,8 +19,10 @@ from diffusers import (
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     StableDiffusionImg2ImgPipeline,
+    StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
     StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
 )
 
@@ -35,6 +37,10 @@ _TEXT2IMG: dict[str, type[DiffusionPipeline]] = {
 _IMG2IMG: dict[str, type[DiffusionPipeline]] = {
     "sd15": StableDiffusionImg2ImgPipeline,
     "sdxl": StableDiffusionXLImg2ImgPipeline,
+}
+_INPAINT: dict[str, type[DiffusionPipeline]] = {
+    "sd15": StableDiffusionInpaintPipeline,
+    "sdxl": StableDiffusionXLInpaintPipeline,
 }
 _SAMPLERS: dict[str, tuple[type[Any], dict[str, Any]]] = {
     "dpmpp_2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
@@ -70,13 +76,20 @@ class LoadedModel:
     ref: ModelRef
     text2img: DiffusionPipeline
     img2img: DiffusionPipeline | None = None
+    inpaint: DiffusionPipeline | None = None
     schedulers: dict[str, Any] = field(default_factory=dict)
     compel: Any = None  # prompt-weighting encoder, made on first use (gpu_worker.prompting)
     adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)  # LoRA digest -> adapter name
 
     def pipeline(self, mode: str) -> DiffusionPipeline:
+        """text2img, img2img or inpaint; the last two share every component of the first."""
         if mode == "text2img":
             return self.text2img
+        if mode == "inpaint":
+            if self.inpaint is None:
+                self.inpaint = _INPAINT[self.ref.family].from_pipe(self.text2img)
+                self.inpaint.set_progress_bar_config(disable=True)
+            return self.inpaint
         if self.img2img is None:
             # Shares every component (no second copy of the weights in memory).
             self.img2img = _IMG2IMG[self.ref.family].from_pipe(self.text2img)

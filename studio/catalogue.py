@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from studio.errors import CatalogueError, UnknownModel
 from studio.families import FAMILIES, Family, FamilyName
+from studio.jobs import UpscalerRef
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -60,10 +61,17 @@ class ModelEntry(BaseModel):
 
 
 class Catalogue:
-    def __init__(self, entries: dict[str, ModelEntry], default: str, path: str = "<memory>") -> None:
+    def __init__(
+        self,
+        entries: dict[str, ModelEntry],
+        default: str,
+        path: str = "<memory>",
+        upscaler: UpscalerRef | None = None,
+    ) -> None:
         self.entries = entries
         self.default = default
         self.path = path
+        self.upscaler = upscaler  # None: upscales resample and sharpen instead
 
     def get(self, model_id: str | None) -> ModelEntry:
         key = (model_id or self.default).strip().lower()
@@ -124,4 +132,30 @@ def load_catalogue(path: str | Path) -> Catalogue:
     default = data.get("default_model", next(iter(entries)))
     if default not in entries:
         raise CatalogueError(where, f"default_model '{default}' is not one of the [models] entries")
-    return Catalogue(entries, default, where)
+    return Catalogue(entries, default, where, _upscaler(data.get("upscaler"), file.parent, where))
+
+
+def _upscaler(raw: object, base: Path, where: str) -> UpscalerRef | None:
+    """``[upscaler]``: an ESRGAN-family model file (spandrel) or a diffusers upscale pipeline."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise CatalogueError(where, "must be a table", "upscaler", kind="upscaler")
+    kind, source, scale = raw.get("kind"), raw.get("source"), raw.get("scale", 4)
+    if kind not in ("spandrel", "diffusers"):
+        raise CatalogueError(where, "kind must be `spandrel` or `diffusers`", "upscaler", "kind", "upscaler")
+    if not isinstance(source, str) or not source:
+        raise CatalogueError(where, "needs a source (a file or folder)", "upscaler", "source", "upscaler")
+    if not isinstance(scale, int) or scale not in (1, 2, 3, 4, 8):
+        raise CatalogueError(where, "scale must be 1, 2, 3, 4 or 8", "upscaler", "scale", "upscaler")
+    path = Path(source).expanduser()
+    path = path if path.is_absolute() else base / path
+    if kind == "spandrel":
+        if not path.is_file():
+            raise CatalogueError(
+                where, f"source '{source}' is not a file ({path})", "upscaler", "source", "upscaler"
+            )
+        source = str(path.resolve())
+    elif source.startswith((".", "/", "~")) or path.exists():
+        source = _resolve_source(source, base, where, "upscaler")
+    return UpscalerRef(id=str(raw.get("id", path.stem)), kind=kind, source=source, scale=scale)

@@ -163,3 +163,23 @@ class Lora:
         return (
             self.visibility == "server" and requester.server is not None and self.server == requester.server
         )
+
+
+@dataclass(frozen=True)
+class Finish:
+    """An upscale, grade or export of an image, kept at full size (the API serves it whole)."""
+
+    id: str
+    owner_id: str
+    kind: Literal["upscale", "grade", "export"]
+    source_image: str | None
+    source: str
+    params_json: str
+    artifact: str | None
+    preview: str | None
+    suffix: str
+    method: str | None
+    width: int | None
+    height: int | None
+    applied_at: float | None
+    created_at: float

@@ -77,6 +77,7 @@ class GenerateJob(_Payload):
     recipe: dict[str, Any]  # Recipe.model_dump(mode="json")
     model: ModelRef
     init_image: bytes | None = None
+    mask: bytes | None = None  # inpainting: a PNG the init image's size, white = repaint
     adapters: list[AdapterRef] = Field(default_factory=list)
 
 

@@ -65,6 +65,7 @@ class Recipe(BaseModel):
     loras: tuple[LoraRef, ...] = ()
     init_image: str | None = None  # sha256 of the init image artifact (img2img)
     strength: float | None = None
+    mask: str | None = None  # sha256 of the mask artifact (inpainting: white is repainted)
     parent_image: str | None = None
     style: str | None = None  # the preset worked into prompt and negative (for display)
 
@@ -174,6 +175,8 @@ def _check_recipe(r: Recipe) -> None:
         raise InvalidRecipe("strength", f"Strength must be above 0 and at most 1 (got {r.strength}).")
     if r.strength is not None and r.init_image is None:
         raise InvalidRecipe("strength", "Strength only applies when there is an init image.")
+    if r.mask is not None and r.init_image is None:
+        raise InvalidRecipe("mask", "A mask needs the image it belongs to.")
     if len(r.loras) > MAX_LORAS:
         raise InvalidRecipe("lora", f"At most {MAX_LORAS} LoRAs can be combined in one recipe.")
     if len({lora.name.lower() for lora in r.loras}) < len(r.loras):

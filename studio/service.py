@@ -39,6 +39,7 @@ from studio.errors import (
     StudioError,
     TooManyJobs,
 )
+from studio.finisher import Finisher
 from studio.forge import Forge
 from studio.ideate import GROUPS, Brainstorm, Vocabulary, brainstorm
 from studio.queue import JobQueue, JobResultMissing
@@ -111,6 +112,7 @@ class Studio:
         self.queue = queue
         self.artifacts = artifacts
         self.forge = Forge(settings, catalogue, store, queue, artifacts)
+        self.finisher = Finisher(self)
 
     # Generate
 
@@ -165,6 +167,7 @@ class Studio:
         init_image: bytes | None = None,
         private: bool = False,
         deliver_to: str | None = None,
+        mask: bytes | None = None,
     ) -> Generation:
         """Record and enqueue a validated recipe (capacity checked first).
 
@@ -176,6 +179,8 @@ class Studio:
         await self.check_capacity(requester)
         if init_image is not None:  # stored only once everything else is known to be valid
             await asyncio.to_thread(self.artifacts.put, init_image, ".img")
+        if mask is not None:
+            await asyncio.to_thread(self.artifacts.put, mask)
         await self.store.ensure_user(requester.id, requester.name)
         if isinstance(project, Project):
             project_row = project
@@ -191,6 +196,7 @@ class Studio:
             recipe=recipe.model_dump(mode="json"),
             model=jobs.ModelRef(id=model.id, family=model.family, source=model.source, variant=model.variant),
             init_image=init_image,
+            mask=mask,
             adapters=adapters,
         )
         try:
@@ -206,11 +212,13 @@ class Studio:
         """The same recipe again with new seeds, in the same project."""
         original = await self._owned(requester, generation_id)
         recipe = original.recipe.model_copy(update={"seed": secrets.randbits(32)})
-        init = None
+        init = mask = None
         if recipe.init_image is not None:
             init = await asyncio.to_thread(self.artifacts.get, recipe.init_image, ".img")
+        if recipe.mask is not None:
+            mask = await asyncio.to_thread(self.artifacts.get, recipe.mask)
         project = await self.store.get_project(original.project_id)
-        return await self.submit(requester, recipe, project, init, original.private, deliver_to)
+        return await self.submit(requester, recipe, project, init, original.private, deliver_to, mask)
 
     async def vary(
         self,
@@ -229,6 +237,7 @@ class Studio:
                 "seed": secrets.randbits(32),
                 "init_image": digest(png),
                 "strength": strength,
+                "mask": None,
                 "parent_image": image.id,
             }
         )

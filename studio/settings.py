@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     blob_ttl_s: int = Field(default=7 * 86400, ge=60)  # LoRA weights kept in Redis after last use
     adapters_per_model: int = Field(default=8, ge=1, le=64)  # LoRAs kept loaded on a warm pipeline
 
+    # Finishing
+    upscale_tile: int = Field(default=512, ge=64, le=4096)  # upscale models run tile by tile (memory)
+
     # Uploads (init images): checked before any pixel is decoded.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_upload_pixels: int = Field(default=4096 * 4096, ge=64 * 64)

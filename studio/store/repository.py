@@ -15,6 +15,7 @@ import aiosqlite
 from studio.entities import BoardItem, Delivery, Generation, Ideation, ImageRecord, Post, Project, Status
 from studio.errors import NotFound
 from studio.recipe import Recipe
+from studio.store.finishes import FinishRows
 from studio.store.loras import LoraRows
 from studio.store.migrations import migrate
 
@@ -56,6 +57,10 @@ class Store:
     @property
     def loras(self) -> LoraRows:
         return LoraRows(self)
+
+    @property
+    def finishes(self) -> FinishRows:
+        return FinishRows(self)
 
     @property
     def db(self) -> aiosqlite.Connection:

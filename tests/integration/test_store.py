@@ -30,6 +30,7 @@ async def test_migrations_apply_once_in_wal_mode(tmp_path: Path) -> None:
         "defaults",
         "deliveries",
         "favourites",
+        "finishes",
         "generations",
         "ideations",
         "images",
