@@ -34,6 +34,7 @@ async def _startup_inference(ctx: dict[str, Any]) -> None:
     _quiet_libraries()
     ctx["cache"] = make_cache(ctx["settings"])
     ctx["adapter_files"] = AdapterFiles()
+    ctx["upscalers"] = {}  # upscale models by source, loaded on first use
     log.info("inference worker ready on %s", ctx["cache"].device)
 
 
@@ -68,6 +69,7 @@ def worker_settings(settings: Settings, kind: str) -> type:
                 timeout=settings.inference_timeout_s,
                 max_tries=settings.max_tries,
             ),
+            func(tasks.upscale, name=jobs.UPSCALE, timeout=settings.inference_timeout_s, max_tries=settings.max_tries),
         ]
         startup: Any = _startup_inference
         shutdown: Any = _shutdown_inference
@@ -92,6 +94,8 @@ def worker_settings(settings: Settings, kind: str) -> type:
                 (tasks.compose_grid, jobs.COMPOSE_GRID),
                 (tasks.board_sheet, jobs.BOARD_SHEET),
                 (tasks.collage, jobs.COLLAGE),
+                (tasks.grade, jobs.GRADE),
+                (tasks.export, jobs.EXPORT),
             )
         ]
         startup = shutdown = None

@@ -154,6 +154,34 @@ async def train_lora(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, 
             return reply("failed", str(exc))
 
 
+async def upscale(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    from gpu_worker.finish_jobs import run_upscale
+
+    settings: Settings = ctx["settings"]
+    job = jobs.UpscaleJob.model_validate(payload)
+    async with job_lease(ctx["redis"], ctx["job_id"], settings.job_lease_s):
+        result = await asyncio.to_thread(
+            run_upscale, job, settings.max_upload_pixels, ctx["cache"].device, ctx["upscalers"]
+        )
+    return result.model_dump()
+
+
+async def grade(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    from gpu_worker.finish_jobs import run_grade
+
+    job = jobs.GradeJob.model_validate(payload)
+    result = await asyncio.to_thread(run_grade, job, ctx["settings"].max_upload_pixels)
+    return result.model_dump()
+
+
+async def export(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    from gpu_worker.finish_jobs import run_export
+
+    job = jobs.ExportJob.model_validate(payload)
+    result = await asyncio.to_thread(run_export, job, ctx["settings"].max_upload_pixels)
+    return result.model_dump()
+
+
 async def compose_grid(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     from gpu_worker.grid import compose_grid as compose
 
