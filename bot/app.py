@@ -35,6 +35,7 @@ EXTENSIONS = (
     "bot.exts.browse",
     "bot.exts.remix",
     "bot.exts.forge",
+    "bot.exts.finish",
 )
 
 

@@ -183,7 +183,7 @@ class Finisher:
         finish, grade = await self.grade_of(requester, finish_id)
         if finish.artifact is not None:
             return finish
-        source = await asyncio.to_thread(self.artifacts.get, finish.source, ".img")
+        source = await self.source_png(finish)
         payload = jobs.GradeJob(image=source, grade=grade.model_dump())
         value = await self._run(jobs.POST, jobs.GRADE, payload.model_dump(), "The grade")
         png = jobs.ComposeGridResult.model_validate(value).png
@@ -240,6 +240,12 @@ class Finisher:
         if finish.artifact is None:
             return finish, None
         return finish, await asyncio.to_thread(self.artifacts.get, finish.artifact, finish.suffix)
+
+    async def source_png(self, finish: Finish) -> bytes:
+        return await asyncio.to_thread(self.artifacts.get, finish.source, ".img")
+
+    async def source_record(self, finish: Finish) -> ImageRecord | None:
+        return await self.store.image(finish.source_image) if finish.source_image else None
 
     async def preview_png(self, finish: Finish) -> bytes:
         if finish.preview is None:

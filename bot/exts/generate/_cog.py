@@ -252,25 +252,31 @@ class GenerateCog(commands.Cog, name="Generate"):
     async def _post_image(
         self, interaction: discord.Interaction[Any], requester: Requester, generation_id: str, index: int
     ) -> None:
+        """U: image n upscaled 2x and posted on its own (the full-size file is kept)."""
+        from bot.exts.finish._cog import upscale_caption
+
         generation = await self.studio.generation(generation_id)
         if generation.owner_id != requester.id:
-            raise StudioError("Only the person who made these images can post them at full size.")
+            raise StudioError("Only the person who made these images can upscale them.")
         image = await self.studio.image_at(generation_id, index)
-        png = await self.studio.image_png(image)
+        finish = await self.studio.finisher.upscale(requester, await self.studio.image_png(image), 2, image)
+        _, png = await self.studio.finisher.finish(requester, finish.id)
+        assert png is not None
         self.bot.remember_limit(interaction)
         limit = self.bot.upload_limit(interaction.guild)
         data, filename = await asyncio.to_thread(render.fit_image, png, limit, f"atelier-{image.seed}")
         channel = interaction.channel
         assert isinstance(channel, discord.abc.Messageable)
+        caption = upscale_caption(finish.method, 2, finish.width, finish.height).removeprefix("⬆️ ")
         message = await self.bot.send_fitted(
             channel,
-            f"Image {index + 1} · seed {image.seed} · react {render.STAR} to favourite",
+            f"Image {index + 1} · seed {image.seed} · {caption} · react {render.STAR} to favourite",
             png,
             data,
             filename,
         )
         await self.studio.record_image_post(generation_id, index, str(message.channel.id), str(message.id))
-        await reply(interaction, f"Posted image {index + 1}.")
+        await reply(interaction, f"Posted image {index + 1}, upscaled 2× (result id `{finish.id}`).")
 
     async def on_favourites(
         self, interaction: discord.Interaction[Any], generation_id: str, count: int, picked: list[int]
