@@ -1,0 +1,114 @@
+"""Inpainting through the real queue and worker: only the mask's white pixels may change."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.entities import Requester
+from studio.errors import InvalidRecipe
+from studio.recipe import Draft
+from studio.service import Studio
+
+ALICE = Requester(id="cli:alice", name="alice")
+
+
+def picture(size: tuple[int, int] = (64, 64), seed: int = 1) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def mask_png(size: tuple[int, int], box: tuple[int, int, int, int] | None = None, colour: int = 255) -> bytes:
+    mask = Image.new("L", size, 0)
+    if box:
+        mask.paste(colour, box)
+    out = io.BytesIO()
+    mask.save(out, format="PNG")
+    return out.getvalue()
+
+
+def rgb(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+async def repaint(studio: Studio, image: bytes, **kw: object) -> np.ndarray:
+    plan = await studio.finisher.plan_inpaint("a red door --seed 4 --steps 3", image, **kw)  # type: ignore[arg-type]
+    project = await studio.open_project(ALICE, "inpaint")
+    generation = await studio.finisher.inpaint(ALICE, plan, project)
+    finished = await asyncio.wait_for(studio.follow(generation.id), 120)
+    return rgb(await studio.image_png(finished.images[0]))
+
+
+@pytest.mark.parametrize("size", [(64, 64), (70, 50)], ids=["multiple-of-8", "odd-size"])
+async def test_a_box_repaints_inside_and_keeps_every_pixel_outside(
+    studio: Studio, size: tuple[int, int]
+) -> None:
+    source = picture(size)
+    out = await repaint(studio, source, box="25,25,50,50")
+    original = rgb(source)
+    assert out.shape == original.shape
+    w, h = size
+    inside = np.zeros((h, w), dtype=bool)
+    inside[round(h * 0.25) : round(h * 0.75), round(w * 0.25) : round(w * 0.75)] = True
+    assert np.array_equal(out[~inside], original[~inside])  # exactly as they were
+    assert not np.array_equal(out[inside], original[inside])
+
+
+async def test_an_uploaded_mask_and_a_reroll_keep_the_rest(studio: Studio) -> None:
+    source = picture(seed=2)
+    plan = await studio.finisher.plan_inpaint(
+        "a window --steps 3", source, mask=mask_png((64, 64), (0, 0, 32, 64), colour=200)
+    )
+    assert plan.recipe.mask is not None and plan.recipe.strength == 0.95
+    project = await studio.open_project(ALICE, "inpaint")
+    first = await studio.finisher.inpaint(ALICE, plan, project)
+    await asyncio.wait_for(studio.follow(first.id), 120)
+    again = await studio.reroll(ALICE, first.id)
+    rerolled = await asyncio.wait_for(studio.follow(again.id), 120)
+    out, original = rgb(await studio.image_png(rerolled.images[0])), rgb(source)
+    assert np.array_equal(out[:, 32:], original[:, 32:]) and not np.array_equal(out[:, :32], original[:, :32])
+
+
+@pytest.mark.parametrize(
+    ("kw", "words"),
+    [
+        ({"mask": mask_png((32, 32), (0, 0, 8, 8))}, "mask is 32x32 but the image is 64x64"),
+        ({"mask": mask_png((64, 64))}, "all black"),
+        ({"mask": b"not a png"}, "mask was refused"),
+        ({"box": "0,0,0,50"}, "above 0"),
+        ({"box": "0,0,100000,10"}, "above 0 and at most 100"),
+        ({"box": "90,90,20,20"}, "runs outside the image"),
+        ({"box": "-5,0,10,10"}, "start inside"),
+        ({"box": "a,b,c,d"}, "x,y,w,h"),
+        ({"box": "1,2,3"}, "x,y,w,h"),
+        ({}, "Give a mask image"),
+        ({"box": "0,0,50,50", "mask": mask_png((64, 64), (0, 0, 8, 8))}, "Give a mask image"),
+    ],
+    ids=[
+        "wrong-size",
+        "all-black",
+        "not-image",
+        "zero",
+        "huge",
+        "outside",
+        "negative",
+        "words",
+        "three",
+        "none",
+        "both",
+    ],
+)
+async def test_bad_masks_and_boxes_are_refused_before_anything_is_queued(
+    studio: Studio, kw: dict[str, object], words: str
+) -> None:
+    before = len(await studio.history(ALICE, limit=200))
+    with pytest.raises(InvalidRecipe, match=words):
+        await studio.finisher.plan_inpaint("a door", picture(), options=Draft(), **kw)  # type: ignore[arg-type]
+    assert len(await studio.history(ALICE, limit=200)) == before
