@@ -365,6 +365,7 @@ class ExportCog(commands.GroupCog, name="export", description="Images sized and 
 
     @app_commands.command(name="presets", description="The export presets and their sizes")
     async def presets(self, interaction: discord.Interaction[AtelierBot]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
         lines = [
             f"`{p.name}` — {p.width}×{p.height} {p.format.upper()} · {p.description}"
             for p in EXPORT_PRESETS.values()
