@@ -30,6 +30,7 @@ WEBP_METHOD = 4  # 0 (fast) to 6 (smallest)
 MAX_EXIF_BYTES = 60_000  # a JPEG APP1 segment holds 64 KB
 INTEREST_SIDE = 96  # the centre of interest is found on a copy this small
 INTEREST_MARGIN = 5.0  # percent: the centre of interest stays this far from the edges
+SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 UNICODE_PREFIX = b"UNICODE\0"  # EXIF UserComment character code, as A1111 writes it (UTF-16 BE)
 
 
@@ -57,6 +58,8 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         if source.width * source.height > max_pixels:
             raise ValueError(f"image is {source.width}x{source.height}, above the pixel limit")
         image = ImageOps.exif_transpose(source)
+    if image.mode in SIXTEEN_BIT:  # 16-bit grey: a plain convert would clip it to white
+        image = image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
     image = _to_srgb(image)
     if image.has_transparency_data:
         image = image.convert("RGBA")

@@ -7,8 +7,7 @@ from typing import Any
 
 from PIL import Image
 
-from gpu_worker.export import export_image
-from gpu_worker.generate import decode_image
+from gpu_worker.export import decode_image, export_image
 from gpu_worker.grade import apply_grade, before_after
 from gpu_worker.upscale import upscale
 from studio import jobs
@@ -23,14 +22,16 @@ def _png(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def run_upscale(job: jobs.UpscaleJob, max_pixels: int, device: str, cache: dict[str, Any]) -> jobs.UpscaleResult:
-    image = decode_image(job.image, max_pixels)
+def run_upscale(
+    job: jobs.UpscaleJob, max_pixels: int, device: str, cache: dict[str, Any]
+) -> jobs.UpscaleResult:
+    image = decode_image(job.image, max_pixels).convert("RGB")
     upscaled, method = upscale(image, job, device, cache)
     return jobs.UpscaleResult(png=_png(upscaled), width=upscaled.width, height=upscaled.height, method=method)
 
 
 def run_grade(job: jobs.GradeJob, max_pixels: int) -> jobs.ComposeGridResult:
-    image = decode_image(job.image, max_pixels)
+    image = decode_image(job.image, max_pixels).convert("RGB")  # ICC profiles become sRGB
     grade = Grade.model_validate(job.grade)
     if job.preview:
         image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)

@@ -69,7 +69,12 @@ def worker_settings(settings: Settings, kind: str) -> type:
                 timeout=settings.inference_timeout_s,
                 max_tries=settings.max_tries,
             ),
-            func(tasks.upscale, name=jobs.UPSCALE, timeout=settings.inference_timeout_s, max_tries=settings.max_tries),
+            func(
+                tasks.upscale,
+                name=jobs.UPSCALE,
+                timeout=settings.inference_timeout_s,
+                max_tries=settings.max_tries,
+            ),
         ]
         startup: Any = _startup_inference
         shutdown: Any = _shutdown_inference

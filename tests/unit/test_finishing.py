@@ -217,7 +217,7 @@ def test_a_png_over_its_limit_falls_back_to_a_palette() -> None:
     result = export_image(data, spec, PARAMETERS, MAX_PIXELS)
     out = Image.open(io.BytesIO(result.data))
     assert len(result.data) <= 80 * 1024 and out.mode == "P"
-    assert out.text["parameters"] == PARAMETERS  # the recipe survives quantization
+    assert getattr(out, "text", {}).get("parameters") == PARAMETERS  # the recipe survives quantization
 
 
 def test_a_preset_limit_applies_without_asking() -> None:
@@ -260,8 +260,8 @@ def test_metadata_kept_or_stripped(fmt: str) -> None:
     )
     kept_image, stripped_image = (Image.open(io.BytesIO(r.data)) for r in (kept, stripped))
     if fmt == "png":
-        assert kept_image.text == {"parameters": PARAMETERS}  # type: ignore[attr-defined]
-        assert stripped_image.text == {}  # type: ignore[attr-defined]
+        assert getattr(kept_image, "text", None) == {"parameters": PARAMETERS}
+        assert getattr(stripped_image, "text", None) == {}
     else:
         comment = _exif_comment(kept_image)
         assert comment is not None and comment[8:].decode("utf-16-be") == PARAMETERS
@@ -304,6 +304,12 @@ def test_decoding_checks_the_pixel_count_first_and_applies_exif_orientation() ->
     exif = Image.Exif()
     exif[ExifTags.Base.Orientation] = 6  # stored landscape, shown portrait
     assert decode_image(encode(photo(80, 40), "JPEG", exif=exif), MAX_PIXELS).size == (40, 80)
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
+    ramp = (np.arange(64 * 32).reshape(32, 64) * 30).astype(np.uint16)
+    decoded = pixels(decode_image(encode(Image.fromarray(ramp)), MAX_PIXELS))
+    assert abs(decoded.mean() - ramp.mean() / 256) < 2
 
 
 def test_centre_of_interest_finds_an_off_centre_bright_object() -> None:
@@ -401,10 +407,23 @@ def test_model_passes_and_exact_sizes() -> None:
     assert to_image(to_tensor(image)).tobytes() == image.tobytes()
 
 
+def test_tiles_report_progress_across_passes() -> None:
+    seen: list[tuple[int, int]] = []
+    upscale_with(photo(70, 50), 4, 2, 32, _nearest(2), lambda done, total: seen.append((done, total)))
+    total = seen[-1][1]
+    assert seen == [(n, total) for n in range(1, total + 1)] and total > 2
+
+    def cancel(done: int, total: int) -> None:
+        raise InterruptedError
+
+    with pytest.raises(InterruptedError):
+        upscale_with(photo(70, 50), 2, 2, 32, _nearest(2), cancel)
+
+
 def _compact_model(path: Path, scale: int) -> Path:
     """A tiny random-weight Real-ESRGAN Compact (SRVGGNetCompact) that spandrel recognises."""
     from safetensors.torch import save_file
-    from spandrel.architectures.Compact import Compact
+    from spandrel.architectures.Compact import Compact  # type: ignore[import-not-found,unused-ignore]
 
     torch.manual_seed(scale)
     model = Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=scale)
@@ -414,22 +433,22 @@ def _compact_model(path: Path, scale: int) -> Path:
 
 def test_a_spandrel_model_upscales_tiled_end_to_end(tmp_path: Path) -> None:
     pytest.importorskip("spandrel")
-    from spandrel import ModelLoader
+    from spandrel import ModelLoader  # type: ignore[import-not-found,unused-ignore]
 
-    image = photo(70, 50)
+    image = photo(60, 40)  # in 32-pixel tiles: 4 x 3 of them
     four = _compact_model(tmp_path / "compact-4x.safetensors", 4)
     ref = UpscalerRef(id="compact", kind="spandrel", source=str(four), scale=4)
     cache: dict[str, Any] = {}
     out, method = upscale(image, UpscaleJob(image=b"", factor=4, model=ref, tile=32), "cpu", cache)
-    assert method == "compact" and out.size == (280, 200) and str(four) in cache
+    assert method == "compact" and out.size == (240, 160) and str(four) in cache
     whole = to_image(ModelLoader().load_from_file(four)(to_tensor(image)))
     assert np.abs(pixels(out) - pixels(whole)).max() <= 1  # tiles leave no seams
-    half, _ = upscale(image, UpscaleJob(image=b"", factor=2, model=ref, tile=32), "cpu", cache)
-    assert half.size == (140, 100)
+    half, _ = upscale(image, UpscaleJob(image=b"", factor=2, model=ref), "cpu", cache)
+    assert half.size == (120, 80)
     two = _compact_model(tmp_path / "compact-2x.safetensors", 2)
     ref2 = UpscalerRef(id="compact2", kind="spandrel", source=str(two), scale=2)
-    twice, _ = upscale(image, UpscaleJob(image=b"", factor=4, model=ref2, tile=64), "cpu", cache)
-    assert twice.size == (280, 200)
+    twice, _ = upscale(image, UpscaleJob(image=b"", factor=4, model=ref2), "cpu", cache)
+    assert twice.size == (240, 160)
 
 
 def test_a_broken_upscaler_file_is_a_load_error(tmp_path: Path) -> None:
@@ -441,3 +460,66 @@ def test_a_broken_upscaler_file_is_a_load_error(tmp_path: Path) -> None:
     ref = UpscalerRef(id="broken", kind="spandrel", source=str(path))
     with pytest.raises(ModelLoadError, match="broken"):
         upscale(photo(8, 8), UpscaleJob(image=b"", factor=2, model=ref), "cpu", {})
+
+
+def _tiny_x4_upscaler(folder: Path) -> Path:
+    """A tiny random-weight StableDiffusionUpscalePipeline (x4: a 3-level VAE), saved to disk."""
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        DDPMScheduler,
+        StableDiffusionUpscalePipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    from gpu_worker.tiny import _text_config, write_tokenizer
+
+    torch.manual_seed(0)
+    vocab_size = write_tokenizer(folder / "tokenizer-src")
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        in_channels=7,  # 4 latent + 3 low-res image channels
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        norm_num_groups=8,
+        cross_attention_dim=32,
+        num_class_embeds=400,  # the noise level is a class label
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        scaling_factor=0.08333,
+    )
+    pipe = StableDiffusionUpscalePipeline(
+        vae=vae,
+        text_encoder=CLIPTextModel(_text_config(vocab_size)),
+        tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer-src"),
+        unet=unet,
+        low_res_scheduler=DDPMScheduler(),
+        scheduler=DDIMScheduler(prediction_type="v_prediction"),
+        max_noise_level=350,
+    )
+    pipe.save_pretrained(folder / "x4")
+    return folder / "x4"
+
+
+def test_the_diffusers_x4_upscaler_runs_tiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gpu_worker.upscale
+
+    monkeypatch.setattr(gpu_worker.upscale, "DIFFUSERS_STEPS", 1)  # the path, not the quality
+    source = _tiny_x4_upscaler(tmp_path)
+    ref = UpscalerRef(id="x4-tiny", kind="diffusers", source=str(source))
+    cache: dict[str, Any] = {}
+    image = photo(30, 13)  # with 32-pixel tiles: two tiles, odd sizes padded to a multiple of 8
+    job = UpscaleJob(image=b"", factor=4, model=ref, tile=32, prompt="a cat")
+    out, method = upscale(image, job, "cpu", cache)
+    assert (out.size, method) == ((120, 52), "x4-tiny") and str(source) in cache
