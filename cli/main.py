@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bot", help="run the Discord bot (DISCORD_TOKEN from the environment)")
 
+    api = sub.add_parser("api", help="run the REST API (keys come from /apikey create in Discord)")
+    api.add_argument("--host", help="address to listen on (setting api_host, default 127.0.0.1)")
+    api.add_argument("--port", type=int, help="port to listen on (setting api_port, default 8080)")
+
     demo = sub.add_parser("demo", help="offline demo: tiny models, workers started for you, one imagine")
     demo.add_argument("prompt", nargs="?", default="a lighthouse at dusk --ar 3:2 --seed 42 --batch 4")
     demo.add_argument("--out", "-o", default="out/demo")
@@ -66,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command == "worker" else logging.WARNING,
+        level=logging.INFO if args.verbose or args.command in ("worker", "api") else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
@@ -100,6 +104,11 @@ def dispatch(args: argparse.Namespace) -> int:
         from bot.app import main as bot_main
 
         return bot_main()
+    if args.command == "api":
+        from api.app import run
+        from studio.settings import load_settings
+
+        return run(load_settings(), args.host, args.port)
     if args.command == "demo":
         from cli.demo import demo
 

@@ -183,3 +183,36 @@ class Finish:
     height: int | None
     applied_at: float | None
     created_at: float
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A REST API bearer token's record; the token itself is never stored, only its sha256."""
+
+    id: str
+    owner_id: str
+    owner_name: str
+    server: str | None  # the guild it was minted in: the API acts as its owner there
+    name: str
+    prefix: str  # the token's first characters, to recognise it in /apikey list
+    webhook_secret: str  # signs webhook bodies (HMAC-SHA256); shown once, kept to sign
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+    @property
+    def requester(self) -> Requester:
+        return Requester(id=self.owner_id, name=self.owner_name, server=self.server)
+
+
+@dataclass(frozen=True)
+class ApiGeneration:
+    """A generation started through the API: its key, and the webhook to call when it ends."""
+
+    generation_id: str
+    key_id: str
+    webhook_url: str | None
+    webhook_status: Literal["none", "pending", "delivered", "failed"]
+    webhook_attempts: int
+    webhook_error: str | None
+    created_at: float

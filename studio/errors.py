@@ -110,3 +110,7 @@ class UnknownLora(StudioError):
     def __init__(self, name: str) -> None:
         super().__init__(f"Unknown LoRA `{name}`. `/models list` shows the ones you can use.")
         self.name = name
+
+
+class WorkerUnavailable(StudioError):
+    """No worker answered in time (none running, or all busy); nothing the user sent was wrong."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio import jobs
+from studio.apikeys import ApiKeys
 from studio.artifacts import Artifacts, digest
 from studio.catalogue import Catalogue
 from studio.defaults import Defaults, validated
@@ -113,6 +114,7 @@ class Studio:
         self.artifacts = artifacts
         self.forge = Forge(settings, catalogue, store, queue, artifacts)
         self.finisher = Finisher(self)
+        self.keys = ApiKeys(settings, store)
 
     # Generate
 
@@ -138,11 +140,15 @@ class Studio:
         )
         return self.plan(text, options, digest(upload))
 
-    async def check_capacity(self, requester: Requester) -> None:
-        """Fair use: at most ``max_jobs_per_user`` generations of one person queued or running."""
+    async def check_capacity(self, requester: Requester, adding: int = 1, limit: int | None = None) -> None:
+        """Fair use: at most ``max_jobs_per_user`` generations of one person queued or running.
+
+        ``adding`` jobs at once (an API batch) may be checked against another ``limit``.
+        """
+        limit = limit or self.settings.max_jobs_per_user
         in_flight = await self.store.count_in_flight(requester.id)
-        if in_flight >= self.settings.max_jobs_per_user:
-            raise TooManyJobs(self.settings.max_jobs_per_user)
+        if in_flight + adding > limit:
+            raise TooManyJobs(limit)
 
     async def imagine(
         self,
@@ -168,15 +174,18 @@ class Studio:
         private: bool = False,
         deliver_to: str | None = None,
         mask: bytes | None = None,
+        capacity_checked: bool = False,
     ) -> Generation:
         """Record and enqueue a validated recipe (capacity checked first).
 
         ``deliver_to`` (a channel id) records the promise to deliver the result there before the
         job is queued, so a front end that stops at any moment still delivers it when it is back.
+        ``capacity_checked``: the caller checked capacity for a whole batch (check_capacity).
         """
         model = self.catalogue.get(recipe.model)
         adapters = await self.forge.adapters_for(requester, recipe)
-        await self.check_capacity(requester)
+        if not capacity_checked:
+            await self.check_capacity(requester)
         if init_image is not None:  # stored only once everything else is known to be valid
             await asyncio.to_thread(self.artifacts.put, init_image, ".img")
         if mask is not None:
@@ -259,6 +268,12 @@ class Studio:
     async def project_for_thread(self, thread_id: str) -> Project | None:
         return await self.store.project_by_thread(thread_id)
 
+    async def project_named(self, requester: Requester, name: str) -> Project:
+        """The requester's project of that name, made on first use."""
+        await self.store.ensure_user(requester.id, requester.name)
+        found = await self.store.project_by_name(requester.id, name)
+        return found or await self.store.create_project(requester.id, name)
+
     async def set_favourite(
         self, requester: Requester, generation_id: str, index: int, on: bool
     ) -> ImageRecord:
@@ -274,6 +289,9 @@ class Studio:
 
     async def image_at(self, generation_id: str, index: int) -> ImageRecord:
         return await self.store.image_at(generation_id, index)
+
+    async def images_of(self, generation: Generation) -> list[ImageRecord]:
+        return await self.store.images_of(generation.id)
 
     async def image_png(self, image: ImageRecord) -> bytes:
         return await asyncio.to_thread(self.artifacts.get, image.artifact)

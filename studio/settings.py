@@ -70,6 +70,25 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_upload_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
 
+    # REST API (`atelier api`)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=1, le=65535)
+    # Where clients reach the API (used in webhook bodies); None: http://api_host:api_port
+    api_public_url: str | None = None
+    api_rate_per_minute: float = Field(default=60.0, gt=0, le=1_000_000)  # per key, a token bucket
+    api_rate_burst: int = Field(default=10, ge=1, le=100_000)
+    api_max_batch_rows: int = Field(default=100, ge=1, le=10_000)
+    # API batches may bring a person's jobs in flight up to this (the per-request cap stays
+    # max_jobs_per_user); a batch that would pass it is refused whole.
+    api_batch_max_jobs: int = Field(default=100, ge=1, le=10_000)
+    api_max_keys_per_user: int = Field(default=10, ge=1, le=100)
+    api_max_body_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)  # a training upload, in all
+    api_webhook_attempts: int = Field(default=4, ge=1, le=10)
+    api_webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    api_webhook_backoff_s: float = Field(default=2.0, ge=0, le=300)  # doubled after each failure
+    # Lets webhooks reach http://127.0.0.1 / localhost: for tests and local development only.
+    api_webhook_allow_loopback: bool = False
+
     @property
     def database_path(self) -> Path:
         return self.data_dir / "atelier.db"

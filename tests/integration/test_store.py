@@ -26,6 +26,8 @@ async def test_migrations_apply_once_in_wal_mode(tmp_path: Path) -> None:
         async with db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") as cursor:
             tables = [row[0] async for row in cursor]
     assert tables == [
+        "api_generations",
+        "api_keys",
         "board_items",
         "defaults",
         "deliveries",

@@ -1,0 +1,119 @@
+"""The FastAPI app: wiring, body limits, error answers, the OpenAPI document; `atelier api` runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from api import errors
+from api.context import ApiContext
+from api.followers import Followers
+from api.present import Links
+from api.ratelimit import RateLimiter
+from api.routes import batches, finishing, generations, images, trainings
+from api.uploads import JSON_LIMIT, BodyLimit
+from api.webhooks import WebhookSender
+from studio.app import open_studio
+from studio.settings import Settings
+
+log = logging.getLogger(__name__)
+UPLOAD_PATHS = ("/v1/remix", "/v1/upscale", "/v1/inpaint", "/v1/grade", "/v1/export")
+DESCRIPTION = """\
+Generate, refine and finish images with the models of an Atelier studio, as you would in its
+Discord server. Authenticate with a key from `/apikey create`: `Authorization: Bearer atl_…`.
+A key acts as you, in the server it was made in: it sees your work and public images, nothing else.
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_studio(settings) as studio:
+            webhooks = WebhookSender(settings, studio.keys)
+            public = settings.api_public_url or f"http://{settings.api_host}:{settings.api_port}"
+            api = ApiContext(
+                settings=settings,
+                studio=studio,
+                limiter=RateLimiter(settings.api_rate_per_minute, settings.api_rate_burst),
+                webhooks=webhooks,
+                followers=Followers(studio, webhooks, Links(public)),
+            )
+            app.state.atelier = api
+            resumed = await api.followers.resume()
+            log.info("Atelier API ready; %d pending webhooks resumed", resumed)
+            try:
+                yield
+            finally:
+                await api.followers.close()
+                await webhooks.close()
+
+    app = FastAPI(
+        title="Atelier API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=errors.RESPONSES,
+    )
+    upload_limit = 2 * settings.max_upload_bytes + 64 * 1024  # an image and its mask
+
+    def limit_for(path: str) -> int:
+        if path.startswith("/v1/trainings"):
+            return settings.api_max_body_bytes
+        return upload_limit if path.startswith(UPLOAD_PATHS) else JSON_LIMIT
+
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+    errors.install(app)
+    for module in (generations, batches, images, finishing, trainings):
+        app.include_router(module.router, prefix="/v1")
+    _document_extra_models(app)
+    return app
+
+
+def _document_extra_models(app: FastAPI) -> None:
+    """Request bodies written by hand (JSON or multipart) refer to these component schemas."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            _, defs = models_json_schema(
+                [(model, "validation") for model in finishing.EXTRA_MODELS],
+                ref_template="#/components/schemas/{model}",
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _preflight(settings: Settings) -> None:
+    """Fail with one clear line (a bad catalogue, no Redis) before the server starts."""
+    async with open_studio(settings):
+        pass
+
+
+def run(settings: Settings, host: str | None = None, port: int | None = None) -> int:
+    import uvicorn
+
+    asyncio.run(_preflight(settings))
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="info",
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0

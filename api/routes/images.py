@@ -1,0 +1,45 @@
+"""/v1/images: one image's PNG and its recipe. Yours, or public ones (as /browse shows them)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+
+from api import schemas
+from api.auth import CallerDep
+from api.present import Links, image_recipe_out
+
+router = APIRouter(tags=["images"])
+GenerationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Index = Annotated[int, Path(ge=0, le=7, description="The image's place in its batch, from 0")]
+PNG = {200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.get(
+    "/images/{generation_id}/{index}",
+    summary="An image at full size (PNG, with its recipe in the metadata)",
+    response_class=Response,
+    responses=PNG,  # type: ignore[arg-type]
+)
+async def image_png(generation_id: GenerationId, index: Index, caller: CallerDep) -> Response:
+    studio = caller.api.studio
+    image = await studio.remixable(caller.requester, generation_id, index)
+    png = await studio.image_png(image)
+    filename = f"atelier-{generation_id[:8]}-{index + 1}.png"
+    return Response(
+        png,
+        media_type="image/png",
+        headers={
+            "Content-Disposition": f'inline; filename="{filename}"',
+            "Cache-Control": "private, max-age=3600",
+        },
+    )
+
+
+@router.get("/images/{generation_id}/{index}/recipe", summary="An image's recipe")
+async def image_recipe(
+    generation_id: GenerationId, index: Index, caller: CallerDep, request: Request
+) -> schemas.ImageRecipeOut:
+    image = await caller.api.studio.remixable(caller.requester, generation_id, index)
+    return image_recipe_out(image, image.owner_id == caller.requester.id, Links.of(request))

@@ -1,0 +1,127 @@
+"""REST API keys: minted and revoked by their owners (/apikey), checked on every API request.
+
+A token is ``atl_`` + 43 URL-safe characters (256 random bits). Only its sha256 is stored: a
+token this strong needs no salt or slow hash, and a stolen database holds no usable token. A key
+acts as its owner in the server it was minted in, and as nobody else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from studio.entities import ApiGeneration, ApiKey, Requester
+from studio.errors import InvalidRecipe, NotFound, QuotaExceeded
+from studio.settings import Settings
+from studio.store import Store
+from studio.store.repository import new_id
+
+TOKEN_PREFIX = "atl_"  # noqa: S105 (a prefix, not a secret)
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105
+_TOKEN = re.compile(r"^atl_[A-Za-z0-9_-]{43}$")
+MAX_NAME = 40
+SHOWN_PREFIX = 8  # "atl_" and four characters: enough to tell keys apart, useless to an attacker
+TOUCH_EVERY_S = 60.0  # last_used_at is a hint: no write on every request
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class MintedKey:
+    """A new key with its secrets, shown to its owner once and never again."""
+
+    key: ApiKey
+    token: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
+
+
+class ApiKeys:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+
+    async def mint(self, requester: Requester, name: str | None = None) -> MintedKey:
+        live = await self.store.keys.live_of(requester.id)
+        if len(live) >= self.settings.api_max_keys_per_user:
+            raise QuotaExceeded(
+                f"You already have {len(live)} API keys; the limit is {self.settings.api_max_keys_per_user}. "
+                "Revoke one you no longer use first."
+            )
+        label = _checked_name(name) if name else f"key {len(live) + 1}"
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        secret = WEBHOOK_SECRET_PREFIX + secrets.token_urlsafe(32)
+        await self.store.ensure_user(requester.id, requester.name)
+        key = await self.store.keys.add(
+            new_id()[:12],
+            owner_id=requester.id,
+            owner_name=requester.name,
+            server=requester.server,
+            name=label,
+            token_hash=hash_token(token),
+            prefix=token[:SHOWN_PREFIX],
+            webhook_secret=secret,
+        )
+        return MintedKey(key, token, secret)
+
+    async def keys(self, requester: Requester) -> list[ApiKey]:
+        return await self.store.keys.live_of(requester.id)
+
+    async def revoke(self, requester: Requester, key_id: str) -> ApiKey:
+        """Revoke one of the requester's live keys; anyone else's does not exist for them."""
+        key = await self.store.keys.get(key_id.strip())
+        if (
+            key is None
+            or key.owner_id != requester.id
+            or not await self.store.keys.revoke(requester.id, key.id)
+        ):
+            raise NotFound(
+                f"You have no live API key with id `{key_id.strip()[:20]}`; /apikey list shows them."
+            )
+        return key
+
+    async def authenticate(self, token: str) -> ApiKey | None:
+        """The live key a bearer token belongs to, or None (malformed, unknown or revoked)."""
+        if not _TOKEN.match(token):
+            return None
+        key = await self.store.keys.by_hash(hash_token(token))
+        if key is None or key.revoked_at is not None:
+            return None
+        now = time.time()
+        if key.last_used_at is None or now - key.last_used_at > TOUCH_EVERY_S:
+            await self.store.keys.touch(key.id, now)
+        return key
+
+    # Generations started through the API
+
+    async def record_generation(self, key: ApiKey, generation_id: str, webhook_url: str | None) -> None:
+        await self.store.keys.add_generation(generation_id, key.id, webhook_url)
+
+    async def api_generation(self, generation_id: str) -> ApiGeneration | None:
+        return await self.store.keys.generation(generation_id)
+
+    async def webhook_secret(self, key_id: str) -> str | None:
+        """The secret that signs a key's webhooks; None once the key is revoked."""
+        key = await self.store.keys.get(key_id)
+        return key.webhook_secret if key is not None and key.revoked_at is None else None
+
+    async def pending_webhooks(self) -> list[ApiGeneration]:
+        return await self.store.keys.pending_webhooks()
+
+    async def webhook_attempted(self, generation_id: str, error: str | None, final: bool = False) -> None:
+        await self.store.keys.webhook_attempted(generation_id, error, final)
+
+    async def promised_threads(self) -> list[tuple[str, str]]:
+        """API generations to be shown in a Discord thread whose status message is not posted yet."""
+        return await self.store.keys.promised_threads()
+
+
+def _checked_name(name: str) -> str:
+    label = " ".join(name.split())
+    if not 1 <= len(label) <= MAX_NAME or not label.isprintable():
+        raise InvalidRecipe("name", f"A key's name is 1 to {MAX_NAME} printable characters.")
+    return label
