@@ -9,7 +9,6 @@ from PIL import Image
 
 from gpu_worker.export import decode_image, export_image
 from gpu_worker.grade import apply_grade, before_after
-from gpu_worker.upscale import upscale
 from studio import jobs
 from studio.finishing import ExportSpec, Grade
 
@@ -25,6 +24,8 @@ def _png(image: Image.Image) -> bytes:
 def run_upscale(
     job: jobs.UpscaleJob, max_pixels: int, device: str, cache: dict[str, Any]
 ) -> jobs.UpscaleResult:
+    from gpu_worker.upscale import upscale  # torch: inference workers only, never the post worker
+
     image = decode_image(job.image, max_pixels).convert("RGB")
     upscaled, method = upscale(image, job, device, cache)
     return jobs.UpscaleResult(png=_png(upscaled), width=upscaled.width, height=upscaled.height, method=method)

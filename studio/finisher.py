@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from studio import jobs
 from studio.artifacts import digest
 from studio.entities import Finish, ImageRecord, Project, Requester
-from studio.errors import InvalidRecipe, NotFound, NotYours, StudioError
+from studio.errors import InvalidRecipe, NotFound, NotYours, StudioError, WorkerUnavailable
 from studio.finishing import EXPORT_PRESETS, ExportSpec, Grade, check_upscale
 from studio.queue import JobResultMissing
 from studio.recipe import Draft, Recipe
@@ -126,12 +126,13 @@ class Finisher:
         project: Project,
         parent: ImageRecord | None = None,
         deliver_to: str | None = None,
+        private: bool = False,
     ) -> Generation:
         recipe = plan.recipe
         if parent is not None:
             recipe = recipe.model_copy(update={"parent_image": parent.id})
         return await self.studio.submit(
-            requester, recipe, project, plan.image, deliver_to=deliver_to, mask=plan.mask
+            requester, recipe, project, plan.image, private, deliver_to=deliver_to, mask=plan.mask
         )
 
     # Upscale, grade, export: one worker job each, the result kept at full size
@@ -301,7 +302,7 @@ class Finisher:
         try:
             success, value = await self.queue.wait(job_id, timeout=timeout + 30)
         except (JobResultMissing, TimeoutError):
-            raise StudioError(
+            raise WorkerUnavailable(
                 f"{what} got no answer from a worker in time; please try again shortly."
             ) from None
         await self.queue.expire_result(job_id, self.settings.recorded_result_ttl_s)

@@ -86,7 +86,9 @@ async def inpaint(request: Request, caller: CallerDep) -> schemas.GenerationOut:
         body.prompt, png, mask, body.box, draft_of_inpaint(body), where.defaults
     )
     project = await project_of(caller, where)
-    generation = await studio.finisher.inpaint(caller.requester, plan, project, record, where.deliver_to)
+    generation = await studio.finisher.inpaint(
+        caller.requester, plan, project, record, where.deliver_to, private=where.private
+    )
     await recorded(caller, generation, where)
     return await generation_out(
         studio, generation, Links.of(request), await studio.keys.api_generation(generation.id)

@@ -183,14 +183,14 @@ async def test_a_killed_training_worker_shows_retrying_in_the_thread(
     assert "Training `crashfox`" in await ephemeral_answer(await train(fake, slow, attachments=uploads(3)))
     thread = await new_thread(fake, threads)
     status = await fake.wait_for(lambda: training_status(fake, thread.id), timeout=15)
-    await fake.wait_for(lambda: "🔥 Step" in fake.messages[status.id].content or None, timeout=60)
+    await fake.wait_for(lambda: "🔥 Step" in fake.messages[status.id].content or None, timeout=150)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     # The lease (15 s) lapses, the bot's follower notices within 5 s more: never a silent stall.
-    await fake.wait_for(lambda: "⚠️ Retrying" in fake.messages[status.id].content or None, timeout=45)
+    await fake.wait_for(lambda: "⚠️ Retrying" in fake.messages[status.id].content or None, timeout=90)
     assert "training worker stopped" in fake.messages[status.id].content
     e2e_deployment.start_worker("training")
-    await fake.wait_for(lambda: "(attempt 2)" in fake.messages[status.id].content or None, timeout=90)
+    await fake.wait_for(lambda: "(attempt 2)" in fake.messages[status.id].content or None, timeout=150)
     (cancel,) = [c for c in custom_ids(fake.messages[status.id]) if c.startswith("at:t:x:")]
     assert "Stopping" in await ephemeral_answer(await fake.click(status.id, cancel))
     ended = await finished(fake, status.id, timeout=TRAIN_TIMEOUT)
