@@ -37,6 +37,11 @@ class Delivery:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._side_tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def resuming(self) -> bool:
+        """Whether status messages promised before a restart are still being posted."""
+        return bool(self._side_tasks)
+
     def track(self, generation_id: str, channel_id: str, message_id: str) -> None:
         if generation_id in self.tasks:
             return

@@ -56,7 +56,7 @@ class ThreadDeliveries:
 
     def _resume_busy(self) -> bool:
         # The start-up resume (bot.delivery.resume) posts promised deliveries too: let it finish.
-        return bool(getattr(self.bot.delivery, "_side_tasks", ()))
+        return self.bot.delivery.resuming
 
     async def tick(self) -> None:
         if self._resume_busy():
