@@ -13,6 +13,7 @@ import asyncio
 import io
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import discord
@@ -29,6 +30,32 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 POSITION_POLL_S = 2.0
 RETRY_PAUSES_S = (2.0, 10.0, 30.0)  # transient failures (Discord 5xx, a busy database)
+
+
+async def with_retries(
+    what: str, attempt: Callable[[], Awaitable[None]], dropped: Callable[[], Awaitable[object]]
+) -> None:
+    """Deliver with pauses between tries for transient failures (Discord 5xx, a busy database).
+
+    A status message that is gone (deleted) drops the delivery: ``dropped`` records it as done.
+    After the last try it is left for the next start.
+    """
+    for number, pause in enumerate((*RETRY_PAUSES_S, None), start=1):
+        try:
+            await attempt()
+            return
+        except asyncio.CancelledError:
+            raise
+        except discord.NotFound:
+            log.warning("status message of %s is gone; delivery dropped", what)
+            await dropped()
+            return
+        except Exception:
+            then = f"retrying in {pause:g}s" if pause is not None else "retried at the next start"
+            log.exception("delivering %s failed (attempt %d); %s", what, number, then)
+            if pause is None:
+                return
+            await asyncio.sleep(pause)
 
 
 class Delivery:
@@ -103,25 +130,12 @@ class Delivery:
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
 
     async def _deliver(self, generation_id: str, channel_id: str, message_id: str) -> None:
-        for attempt, pause in enumerate((*RETRY_PAUSES_S, None), start=1):
-            try:
-                message = await self._message(channel_id, message_id)
-                await self._follow_and_finish(generation_id, message)
-                return
-            except asyncio.CancelledError:
-                raise
-            except discord.NotFound:
-                log.warning("status message of %s is gone; delivery dropped", generation_id)
-                await self.bot.studio.mark_delivered(generation_id)
-                return
-            except Exception:
-                then = f"retrying in {pause:g}s" if pause is not None else "retried at the next start"
-                log.exception(
-                    "delivering generation %s failed (attempt %d); %s", generation_id, attempt, then
-                )
-                if pause is None:
-                    return
-                await asyncio.sleep(pause)
+        async def attempt() -> None:
+            await self._follow_and_finish(generation_id, await self._message(channel_id, message_id))
+
+        await with_retries(
+            f"generation {generation_id}", attempt, lambda: self.bot.studio.mark_delivered(generation_id)
+        )
 
     async def _message(self, channel_id: str, message_id: str) -> discord.PartialMessage:
         channel = self.bot.get_channel(int(channel_id)) or await self.bot.fetch_channel(int(channel_id))

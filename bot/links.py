@@ -25,10 +25,10 @@ def parse_link(interaction: discord.Interaction[Any], link: str) -> tuple[int, i
     return int(found["channel"]), int(found["message"])
 
 
-async def linked_images(
-    client: discord.Client, interaction: discord.Interaction[Any], link: str, limit: int
-) -> list[bytes]:
-    """The image attachments of a linked message (each size-checked before it is downloaded)."""
+async def linked_attachments(
+    client: discord.Client, interaction: discord.Interaction[Any], link: str, most: int
+) -> list[discord.Attachment]:
+    """The image attachments (at most ``most``) of a linked message on this server."""
     channel_id, message_id = parse_link(interaction, link)
     try:
         channel = client.get_channel(channel_id) or await client.fetch_channel(channel_id)
@@ -40,10 +40,15 @@ async def linked_images(
     images = [a for a in message.attachments if looks_like_image(a)]
     if not images:
         raise StudioError("That message has no images.")
-    data = []
-    for attachment in images[:MAX_IMAGES_PER_MESSAGE]:
-        data.append(await read_upload(attachment, limit))
-    return data
+    return images[:most]
+
+
+async def linked_images(
+    client: discord.Client, interaction: discord.Interaction[Any], link: str, limit: int
+) -> list[bytes]:
+    """The image attachments of a linked message (each size-checked before it is downloaded)."""
+    found = await linked_attachments(client, interaction, link, MAX_IMAGES_PER_MESSAGE)
+    return [await read_upload(attachment, limit) for attachment in found]
 
 
 def looks_like_image(attachment: discord.Attachment) -> bool:

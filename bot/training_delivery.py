@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot import render
-from bot.delivery import RETRY_PAUSES_S, ThrottledEditor
+from bot.delivery import ThrottledEditor, with_retries
 from bot.exts.forge import _render as training_render
 from bot.exts.forge._views import training_view
 from studio import jobs
@@ -79,25 +79,14 @@ class TrainingDelivery:
         return channel
 
     async def _deliver(self, lora_id: str, channel_id: str, message_id: str) -> None:
-        forge = self.bot.studio.forge
-        for attempt, pause in enumerate((*RETRY_PAUSES_S, None), start=1):
-            try:
-                channel = await self._channel(channel_id)
-                assert isinstance(channel, discord.Thread | discord.TextChannel)
-                await self._follow_and_finish(lora_id, channel, channel.get_partial_message(int(message_id)))
-                return
-            except asyncio.CancelledError:
-                raise
-            except discord.NotFound:
-                log.warning("status message of training %s is gone; delivery dropped", lora_id)
-                await forge.mark_delivered(lora_id)
-                return
-            except Exception:
-                then = f"retrying in {pause:g}s" if pause is not None else "retried at the next start"
-                log.exception("delivering training %s failed (attempt %d); %s", lora_id, attempt, then)
-                if pause is None:
-                    return
-                await asyncio.sleep(pause)
+        async def attempt() -> None:
+            channel = await self._channel(channel_id)
+            assert isinstance(channel, discord.Thread | discord.TextChannel)
+            await self._follow_and_finish(lora_id, channel, channel.get_partial_message(int(message_id)))
+
+        await with_retries(
+            f"training {lora_id}", attempt, lambda: self.bot.studio.forge.mark_delivered(lora_id)
+        )
 
     async def _follow_and_finish(
         self, lora_id: str, channel: discord.abc.Messageable, message: discord.PartialMessage

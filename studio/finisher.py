@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import math
 import zipfile
 from dataclasses import dataclass
@@ -16,9 +15,8 @@ from PIL import Image, ImageDraw
 from studio import jobs
 from studio.artifacts import digest
 from studio.entities import Finish, ImageRecord, Project, Requester
-from studio.errors import InvalidRecipe, NotFound, NotYours, StudioError, WorkerUnavailable
+from studio.errors import InvalidRecipe, NotFound, NotYours
 from studio.finishing import EXPORT_PRESETS, ExportSpec, Grade, check_upscale
-from studio.queue import JobResultMissing
 from studio.recipe import Draft, Recipe
 from studio.store.repository import new_id
 from studio.uploads import UploadRejected, inspect_image, verify_image
@@ -28,7 +26,6 @@ if TYPE_CHECKING:
     from studio.entities import Generation
     from studio.service import Studio
 
-log = logging.getLogger(__name__)
 INPAINT_STRENGTH = 0.95  # high: the masked area takes the prompt, the rest is kept exactly anyway
 MAX_PACK_IMAGES = 24
 MAX_PACK_PRESETS = 4
@@ -290,29 +287,13 @@ class Finisher:
             height=size[1] if size else None,
         )
 
-    async def _run(self, queue: str, function: str, payload: dict[str, Any], what: str) -> dict[str, Any]:
-        """One worker job and its result; a failure becomes a StudioError in words."""
-        from studio.service import failure_reason  # the service module imports this one
-
-        job_id = f"{function}:{new_id()}"
-        await self.queue.enqueue(queue, function, job_id, payload)
+    async def _run(self, kind: str, function: str, payload: dict[str, Any], what: str) -> dict[str, Any]:
         timeout = (
-            self.settings.inference_timeout_s if queue == jobs.INFERENCE else self.settings.post_timeout_s
+            self.settings.inference_timeout_s if kind == jobs.INFERENCE else self.settings.post_timeout_s
         )
-        try:
-            success, value = await self.queue.wait(job_id, timeout=timeout + 30)
-        except (JobResultMissing, TimeoutError):
-            raise WorkerUnavailable(
-                f"{what} got no answer from a worker in time; please try again shortly."
-            ) from None
-        await self.queue.expire_result(job_id, self.settings.recorded_result_ttl_s)
-        if not success or not isinstance(value, dict):
-            name = value.get("error") if isinstance(value, dict) else None
-            if name in USER_FACING_FAILURES:
-                raise StudioError(f"{what} could not be made: {failure_reason(value)}")
-            log.error("%s failed: %s", function, failure_reason(value))
-            raise StudioError(f"{what} failed on the worker; the image may be unusual. It has been logged.")
-        return value
+        return await self.queue.run(
+            kind, function, payload, timeout=timeout + 30, what=what, user_facing=USER_FACING_FAILURES
+        )
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:

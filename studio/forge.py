@@ -26,7 +26,7 @@ from studio.errors import (
     StudioError,
     UnknownLora,
 )
-from studio.queue import JobQueue, JobResultMissing
+from studio.queue import JobQueue, JobResultMissing, failure_reason
 from studio.recipe import Recipe
 from studio.settings import Settings
 from studio.store import Store
@@ -312,8 +312,6 @@ class Forge:
             await notify()
 
     async def _record(self, lora_id: str, success: bool, value: object) -> None:
-        from studio.service import failure_reason  # the service module imports this one
-
         if not success or not isinstance(value, dict) or "status" not in value:
             await self.store.loras.end(lora_id, "failed", failure_reason(value))
             return

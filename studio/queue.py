@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -11,9 +13,10 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.exceptions import RedisError
 
 from studio import jobs
-from studio.errors import QueueUnavailable
+from studio.errors import QueueUnavailable, StudioError, WorkerUnavailable
 from studio.settings import Settings
 
+log = logging.getLogger(__name__)
 ProgressHandler = Callable[[jobs.ProgressEvent], Awaitable[None]]
 
 
@@ -31,6 +34,17 @@ def redis_settings(url: str, retries: int = 0) -> RedisSettings:
     settings.conn_retries = retries
     settings.conn_timeout = 2
     return settings
+
+
+def failure_reason(value: Any) -> str:
+    """Words for a failed arq job's result (our serializer stores exceptions as name + message)."""
+    if isinstance(value, dict):
+        message = str(value.get("message") or "").strip()
+        name = str(value.get("error") or "")
+        if name == "TimeoutError":
+            return "the job took longer than the worker's time limit"
+        return message or name or "the worker failed"
+    return str(value) or "the worker failed"
 
 
 class JobResultMissing(Exception):
@@ -147,6 +161,39 @@ class JobQueue:
             raise QueueUnavailable(
                 f"Could not share the job's inputs: Redis said {type(exc).__name__}."
             ) from None
+
+    async def run(
+        self,
+        kind: str,
+        function: str,
+        payload: dict[str, Any],
+        *,
+        timeout: float,
+        what: str,
+        job_id: str | None = None,
+        user_facing: frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
+        """One job from enqueue to result, for callers that wait for it (grids, finishing).
+
+        WorkerUnavailable when no worker answers within ``timeout``; a failed job is a
+        StudioError in words: the worker's own message for the exception names in
+        ``user_facing``, otherwise a generic sentence (and the reason is logged).
+        """
+        job_id = job_id or f"{function}:{uuid.uuid4().hex}"
+        await self.enqueue(kind, function, job_id, payload)
+        try:
+            success, value = await self.wait(job_id, timeout=timeout)
+        except (JobResultMissing, TimeoutError):
+            raise WorkerUnavailable(
+                f"{what} got no answer from a worker in time; please try again shortly."
+            ) from None
+        await self.expire_result(job_id, self.settings.recorded_result_ttl_s)
+        if success and isinstance(value, dict):
+            return value
+        if isinstance(value, dict) and value.get("error") in user_facing:
+            raise StudioError(f"{what} could not be made: {failure_reason(value)}")
+        log.error("%s failed: %s", function, failure_reason(value))
+        raise StudioError(f"{what} failed on the worker; an image may be unusual. It has been logged.")
 
     async def request_cancel(self, job_id: str) -> None:
         """Cooperative cancellation: the worker checks this flag before and during the job."""

@@ -43,7 +43,7 @@ from studio.errors import (
 from studio.finisher import Finisher
 from studio.forge import Forge
 from studio.ideate import GROUPS, Brainstorm, Vocabulary, brainstorm
-from studio.queue import JobQueue, JobResultMissing
+from studio.queue import JobQueue, JobResultMissing, failure_reason
 from studio.recipe import Draft, Recipe, parse_prompt, resolve
 from studio.settings import Settings
 from studio.store import Store
@@ -81,17 +81,6 @@ class FeedEntry:
 class Finished:
     generation: Generation
     images: list[ImageRecord]
-
-
-def failure_reason(value: Any) -> str:
-    """Words for a failed arq job's result (our serializer stores exceptions as name + message)."""
-    if isinstance(value, dict):
-        message = str(value.get("message") or "").strip()
-        name = str(value.get("error") or "")
-        if name == "TimeoutError":
-            return "the job took longer than the worker's time limit"
-        return message or name or "the worker failed"
-    return str(value) or "the worker failed"
 
 
 class Studio:
@@ -480,7 +469,7 @@ class Studio:
     async def board_sheet(self, project: Project) -> bytes:
         """The board as one numbered image, composed by a post worker."""
         payload = jobs.BoardSheetJob(images=await self._board_images(project))
-        return await self._post_job(jobs.BOARD_SHEET, payload.model_dump())
+        return await self._post_job(jobs.BOARD_SHEET, payload.model_dump(), "The board's sheet")
 
     async def plan_with_board(
         self, text: str, options: Draft | None, defaults: Defaults | None, project: Project
@@ -489,23 +478,18 @@ class Studio:
         sized = self.plan(text, options, defaults=defaults)
         images = await self._board_images(project)
         payload = jobs.CollageJob(images=images, width=sized.width, height=sized.height)
-        collage = await self._post_job(jobs.COLLAGE, payload.model_dump())
+        collage = await self._post_job(jobs.COLLAGE, payload.model_dump(), "The board's collage")
         said = (options.strength if options else None) or parse_prompt(text).strength
         with_strength = (options or Draft()).merged(Draft(strength=said or BOARD_STRENGTH))
         return self.plan(text, with_strength, digest(collage), defaults), collage
 
-    async def _post_job(self, function: str, payload: dict[str, Any], job_id: str | None = None) -> bytes:
+    async def _post_job(
+        self, function: str, payload: dict[str, Any], what: str, job_id: str | None = None
+    ) -> bytes:
         """Pixel work on a post worker: its PNG, or a StudioError when none answers or it fails."""
-        job_id = job_id or f"{function}:{new_id()}"
-        await self.queue.enqueue(jobs.POST, function, job_id, payload)
-        try:
-            success, value = await self.queue.wait(job_id, timeout=self.settings.grid_timeout_s)
-        except (JobResultMissing, TimeoutError):
-            raise StudioError("No image worker answered in time; please try again shortly.") from None
-        await self.queue.expire_result(job_id, self.settings.recorded_result_ttl_s)
-        if not success:
-            log.error("%s failed: %s", function, failure_reason(value))
-            raise StudioError("The board's images could not be composed; one of them may be unusual.")
+        value = await self.queue.run(
+            jobs.POST, function, payload, timeout=self.settings.grid_timeout_s, what=what, job_id=job_id
+        )
         return jobs.ComposeGridResult.model_validate(value).png
 
     # Lineage
@@ -649,7 +633,9 @@ class Studio:
         """
         payload = jobs.ComposeGridJob(images=pngs).model_dump()
         try:
-            grid = await self._post_job(jobs.COMPOSE_GRID, payload, jobs.grid_job_id(generation_id))
+            grid = await self._post_job(
+                jobs.COMPOSE_GRID, payload, "The grid", jobs.grid_job_id(generation_id)
+            )
         except StudioError as error:
             log.warning("no grid for generation %s: %s", generation_id, error)
             return None

@@ -19,12 +19,7 @@ class FinishRows:
         self.store = store
 
     async def add(self, finish_id: str, **row: Any) -> Finish:
-        row = {"id": finish_id, **row, "created_at": time.time()}
-        columns, marks = ", ".join(row), ", ".join("?" for _ in row)
-        await self.store._write(
-            f"INSERT INTO finishes ({columns}) VALUES ({marks})",  # noqa: S608 (our own column names)
-            row.values(),
-        )
+        await self.store._insert("finishes", {"id": finish_id, **row, "created_at": time.time()})
         return await self.get(finish_id)
 
     async def get(self, finish_id: str) -> Finish:

@@ -25,12 +25,7 @@ class KeyRows:
         self.store = store
 
     async def add(self, key_id: str, **row: Any) -> ApiKey:
-        row = {"id": key_id, **row, "created_at": time.time()}
-        columns, marks = ", ".join(row), ", ".join("?" for _ in row)
-        await self.store._write(
-            f"INSERT INTO api_keys ({columns}) VALUES ({marks})",  # noqa: S608 (our own column names)
-            row.values(),
-        )
+        await self.store._insert("api_keys", {"id": key_id, **row, "created_at": time.time()})
         found = await self.get(key_id)
         assert found is not None
         return found

@@ -22,13 +22,11 @@ class LoraRows:
 
     async def add(self, lora_id: str, **row: Any) -> None:
         """Record a new, queued run; NameTaken if a live model or run holds that name and version."""
-        row = {"id": lora_id, **row, "name_key": str(row["name"]).lower(), "created_at": time.time()}
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
+        key = str(row["name"]).lower()
         try:
-            await self.store._write(
-                f"INSERT INTO loras ({columns}, status) VALUES ({marks}, 'queued')",  # noqa: S608 (our own column names)
-                row.values(),
+            await self.store._insert(
+                "loras",
+                {"id": lora_id, **row, "name_key": key, "status": "queued", "created_at": time.time()},
             )
         except sqlite3.IntegrityError:
             raise NameTaken(str(row["name"])) from None
@@ -183,36 +181,6 @@ class LoraRows:
 
 
 def _lora(row: aiosqlite.Row) -> Lora:
-    return Lora(
-        id=row["id"],
-        owner_id=row["owner_id"],
-        project_id=row["project_id"],
-        server=row["server"],
-        name=row["name"],
-        version=row["version"],
-        trigger=row["trigger"],
-        base_model=row["base_model"],
-        family=row["family"],
-        visibility=row["visibility"],
-        params_json=row["params_json"],
-        image_count=row["image_count"],
-        status=row["status"],
-        attempts=row["attempts"],
-        step=row["step"],
-        loss=row["loss"],
-        error=row["error"],
-        weights=row["weights"],
-        kohya=row["kohya"],
-        sample=row["sample"],
-        comparison=row["comparison"],
-        size_bytes=row["size_bytes"],
-        losses=tuple(json.loads(row["losses_json"])) if row["losses_json"] else (),
-        seconds=row["seconds"],
-        channel_id=row["channel_id"],
-        message_id=row["message_id"],
-        delivered_at=row["delivered_at"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        deleted_at=row["deleted_at"],
-    )
+    columns = {key: row[key] for key in row.keys() if key not in ("name_key", "losses_json")}  # noqa: SIM118
+    losses = tuple(json.loads(row["losses_json"])) if row["losses_json"] else ()
+    return Lora(**columns, losses=losses)

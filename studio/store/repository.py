@@ -84,6 +84,11 @@ class Store:
             cursor = await self.db.execute(sql, tuple(args))
             return cursor.rowcount
 
+    async def _insert(self, table: str, row: dict[str, Any]) -> None:
+        """One row from a dict whose keys are column names (always ours, never user input)."""
+        columns, marks = ", ".join(row), ", ".join("?" for _ in row)
+        await self._write(f"INSERT INTO {table} ({columns}) VALUES ({marks})", row.values())  # noqa: S608
+
     async def _one(self, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Row | None:
         async with self.db.execute(sql, tuple(args)) as cursor:
             return await cursor.fetchone()

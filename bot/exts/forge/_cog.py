@@ -11,9 +11,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
+from bot.choices import base_model_choices, lora_choices
 from bot.exts.forge import _render as training_render
 from bot.interactions import reply
-from bot.links import looks_like_image, parse_link, read_upload
+from bot.links import linked_attachments, read_upload
 from bot.projects import new_project_thread, requester_of
 from studio.entities import Project
 from studio.errors import DatasetRejected, StudioError, UnknownModel
@@ -91,7 +92,8 @@ class ForgeCog(commands.Cog, name="Forge"):
         attached = [a for a in (image1, image2, image3, image4, image5, image6, image7, image8) if a]
         uploads = [TrainingImage(await read_upload(a, limit), a.description) for a in attached]
         if link:
-            uploads += await self._linked(interaction, link, limit)
+            found = await linked_attachments(self.bot, interaction, link, MAX_LINKED_IMAGES)
+            uploads += [TrainingImage(await read_upload(a, limit), a.description) for a in found]
         chosen = source.value if source else "attachments"
         if chosen != "attachments" and uploads:
             raise DatasetRejected(f"Attach images, or choose the {chosen} as the source — not both.")
@@ -140,33 +142,11 @@ class ForgeCog(commands.Cog, name="Forge"):
             return await self.bot.studio.project_for_thread(str(channel.id))
         return None
 
-    async def _linked(
-        self, interaction: discord.Interaction[Any], link: str, limit: int
-    ) -> list[TrainingImage]:
-        """The images of a linked message on this server, with their alt text as captions."""
-        channel_id, message_id = parse_link(interaction, link)
-        try:
-            channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
-            if not isinstance(channel, discord.abc.Messageable):
-                raise StudioError("That link does not point to a message I can read.")
-            message = await channel.fetch_message(message_id)
-        except (discord.NotFound, discord.Forbidden):
-            raise StudioError("I can't find that message (deleted, or in a channel I can't read).") from None
-        found = [a for a in message.attachments if looks_like_image(a)][:MAX_LINKED_IMAGES]
-        if not found:
-            raise StudioError("That message has no images.")
-        return [TrainingImage(await read_upload(a, limit), a.description) for a in found]
-
     @train.autocomplete("base_model")
     async def base_model_autocomplete(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        needle = current.lower().strip()
-        return [
-            app_commands.Choice(name=f"{entry.id} — {entry.description}"[:100], value=entry.id)
-            for entry in self.bot.studio.catalogue
-            if needle in f"{entry.id} {entry.description}".lower()
-        ][:25]
+        return base_model_choices(self.bot.studio.catalogue, current)
 
 
 class ModelsCog(commands.GroupCog, name="models", description="Base models and custom LoRA models"):
@@ -282,25 +262,3 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
             current,
             base=interaction.command is not None and interaction.command.name == "info",
         )
-
-
-async def lora_choices(
-    bot: AtelierBot, interaction: discord.Interaction[Any], current: str, base: bool = False
-) -> list[app_commands.Choice[str]]:
-    """Models the person may use whose name or trigger contains what they typed."""
-    found = await bot.studio.forge.models(requester_of(interaction))
-    needle = current.lower().strip()
-    choices = [
-        app_commands.Choice(
-            name=f"{lora.name} — LoRA on {lora.base_model} (trigger {lora.trigger})"[:100], value=lora.name
-        )
-        for lora in found.loras
-        if needle in f"{lora.name} {lora.trigger}".lower()
-    ]
-    if base:
-        choices += [
-            app_commands.Choice(name=f"{entry.id} — {entry.description}"[:100], value=entry.id)
-            for entry in found.base
-            if needle in entry.id
-        ]
-    return choices[:25]

@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
+from bot.choices import base_model_choices, lora_choices
 from bot.interactions import reply
 from bot.links import parse_link, read_upload
 from bot.projects import post_status, project_target, requester_of
@@ -158,21 +159,13 @@ class GenerateCog(commands.Cog, name="Generate"):
     async def model_autocomplete(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        needle = current.lower().strip()
-        choices = []
-        for entry in self.studio.catalogue:
-            label = f"{entry.id} — {entry.description}"
-            if needle in label.lower():
-                choices.append(app_commands.Choice(name=label[:100], value=entry.id))
-        return choices[:25]
+        return base_model_choices(self.studio.catalogue, current)
 
     @imagine.autocomplete("lora")
     async def lora_autocomplete(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
         """Completes the last LoRA of a comma-separated list; the ones before it are kept."""
-        from bot.exts.forge._cog import lora_choices
-
         done, _, last = current.rpartition(",")
         prefix = f"{done.strip()}, " if done.strip() else ""
         name, _, weight = last.strip().partition(":")
