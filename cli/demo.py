@@ -19,16 +19,30 @@ DEMO_CATALOGUE = Path("config/models.demo.toml")
 TINY_DIR = Path("models/tiny")
 
 
-async def _wait_for_workers(timeout: float = 120.0) -> None:
+# The queues the demo starts a worker for: an image job needs inference, its grid needs post.
+# Only these are waited for; the training queue has no worker here and that is fine.
+DEMO_QUEUES = ("inference", "post")
+
+
+async def _wait_for_workers(
+    workers: list[subprocess.Popen[bytes]], logs: Path, timeout: float = 120.0
+) -> None:
     queue = await JobQueue.connect(load_settings())
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             live = await queue.live_workers()
-            if all(live.values()):
+            if all(live[kind] for kind in DEMO_QUEUES):
                 return
+            stopped = [kind for kind, p in zip(DEMO_QUEUES, workers, strict=True) if p.poll() is not None]
+            if stopped:  # a worker that exited will never report in: say so now, not in two minutes
+                raise StudioError(
+                    f"The {' and '.join(stopped)} worker stopped while starting; see its log in {logs}."
+                )
             await asyncio.sleep(0.2)
-        raise StudioError("The workers did not start within two minutes; run them by hand to see why.")
+        raise StudioError(
+            f"The workers did not start within {timeout:.0f} seconds; see their logs in {logs}."
+        )
     finally:
         await queue.close()
 
@@ -41,25 +55,41 @@ def demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logs = load_settings().data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    workers = []
-    for kind in ("inference", "post"):
-        log_file = (logs / f"demo-worker-{kind}.log").open("ab")
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "cli", "worker", "--queue", kind], stdout=log_file, stderr=log_file
-            )
-        )
-    print(f"workers started (logs in {logs})", file=sys.stderr)
+    # ./dev forwards Ctrl-C and SIGTERM as SIGTERM: unwind through ``finally`` so the workers
+    # started here are stopped too, rather than left running after the demo is gone.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    workers: list[subprocess.Popen[bytes]] = []
     try:
-        asyncio.run(_wait_for_workers())
+        for kind in DEMO_QUEUES:
+            with (logs / f"demo-worker-{kind}.log").open("ab") as log_file:
+                workers.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "cli", "worker", "--queue", kind],
+                        stdout=log_file,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        print(f"workers started (logs in {logs})", file=sys.stderr)
+        asyncio.run(_wait_for_workers(workers, logs))
         from cli.main import main
 
         return main(["imagine", args.prompt, "--out", args.out])
     finally:
-        for process in workers:
+        _stop(workers)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM (arq finishes or gives back its job), then wait; SIGKILL only a worker that hangs."""
+    for process in workers:
+        if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-        for process in workers:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    for process in workers:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

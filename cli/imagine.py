@@ -53,8 +53,9 @@ async def imagine(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         live = await studio.queue.live_workers()
-        for kind, count in live.items():
-            if not count:
+        needed = ("inference", "post") if recipe.batch > 1 else ("inference",)  # post: the grid
+        for kind in needed:
+            if not live[kind]:
                 print(
                     f"note: no {kind} worker is running; the job waits until one starts "
                     f"(atelier worker --queue {kind})",
