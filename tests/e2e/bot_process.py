@@ -28,7 +28,7 @@ class BotProcess:
             DISCORD_TOKEN="test-token",
             DISCORD_API_BASE=self.fake.api_base,
             DISCORD_GATEWAY_URL=self.fake.gateway_url,
-            DISCORD_GUILD_IDS=str(self.fake.guild_id),
+            DISCORD_GUILD_IDS=",".join(str(g.id) for g in self.fake.bot_guilds()),
             DISCORD_GUILD_READY_TIMEOUT="0.05",
         )
         env.update(self.extra_env)

@@ -6,8 +6,16 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.bot_process import BotProcess
-from tests.fake_discord import FakeDiscord
+from tests.fake_discord import FakeDiscord, GuildRecord
 from tests.integration.workers import Deployment
+
+SECOND_GUILD = "Second Guild"
+
+
+@pytest.fixture
+def second_guild(fake: FakeDiscord) -> GuildRecord:
+    """The session's second guild: its ``id``, ``channel_id`` ("general"), members alice and carol."""
+    return next(g for g in fake.guilds.values() if g.name == SECOND_GUILD)
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +33,9 @@ def e2e_deployment(tiny_catalogue: Path, tmp_path_factory: pytest.TempPathFactor
 async def fake() -> AsyncIterator[FakeDiscord]:
     server = FakeDiscord()
     await server.start()
+    # A second server the bot is in (before the bot starts, so it syncs commands there too):
+    # alice is in both, carol only there, bob and mod only in the default guild.
+    await server.add_guild(SECOND_GUILD, members=["alice", "carol"])
     yield server
     await server.stop()
 

@@ -54,12 +54,13 @@ class AskModal(discord.ui.Modal, title="Ask"):
 
 
 class SmokeBot(commands.Bot):
-    def __init__(self, guild_id: int) -> None:
+    def __init__(self, guild_id: int, *more_guild_ids: int) -> None:
         intents = discord.Intents.default()
         intents.message_content = True
         intents.members = True
         super().__init__(command_prefix="!", intents=intents, guild_ready_timeout=0.05)
         self.guild_id = guild_id
+        self.guild_ids = [guild_id, *more_guild_ids]
         self.errors: list[Exception] = []
         self.reactions: list[discord.RawReactionActionEvent] = []
         self.pending: list[discord.Interaction] = []
@@ -120,9 +121,10 @@ class SmokeBot(commands.Bot):
             return [app_commands.Choice(name=n, value=n) for n in names if n.startswith(current)]
 
     async def setup_hook(self) -> None:
-        guild = discord.Object(self.guild_id)
-        self.tree.copy_global_to(guild=guild)
-        await self.tree.sync(guild=guild)
+        for guild_id in self.guild_ids:
+            guild = discord.Object(guild_id)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
 
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         self.reactions.append(payload)
@@ -360,6 +362,58 @@ async def test_bot_restart_reconnects(fake: FakeDiscord, bot: SmokeBot) -> None:
         assert (await record.wait_response()).type == 4
     finally:
         await second.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+    fake.assert_clean()
+
+
+async def test_several_guilds_keep_their_members_and_channels_apart(fake: FakeDiscord) -> None:
+    second = await fake.add_guild("Second Guild", members=["alice", "carol"])
+    elsewhere = await fake.add_guild("No Bot Here", members=["bob"], bot=False)
+    bot = SmokeBot(fake.guild_id, second.id)
+    task = asyncio.create_task(bot.start(fake.token))
+    try:
+        await fake.wait_connected()
+        await fake.wait_for(bot.is_ready)
+        assert {g.id for g in bot.guilds} == {fake.guild_id, second.id}
+        theirs = bot.get_guild(second.id)
+        assert theirs is not None and {m.name for m in theirs.members} == {"Atelier", "alice", "carol"}
+        assert f"guild:{second.id}" in {where for where, _ in fake.command_syncs}
+
+        record = await fake.slash("echo", {"text": "hello B"}, user="carol", channel_id=second.channel_id)
+        await record.wait_response()
+        assert record.payload["guild_id"] == str(second.id)
+        echoed = await record.original()
+        assert echoed is not None and echoed in fake.channel_messages(second.channel_id)
+        assert echoed not in fake.channel_messages(fake.channel_id)
+        link = fake.jump_link(echoed)
+        assert fake.can_open("alice", link) and fake.can_open("carol", link)
+        assert not fake.can_open("bob", link)  # bob is not in the second guild
+        assert not fake.can_open("alice", link.replace(str(second.id), str(fake.guild_id)))
+        with pytest.raises(AssertionError, match="not a member"):
+            await fake.slash("echo", {"text": "hi"}, user="carol", channel_id=fake.channel_id)
+        with pytest.raises(AssertionError, match="not a member"):
+            await fake.slash("echo", {"text": "hi"}, user="bob", channel_id=second.channel_id)
+
+        # The bot can read nothing of a guild it is not in, like on Discord.
+        hidden = await fake.send_user_message("secret", user="bob", channel_id=elsewhere.channel_id)
+        with pytest.raises(discord.Forbidden) as channel_refused:
+            await bot.fetch_channel(elsewhere.channel_id)
+        assert channel_refused.value.code == 50001
+        fake.expect_violation("Missing Access")
+        partial = bot.get_partial_messageable(elsewhere.channel_id)
+        with pytest.raises(discord.Forbidden):
+            await partial.fetch_message(hidden.id)
+        fake.expect_violation("Missing Access")
+        with pytest.raises(discord.Forbidden):
+            await bot.fetch_guild(elsewhere.id)
+        fake.expect_violation("Missing Access")
+        with pytest.raises(discord.NotFound) as unknown:
+            await bot.fetch_channel(1234)
+        assert unknown.value.code == 10003
+        fake.expect_violation("Unknown Channel")
+    finally:
+        await bot.close()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)
     fake.assert_clean()

@@ -24,6 +24,7 @@ from tests.fake_discord.server import FakeDiscord
 from tests.fake_discord.state import (
     AttachmentRecord,
     CallbackRecord,
+    GuildRecord,
     InteractionRecord,
     MessageRecord,
     RateLimitInjection,
@@ -37,6 +38,7 @@ __all__ = [
     "CallbackRecord",
     "DiscordError",
     "FakeDiscord",
+    "GuildRecord",
     "InteractionRecord",
     "MessageRecord",
     "RateLimitInjection",

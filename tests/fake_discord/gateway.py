@@ -62,7 +62,7 @@ class GatewayHost(Protocol):
 
     def ready_payload(self, session_id: str) -> dict[str, Any]: ...
 
-    def guild_create_payload(self) -> dict[str, Any]: ...
+    def guild_create_payloads(self) -> list[dict[str, Any]]: ...
 
     def members_chunk_payload(self, request: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -238,7 +238,8 @@ class Gateway:
         self.sessions[session.id] = session
         self.identify_count += 1
         await session.dispatch("READY", self.host.ready_payload(session.id))
-        await session.dispatch("GUILD_CREATE", self.host.guild_create_payload())
+        for guild in self.host.guild_create_payloads():
+            await session.dispatch("GUILD_CREATE", guild)
         session.ready = True
         for callback in self.on_identify:
             callback(session)

@@ -55,6 +55,7 @@ from tests.fake_discord.state import (
     AttachmentRecord,
     CallbackRecord,
     ChannelRecord,
+    GuildRecord,
     InteractionRecord,
     MemberRecord,
     MessageRecord,
@@ -150,10 +151,13 @@ def _no_content() -> web.Response:
 
 
 class FakeDiscord:
-    """A local Discord for one bot application, one guild ("Fake Guild") and three humans.
+    """A local Discord for one bot application, a default guild ("Fake Guild") and three humans.
 
     Humans: ``alice``, ``bob`` and ``mod`` (who has the "Moderator" role with Manage Messages).
     The guild's owner is a fourth user that is not a member, so no test user has owner powers.
+    ``guild_id``, ``channel_id``, ``roles`` and ``members`` are the default guild's; more guilds
+    come from ``add_guild`` (see ``guilds``), and each guild has its own members, roles and
+    channels: a user acts only where they are a member, the bot reads only where it is one.
     """
 
     def __init__(
@@ -224,6 +228,19 @@ class FakeDiscord:
         self.channel_id = self._ids.next()
         self.channels: dict[int, ChannelRecord] = {
             self.channel_id: ChannelRecord(self.channel_id, self.guild_id, "general", type=0, position=0)
+        }
+        # The default guild's record shares the dicts above, so tests that change
+        # ``fake.roles``/``fake.members`` change the guild the bot sees.
+        self.guilds: dict[int, GuildRecord] = {
+            self.guild_id: GuildRecord(
+                self.guild_id,
+                self.guild_name,
+                self.owner_user.id,
+                self.roles,
+                self.members,
+                [self.channel_id],
+                bot_role_id=self.bot_role_id,
+            )
         }
         self.threads: dict[int, ThreadRecord] = {}
         self.messages: dict[int, MessageRecord] = {}
@@ -415,21 +432,158 @@ class FakeDiscord:
 
     # --- payloads ---
 
-    def _bot_permissions(self) -> int:
-        return self._member_permissions(self.bot_user.id) & ~self._bot_deny
+    def _bot_permissions(self, guild_id: int | None = None) -> int:
+        return self._member_permissions(self.bot_user.id, guild_id) & ~self._bot_deny
 
-    def _member_permissions(self, user_id: int) -> int:
-        member = self.members[user_id]
-        perms = self.roles[self.guild_id].permissions
+    def _member_permissions(self, user_id: int, guild_id: int | None = None) -> int:
+        guild = self.guilds[self.guild_id if guild_id is None else guild_id]
+        member = guild.members[user_id]
+        perms = guild.roles[guild.id].permissions
         for role_id in member.roles:
-            perms |= self.roles[role_id].permissions
+            perms |= guild.roles[role_id].permissions
         return perms
 
     def give_role(self, user: str | int, role_id: int) -> None:
-        """The member holds ``role_id`` from their next interaction on."""
-        member = self.members[self.user_id(user)]
+        """The member holds ``role_id`` (of whichever guild owns it) from their next interaction on."""
+        guild = self._guild_of_role(role_id)
+        member = guild.members[self.user_id(user)]
         if role_id not in member.roles:
             member.roles.append(role_id)
+
+    # --- guilds ---
+
+    @property
+    def guild(self) -> GuildRecord:
+        """The default guild."""
+        return self.guilds[self.guild_id]
+
+    def bot_guilds(self) -> list[GuildRecord]:
+        """The guilds the bot is a member of (those it gets GUILD_CREATE for)."""
+        return [g for g in self.guilds.values() if g.has_member(self.bot_user.id)]
+
+    def guild_of(self, channel_id: int) -> GuildRecord:
+        """The guild a channel or thread belongs to (KeyError for an unknown channel)."""
+        if channel_id in self.threads:
+            return self.guilds[self.threads[channel_id].guild_id]
+        return self.guilds[self.channels[channel_id].guild_id]
+
+    def _guild_of_role(self, role_id: int) -> GuildRecord:
+        for guild in self.guilds.values():
+            if role_id in guild.roles:
+                return guild
+        raise KeyError(f"no guild has role {role_id}")
+
+    def add_user(self, name: str, display: str | None = None) -> int:
+        """A Discord user who is in no guild yet (``add_member`` puts them in one); returns the id."""
+        if name in self.users:
+            raise ValueError(f"user {name!r} exists already")
+        user = UserRecord(self._ids.next(), name, display or name.title())
+        self._users[user.id] = user
+        self.users[name] = user.id
+        return user.id
+
+    def add_member(self, guild_id: int, user: str | int, roles: tuple[int, ...] | list[int] = ()) -> None:
+        """Make ``user`` (a name is created as a new user if unknown) a member of ``guild_id``."""
+        guild = self.guilds[guild_id]
+        if isinstance(user, str) and user not in self.users:
+            self.add_user(user)
+        uid = self.user_id(user)
+        for role_id in roles:
+            if role_id not in guild.roles:
+                raise KeyError(f"role {role_id} is not a role of guild {guild.name!r}")
+        if uid not in guild.members:
+            guild.members[uid] = MemberRecord(self._users[uid], list(roles))
+
+    def add_role(self, guild_id: int, name: str, permissions: int = 0) -> int:
+        """A new role in ``guild_id``; returns its id."""
+        guild = self.guilds[guild_id]
+        role = RoleRecord(self._ids.next(), name, permissions, position=1)
+        guild.roles[role.id] = role
+        return role.id
+
+    async def add_guild(
+        self,
+        name: str,
+        *,
+        members: tuple[str | int, ...] | list[str | int] = (),
+        channels: tuple[str, ...] | list[str] = ("general",),
+        bot: bool = True,
+    ) -> GuildRecord:
+        """Another server, with its own text ``channels`` and ``members`` (names not yet known become
+        new users). With ``bot`` the bot is a member: a connected bot gets GUILD_CREATE at once (as
+        if invited), a later one gets it on IDENTIFY. Its owner is a user that is not a member."""
+        if not channels:
+            raise ValueError("a guild needs at least one channel")
+        owner = UserRecord(self._ids.next(), f"owner-{len(self.guilds) + 1}", f"{name} Owner")
+        self._users[owner.id] = owner
+        gid = self._ids.next()
+        roles = {gid: RoleRecord(gid, "@everyone", EVERYONE_PERMISSIONS, position=0)}
+        guild = GuildRecord(gid, name, owner.id, roles, {})
+        self.guilds[gid] = guild
+        for position, channel_name in enumerate(channels):
+            cid = self._ids.next()
+            self.channels[cid] = ChannelRecord(cid, gid, channel_name, type=0, position=position)
+            guild.channel_ids.append(cid)
+        if bot:
+            role_id = self._ids.next()
+            roles[role_id] = RoleRecord(
+                role_id, "Atelier", BOT_PERMISSIONS, position=2, managed=True, bot_id=self.bot_user.id
+            )
+            guild.bot_role_id = role_id
+            guild.members[self.bot_user.id] = MemberRecord(self.bot_user, [role_id])
+        for member in members:
+            self.add_member(gid, member)
+        if bot:
+            await self.gateway.dispatch("GUILD_CREATE", self.guild_create_payload(gid))
+        return guild
+
+    async def add_channel(self, guild_id: int, name: str) -> int:
+        """A new text channel in ``guild_id`` (CHANNEL_CREATE reaches the bot if it is a member)."""
+        guild = self.guilds[guild_id]
+        cid = self._ids.next()
+        self.channels[cid] = ChannelRecord(cid, guild_id, name, type=0, position=len(guild.channel_ids))
+        guild.channel_ids.append(cid)
+        if guild.has_member(self.bot_user.id):
+            await self.gateway.dispatch("CHANNEL_CREATE", self.channels[cid].payload())
+        return cid
+
+    def can_see(self, user: str | int, channel_id: int) -> bool:
+        """Whether ``user`` can see a channel or thread (and so read its messages and open links into it)."""
+        uid = self.user_id(user)
+        try:
+            guild = self.guild_of(channel_id)
+        except KeyError:
+            return False
+        return guild.has_member(uid)
+
+    def jump_link(self, message: MessageRecord | int) -> str:
+        msg = self.messages[message] if isinstance(message, int) else message
+        gid = self.guild_of(msg.channel_id).id
+        return f"https://discord.com/channels/{gid}/{msg.channel_id}/{msg.id}"
+
+    def can_open(self, user: str | int, link: str) -> bool:
+        """Whether ``user`` can open a message jump link: the guild, channel and message agree and
+        exist, and the user can see that channel (a member of its guild)."""
+        found = re.fullmatch(r"https://(?:\w+\.)?discord(?:app)?\.com/channels/(\d+)/(\d+)(?:/(\d+))?", link)
+        if found is None:
+            return False
+        gid, cid = int(found.group(1)), int(found.group(2))
+        try:
+            if self.guild_of(cid).id != gid:
+                return False
+        except KeyError:
+            return False
+        if found.group(3) is not None:
+            msg = self.messages.get(int(found.group(3)))
+            if msg is None or msg.deleted or msg.ephemeral or msg.channel_id != cid:
+                return False
+        return self.can_see(user, cid)
+
+    def links_in(self, message: MessageRecord | int) -> list[str]:
+        """Every Discord jump link in a message's content, embeds and link buttons."""
+        msg = self.messages[message] if isinstance(message, int) else message
+        text = json.dumps([msg.content, msg.embeds, msg.components])
+        return re.findall(r"https://(?:\w+\.)?discord(?:app)?\.com/channels/[\d/]+\d", text)
 
     async def set_bot_permissions(self, permissions: int) -> None:
         """Give the bot exactly ``permissions`` in every text channel (a member overwrite).
@@ -439,6 +593,8 @@ class FakeDiscord:
         """
         self._bot_deny = ALL_PERMISSIONS & ~permissions
         for channel in self.channels.values():
+            if not self.guilds[channel.guild_id].has_member(self.bot_user.id):
+                continue
             channel.overwrites = [
                 {
                     "id": str(self.bot_user.id),
@@ -459,7 +615,7 @@ class FakeDiscord:
         return {
             "v": 10,
             "user": user,
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in self.bot_guilds()],
             "session_id": session_id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
@@ -473,17 +629,22 @@ class FakeDiscord:
             "_trace": ["fake-discord"],
         }
 
-    def guild_create_payload(self) -> dict[str, Any]:
-        members = [m.payload() for m in self.members.values()]
+    def guild_create_payloads(self) -> list[dict[str, Any]]:
+        """One GUILD_CREATE per guild the bot is in (sent after READY)."""
+        return [self.guild_create_payload(g.id) for g in self.bot_guilds()]
+
+    def guild_create_payload(self, guild_id: int | None = None) -> dict[str, Any]:
+        guild = self.guilds[self.guild_id if guild_id is None else guild_id]
+        members = [m.payload() for m in guild.members.values()]
         return {
-            "id": str(self.guild_id),
-            "name": self.guild_name,
+            "id": str(guild.id),
+            "name": guild.name,
             "icon": None,
             "splash": None,
             "discovery_splash": None,
             "banner": None,
             "description": None,
-            "owner_id": str(self.owner_user.id),
+            "owner_id": str(guild.owner_id),
             "application_id": None,
             "afk_channel_id": None,
             "afk_timeout": 300,
@@ -501,16 +662,20 @@ class FakeDiscord:
             "premium_progress_bar_enabled": False,
             "preferred_locale": "en-US",
             "features": [],
-            "roles": [r.payload() for r in self.roles.values()],
+            "roles": [r.payload() for r in guild.roles.values()],
             "emojis": [],
             "stickers": [],
-            "channels": [c.payload() for c in self.channels.values()],
-            "threads": [t.payload() for t in self.threads.values() if not t.archived],
+            "channels": [self.channels[c].payload() for c in guild.channel_ids],
+            "threads": [
+                t.payload() for t in self.threads.values() if not t.archived and t.guild_id == guild.id
+            ],
             "members": members,
             "member_count": len(members),
             "large": False,
             "unavailable": False,
-            "joined_at": self.members[self.bot_user.id].joined_at,
+            "joined_at": guild.members[self.bot_user.id].joined_at
+            if guild.has_member(self.bot_user.id)
+            else None,
             "presences": [],
             "voice_states": [],
             "stage_instances": [],
@@ -526,11 +691,14 @@ class FakeDiscord:
 
     def members_chunk_payload(self, request: dict[str, Any]) -> dict[str, Any]:
         ids = request.get("user_ids")
+        guild = self.guilds.get(int(request.get("guild_id") or self.guild_id), self.guild)
         members = [
-            m.payload() for uid, m in self.members.items() if ids is None or str(uid) in {str(i) for i in ids}
+            m.payload()
+            for uid, m in guild.members.items()
+            if ids is None or str(uid) in {str(i) for i in ids}
         ]
         data: dict[str, Any] = {
-            "guild_id": str(self.guild_id),
+            "guild_id": str(guild.id),
             "members": members,
             "chunk_index": 0,
             "chunk_count": 1,
@@ -607,7 +775,7 @@ class FakeDiscord:
                 "id": str(rec.id),
                 "type": rec.type,
                 "user": self._users[rec.user_id].payload(),
-                "authorizing_integration_owners": {"0": str(self.guild_id)},
+                "authorizing_integration_owners": {"0": str(self.guild_of(msg.channel_id).id)},
             }
             if rec.type == 2:
                 meta["name"] = rec.name
@@ -621,8 +789,9 @@ class FakeDiscord:
         if msg.thread_id is not None and msg.thread_id in self.threads:
             data["thread"] = self.threads[msg.thread_id].payload()
         if gateway:
-            data["guild_id"] = str(self.guild_id)
-            member = self.members.get(msg.author_id)
+            guild = self.guild_of(msg.channel_id)
+            data["guild_id"] = str(guild.id)
+            member = guild.members.get(msg.author_id)
             if member is not None and msg.webhook_id is None:
                 data["member"] = member.payload(with_user=False)
         return data
@@ -630,11 +799,27 @@ class FakeDiscord:
     # --- messages ---
 
     def _check_channel(self, channel_id: int) -> None:
+        """For the bot's REST calls: the channel exists and is in a guild the bot is in."""
         if channel_id not in self.channels and channel_id not in self.threads:
             raise DiscordError(404, 10003, "Unknown Channel", detail=f"channel {channel_id}")
+        guild = self.guild_of(channel_id)
+        if not guild.has_member(self.bot_user.id):
+            raise DiscordError(
+                403,
+                50001,
+                "Missing Access",
+                detail=f"channel {channel_id} is in {guild.name!r}, a guild the bot is not in",
+            )
 
-    def _require(self, perm: int, what: str) -> None:
-        if not self._bot_permissions() & perm:
+    def _known_channel(self, channel_id: int) -> GuildRecord:
+        """For test helpers: the channel's guild (LookupError for an unknown channel)."""
+        if channel_id not in self.channels and channel_id not in self.threads:
+            raise LookupError(f"no channel {channel_id}")
+        return self.guild_of(channel_id)
+
+    def _require(self, perm: int, what: str, channel_id: int) -> None:
+        self._check_channel(channel_id)
+        if not self._bot_permissions(self.guild_of(channel_id).id) & perm:
             raise DiscordError(403, 50013, "Missing Permissions", detail=what)
 
     def _get_message(
@@ -776,8 +961,11 @@ class FakeDiscord:
     async def _dispatch_message(self, event: str, msg: MessageRecord) -> None:
         if msg.ephemeral:
             return
+        guild = self.guild_of(msg.channel_id)
+        if not guild.has_member(self.bot_user.id):
+            return  # nothing from a guild the bot is not in reaches its gateway
         if event == "MESSAGE_DELETE":
-            data = {"id": str(msg.id), "channel_id": str(msg.channel_id), "guild_id": str(self.guild_id)}
+            data = {"id": str(msg.id), "channel_id": str(msg.channel_id), "guild_id": str(guild.id)}
             await self.gateway.dispatch(event, data)
             return
         full = self.message_payload(msg, gateway=True)
@@ -1032,8 +1220,12 @@ class FakeDiscord:
             ):
                 raise DiscordError(404, 10015, "Unknown Webhook", detail="application id does not match")
             raise DiscordError(403, 50001, "Missing Access", detail="not this application")
-        if "guild_id" in params and int(params["guild_id"]) != self.guild_id:
-            raise DiscordError(404, 10004, "Unknown Guild")
+        if "guild_id" in params:
+            guild = self.guilds.get(int(params["guild_id"]))
+            if guild is None:
+                raise DiscordError(404, 10004, "Unknown Guild")
+            if not guild.has_member(self.bot_user.id):
+                raise DiscordError(403, 50001, "Missing Access", detail=f"the bot is not in {guild.name!r}")
         return await route.handler(req)
 
     async def _cdn_get(self, request: web.Request) -> web.StreamResponse:
@@ -1449,7 +1641,7 @@ class FakeDiscord:
     async def _h_history(self, r: _Req) -> web.StreamResponse:
         cid = r.int("channel_id")
         self._check_channel(cid)
-        self._require(READ_MESSAGE_HISTORY, "read message history")
+        self._require(READ_MESSAGE_HISTORY, "read message history", r.int("channel_id"))
         limit = int(r.query.get("limit", "50"))
         if not 1 <= limit <= 100:
             raise DiscordError(400, 50035, "Invalid Form Body", detail="limit must be 1..100")
@@ -1464,10 +1656,14 @@ class FakeDiscord:
     async def _h_create_message(self, r: _Req) -> web.StreamResponse:
         cid = r.int("channel_id")
         self._check_channel(cid)
-        self._require(SEND_MESSAGES_IN_THREADS if cid in self.threads else SEND_MESSAGES, "send messages")
+        self._require(
+            SEND_MESSAGES_IN_THREADS if cid in self.threads else SEND_MESSAGES,
+            "send messages",
+            r.int("channel_id"),
+        )
         data = r.body()
         if r.files:
-            self._require(ATTACH_FILES, "attach files")
+            self._require(ATTACH_FILES, "attach files", r.int("channel_id"))
         rules.check_message(
             data, file_sizes=[len(f.data) for f in r.files], size_limit=self.guild_upload_limit, creating=True
         )
@@ -1491,7 +1687,7 @@ class FakeDiscord:
 
     async def _h_get_message(self, r: _Req) -> web.StreamResponse:
         self._check_channel(r.int("channel_id"))
-        self._require(READ_MESSAGE_HISTORY, "read message history")
+        self._require(READ_MESSAGE_HISTORY, "read message history", r.int("channel_id"))
         return _json(self.message_payload(self._get_message(r.int("channel_id"), r.int("message_id"))))
 
     async def _h_edit_message(self, r: _Req) -> web.StreamResponse:
@@ -1509,7 +1705,7 @@ class FakeDiscord:
         self._check_channel(r.int("channel_id"))
         msg = self._get_message(r.int("channel_id"), r.int("message_id"))
         if msg.author_id != self.bot_user.id:
-            self._require(MANAGE_MESSAGES, "delete another user's message")
+            self._require(MANAGE_MESSAGES, "delete another user's message", r.int("channel_id"))
         msg.deleted = True
         await self._dispatch_message("MESSAGE_DELETE", msg)
         return _no_content()
@@ -1519,7 +1715,7 @@ class FakeDiscord:
     ) -> ThreadRecord:
         thread = ThreadRecord(
             id=starter.id if starter is not None else self._ids.next(),
-            guild_id=self.guild_id,
+            guild_id=self.guild_of(parent_id).id,
             name=body["name"],
             parent_id=parent_id,
             owner_id=self.bot_user.id,
@@ -1547,7 +1743,7 @@ class FakeDiscord:
     async def _h_thread_from_message(self, r: _Req) -> web.StreamResponse:
         cid = r.int("channel_id")
         self._check_thread_parent(cid)
-        self._require(CREATE_PUBLIC_THREADS, "create public threads")
+        self._require(CREATE_PUBLIC_THREADS, "create public threads", r.int("channel_id"))
         msg = self._get_message(cid, r.int("message_id"))
         body = r.body()
         rules.check_thread(body, creating=True)
@@ -1572,7 +1768,11 @@ class FakeDiscord:
         kind = body.get("type", 12)
         if kind not in (10, 11, 12):
             raise DiscordError(400, 50035, "Invalid Form Body", detail=f"thread type {kind}")
-        self._require(CREATE_PRIVATE_THREADS if kind == 12 else CREATE_PUBLIC_THREADS, "create threads")
+        self._require(
+            CREATE_PRIVATE_THREADS if kind == 12 else CREATE_PUBLIC_THREADS,
+            "create threads",
+            r.int("channel_id"),
+        )
         rules.check_thread(body, creating=True)
         thread = self._new_thread(cid, body, starter=None, kind=kind)
         return _json(await self._announce_thread(thread), 201)
@@ -1584,17 +1784,18 @@ class FakeDiscord:
         return emoji
 
     def _reaction_event(self, msg: MessageRecord, emoji: str, user_id: int, *, add: bool) -> dict[str, Any]:
+        guild = self.guild_of(msg.channel_id)
         data: dict[str, Any] = {
             "user_id": str(user_id),
             "channel_id": str(msg.channel_id),
             "message_id": str(msg.id),
-            "guild_id": str(self.guild_id),
+            "guild_id": str(guild.id),
             "emoji": {"id": None, "name": emoji},
             "type": 0,
             "burst": False,
         }
         if add:
-            data["member"] = self.members[user_id].payload()
+            data["member"] = guild.members[user_id].payload()
             data["message_author_id"] = str(msg.author_id)
             data["burst_colors"] = []
         return data
@@ -1603,10 +1804,10 @@ class FakeDiscord:
         self._check_channel(r.int("channel_id"))
         msg = self._get_message(r.int("channel_id"), r.int("message_id"))
         emoji = self._emoji(r)
-        self._require(READ_MESSAGE_HISTORY, "read message history")
+        self._require(READ_MESSAGE_HISTORY, "read message history", r.int("channel_id"))
         users = msg.reactions.setdefault(emoji, [])
         if not users:
-            self._require(ADD_REACTIONS, "add a new reaction")
+            self._require(ADD_REACTIONS, "add a new reaction", r.int("channel_id"))
         if len(msg.reactions) > 20 and not users:
             raise DiscordError(400, 30010, "Maximum number of reactions reached (20)")
         if self.bot_user.id not in users:
@@ -1623,7 +1824,7 @@ class FakeDiscord:
     async def _h_unreact_user(self, r: _Req) -> web.StreamResponse:
         user_id = r.int("user_id")
         if user_id != self.bot_user.id:
-            self._require(MANAGE_MESSAGES, "remove another user's reaction")
+            self._require(MANAGE_MESSAGES, "remove another user's reaction", r.int("channel_id"))
         return await self._remove_reaction(r, user_id)
 
     async def _remove_reaction(self, r: _Req, user_id: int) -> web.StreamResponse:
@@ -1643,19 +1844,20 @@ class FakeDiscord:
     # --- REST: guild ---
 
     async def _h_guild(self, r: _Req) -> web.StreamResponse:
-        data = self.guild_create_payload()
+        data = self.guild_create_payload(r.int("guild_id"))
         for key in ("channels", "threads", "members", "presences", "voice_states", "joined_at", "large"):
             data.pop(key, None)
         return _json(data)
 
     async def _h_guild_channels(self, r: _Req) -> web.StreamResponse:
-        return _json([c.payload() for c in self.channels.values()])
+        guild = self.guilds[r.int("guild_id")]
+        return _json([self.channels[c].payload() for c in guild.channel_ids])
 
     async def _h_guild_roles(self, r: _Req) -> web.StreamResponse:
-        return _json([role.payload() for role in self.roles.values()])
+        return _json([role.payload() for role in self.guilds[r.int("guild_id")].roles.values()])
 
     async def _h_member(self, r: _Req) -> web.StreamResponse:
-        member = self.members.get(r.int("user_id"))
+        member = self.guilds[r.int("guild_id")].members.get(r.int("user_id"))
         if member is None:
             raise DiscordError(404, 10007, "Unknown Member")
         return _json(member.payload())
@@ -1703,8 +1905,9 @@ class FakeDiscord:
         for uid in _mentioned_ids(msg.content, r"<@!?(\d+)>"):
             if uid in self._users and ("users" in parse or uid in users):
                 out.append(f"user:{uid}")
+        guild_roles = self.guild_of(msg.channel_id).roles
         for rid in _mentioned_ids(msg.content, r"<@&(\d+)>"):
-            if rid in self.roles and ("roles" in parse or rid in roles):
+            if rid in guild_roles and ("roles" in parse or rid in roles):
                 out.append(f"role:{rid}")
         return out
 
@@ -1729,6 +1932,7 @@ class FakeDiscord:
         """A human posts a message (dispatches MESSAGE_CREATE)."""
         uid = self.user_id(user)
         cid = self.channel_id if channel_id is None else channel_id
+        self._check_visible(uid, cid)
         uploads = [_Upload(i, name, data, ctype) for i, (data, name, ctype) in enumerate(attachments or [])]
         msg = self._new_message(
             channel_id=cid, payload={"content": content}, files=uploads, via="user", author_id=uid
@@ -1749,10 +1953,13 @@ class FakeDiscord:
     ) -> InteractionRecord:
         if not self.gateway.live_sessions:
             raise AssertionError(f"no bot is connected to the fake gateway\n  {self.describe()}")
-        self._check_channel(channel_id)
+        guild = self._check_visible(user_id, channel_id)
+        if not guild.has_member(self.bot_user.id):
+            raise AssertionError(f"the bot is not in {guild.name!r}: no interaction can reach it from there")
+        gid = guild.id
         iid = self._ids.next()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(96)
-        perms = self._member_permissions(user_id)
+        perms = self._member_permissions(user_id, gid)
         channel = self._channel_payload(channel_id) | {"permissions": str(perms)}
         payload: dict[str, Any] = {
             "id": str(iid),
@@ -1762,17 +1969,17 @@ class FakeDiscord:
             "version": 1,
             "attachment_size_limit": self.attachment_size_limit,
             "data": data,
-            "guild_id": str(self.guild_id),
-            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
+            "guild_id": str(gid),
+            "guild": {"id": str(gid), "locale": "en-US", "features": []},
             "guild_locale": "en-US",
             "locale": "en-US",
             "channel_id": str(channel_id),
             "channel": channel,
-            "member": self.members[user_id].payload(permissions=perms),
-            "app_permissions": str(self._bot_permissions()),
+            "member": guild.members[user_id].payload(permissions=perms),
+            "app_permissions": str(self._bot_permissions(gid)),
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "authorizing_integration_owners": {"0": str(gid)},
             "context": 0,
         }
         if message is not None:
@@ -1799,44 +2006,62 @@ class FakeDiscord:
         await self.gateway.dispatch("INTERACTION_CREATE", payload)
         return rec
 
-    def _find_command(self, name: str) -> dict[str, Any] | None:
-        for cmd in self.guild_commands.get(self.guild_id, []):
-            if cmd["name"] == name and cmd["type"] == 1:
-                return cmd
-        for cmd in self.global_commands:
-            if cmd["name"] == name and cmd["type"] == 1:
+    def _find_command(self, name: str, guild_id: int | None = None, kind: int = 1) -> dict[str, Any] | None:
+        """A command usable in ``guild_id``: its guild commands first, then the global ones."""
+        gid = self.guild_id if guild_id is None else guild_id
+        for cmd in [*self.guild_commands.get(gid, []), *self.global_commands]:
+            if cmd["name"] == name and cmd["type"] == kind:
                 return cmd
         return None
 
-    async def _command(self, name: str) -> dict[str, Any]:
+    async def _command(self, name: str, guild_id: int | None = None) -> dict[str, Any]:
+        gid = self.guild_id if guild_id is None else guild_id
         deadline = time.monotonic() + 5.0
         while True:
-            cmd = self._find_command(name)
+            cmd = self._find_command(name, gid)
             if cmd is not None:
                 return cmd
             if time.monotonic() > deadline:
-                known = [c["name"] for c in self.global_commands + self.guild_commands.get(self.guild_id, [])]
-                raise LookupError(f"no synced slash command {name!r}; synced: {known}")
+                known = [c["name"] for c in self.global_commands + self.guild_commands.get(gid, [])]
+                raise LookupError(f"no slash command {name!r} synced for guild {gid}; synced: {known}")
             await asyncio.sleep(0.02)
 
-    def _resolve_user(self, value: Any, resolved: dict[str, Any]) -> str:
+    def _option_channel(self, cid: int, from_channel: int) -> None:
+        """A channel option/select value: Discord only offers channels of the guild it is used in."""
+        if self._known_channel(cid).id != self.guild_of(from_channel).id:
+            raise ValueError(f"channel {cid} is not in the guild of channel {from_channel}")
+
+    def _check_visible(self, user_id: int, channel_id: int) -> GuildRecord:
+        """Test-side guard: a user acts only in channels they can see (AssertionError otherwise)."""
+        guild = self._known_channel(channel_id)
+        if not self.can_see(user_id, channel_id):
+            name = self._users[user_id].username
+            raise AssertionError(
+                f"{name} cannot see channel {channel_id}"
+                + ("" if guild.has_member(user_id) else f": not a member of {guild.name!r}")
+            )
+        return guild
+
+    def _resolve_user(self, value: Any, resolved: dict[str, Any], guild: GuildRecord | None = None) -> str:
+        guild = guild or self.guild
         uid = self.user_id(value if not (isinstance(value, str) and value.isdigit()) else int(value))
         resolved.setdefault("users", {})[str(uid)] = self._users[uid].payload()
-        if uid in self.members:
-            resolved.setdefault("members", {})[str(uid)] = self.members[uid].payload(
-                with_user=False, permissions=self._member_permissions(uid)
+        if uid in guild.members:
+            resolved.setdefault("members", {})[str(uid)] = guild.members[uid].payload(
+                with_user=False, permissions=self._member_permissions(uid, guild.id)
             )
         return str(uid)
 
-    def _resolve_role(self, value: Any, resolved: dict[str, Any]) -> str:
+    def _resolve_role(self, value: Any, resolved: dict[str, Any], guild: GuildRecord | None = None) -> str:
+        roles = (guild or self.guild).roles
         role_id: int | None = None
         if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
             role_id = int(value)
         else:
-            role_id = next((r.id for r in self.roles.values() if r.name == value), None)
-        if role_id is None or role_id not in self.roles:
+            role_id = next((r.id for r in roles.values() if r.name == value), None)
+        if role_id is None or role_id not in roles:
             raise ValueError(f"unknown role {value!r}")
-        resolved.setdefault("roles", {})[str(role_id)] = self.roles[role_id].payload()
+        resolved.setdefault("roles", {})[str(role_id)] = roles[role_id].payload()
         return str(role_id)
 
     def _convert_option(
@@ -1863,19 +2088,19 @@ class FakeDiscord:
             if not isinstance(value, bool):
                 raise ValueError(f"option {name!r} must be a bool, got {value!r}")
         elif kind == OPTION_USER:
-            value = self._resolve_user(value, resolved)
+            value = self._resolve_user(value, resolved, self.guild_of(channel_id))
         elif kind == OPTION_ROLE:
-            value = self._resolve_role(value, resolved)
+            value = self._resolve_role(value, resolved, self.guild_of(channel_id))
         elif kind == OPTION_MENTIONABLE:
             try:
-                value = self._resolve_user(value, resolved)
+                value = self._resolve_user(value, resolved, self.guild_of(channel_id))
             except KeyError:
-                value = self._resolve_role(value, resolved)
+                value = self._resolve_role(value, resolved, self.guild_of(channel_id))
         elif kind == OPTION_CHANNEL:
             cid = int(value)
-            self._check_channel(cid)
+            self._option_channel(cid, channel_id)
             resolved.setdefault("channels", {})[str(cid)] = self._channel_payload(cid) | {
-                "permissions": str(self._bot_permissions())
+                "permissions": str(self._bot_permissions(self.guild_of(cid).id))
             }
             value = str(cid)
         elif kind == OPTION_ATTACHMENT:
@@ -1972,8 +2197,8 @@ class FakeDiscord:
         ``attachments`` maps attachment option names to ``(bytes, filename, content_type)``.
         ``subcommand`` is ``"sub"`` or ``"group sub"``.
         """
-        cmd = await self._command(name)
         cid = self.channel_id if channel_id is None else channel_id
+        cmd = await self._command(name, self._known_channel(cid).id)
         tree, resolved = self._build_options(cmd, options or {}, subcommand, attachments or {}, cid)
         data: dict[str, Any] = {"id": cmd["id"], "name": name, "type": 1, "options": tree}
         if resolved:
@@ -1987,14 +2212,7 @@ class FakeDiscord:
     ) -> InteractionRecord:
         """A user picks the message context-menu command ``name`` on a message (type 3 command)."""
         msg = self.messages[message_id]
-        cmd = next(
-            (
-                c
-                for c in [*self.guild_commands.get(self.guild_id, []), *self.global_commands]
-                if c["name"] == name and c["type"] == 3
-            ),
-            None,
-        )
+        cmd = self._find_command(name, self.guild_of(msg.channel_id).id, kind=3)
         if cmd is None:
             raise LookupError(f"no message command {name!r} is synced")
         data: dict[str, Any] = {
@@ -2019,8 +2237,8 @@ class FakeDiscord:
         timeout: float = 3.5,
     ) -> list[dict[str, Any]]:
         """A user types into option ``focused`` of ``/name``; returns the bot's choices."""
-        cmd = await self._command(name)
         cid = self.channel_id if channel_id is None else channel_id
+        cmd = await self._command(name, self._known_channel(cid).id)
         tree, resolved = self._build_options(cmd, options, subcommand, {}, cid, focused=focused)
         data: dict[str, Any] = {"id": cmd["id"], "name": name, "type": 1, "options": tree}
         if resolved:
@@ -2041,6 +2259,7 @@ class FakeDiscord:
             owner = self.interactions[msg.interaction_id].user_id
             if owner != user_id:
                 raise AssertionError(f"message {message_id} is ephemeral: only user {owner} can see it")
+        self._check_visible(user_id, msg.channel_id)
         return msg
 
     @staticmethod
@@ -2083,6 +2302,7 @@ class FakeDiscord:
             raise ValueError(f"select {custom_id!r} takes {low}..{high} values, got {len(values)}")
         resolved: dict[str, Any] = {}
         kind = comp["type"]
+        guild = self.guild_of(msg.channel_id)
         out: list[str] = []
         for value in values:
             if kind == 3:
@@ -2091,19 +2311,19 @@ class FakeDiscord:
                     raise ValueError(f"{value!r} is not an option of {custom_id!r}: {allowed}")
                 out.append(value)
             elif kind == 5:
-                out.append(self._resolve_user(value, resolved))
+                out.append(self._resolve_user(value, resolved, guild))
             elif kind == 6:
-                out.append(self._resolve_role(value, resolved))
+                out.append(self._resolve_role(value, resolved, guild))
             elif kind == 7:
                 try:
-                    out.append(self._resolve_user(value, resolved))
+                    out.append(self._resolve_user(value, resolved, guild))
                 except KeyError:
-                    out.append(self._resolve_role(value, resolved))
+                    out.append(self._resolve_role(value, resolved, guild))
             else:
                 cid = int(value)
-                self._check_channel(cid)
+                self._option_channel(cid, msg.channel_id)
                 resolved.setdefault("channels", {})[str(cid)] = self._channel_payload(cid) | {
-                    "permissions": str(self._bot_permissions())
+                    "permissions": str(self._bot_permissions(guild.id))
                 }
                 out.append(str(cid))
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": kind, "values": out}
@@ -2169,10 +2389,13 @@ class FakeDiscord:
         """A user adds a reaction (MESSAGE_REACTION_ADD)."""
         uid = self.user_id(user)
         msg = self._get_message(None, message_id)
+        self._check_visible(uid, msg.channel_id)
         users = msg.reactions.setdefault(emoji, [])
         if uid in users:
             return
         users.append(uid)
+        if not self.guild_of(msg.channel_id).has_member(self.bot_user.id):
+            return
         await self.gateway.dispatch("MESSAGE_REACTION_ADD", self._reaction_event(msg, emoji, uid, add=True))
 
     async def unreact(self, message_id: int, emoji: str, user: str | int = "alice") -> None:

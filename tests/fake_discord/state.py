@@ -180,6 +180,31 @@ class RoleRecord(_ItemAccess):
 
 
 @dataclass(eq=False)
+class GuildRecord(_ItemAccess):
+    """One server: its roles (the @everyone role's id is the guild's), members and channels.
+
+    Channels and threads live in the fake's global maps (ids are unique across guilds); a guild
+    only lists its channel ids. ``channel_id`` is its first text channel ("general").
+    """
+
+    id: int
+    name: str
+    owner_id: int
+    roles: dict[int, RoleRecord]
+    members: dict[int, MemberRecord]
+    channel_ids: list[int] = field(default_factory=list)
+    bot_role_id: int | None = None
+    joined_at: str = field(default_factory=iso)
+
+    @property
+    def channel_id(self) -> int:
+        return self.channel_ids[0]
+
+    def has_member(self, user_id: int) -> bool:
+        return user_id in self.members
+
+
+@dataclass(eq=False)
 class ChannelRecord(_ItemAccess):
     id: int
     guild_id: int
