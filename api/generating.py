@@ -95,6 +95,8 @@ async def launch(
         private=where.private,
         deliver_to=where.deliver_to,
         capacity_checked=capacity_checked,
+        # a batch's rows are each held to the batch cap in the store (atomic with the insert)
+        limit=caller.api.settings.api_batch_max_jobs if capacity_checked else None,
     )
     await recorded(caller, generation, where)
     return generation

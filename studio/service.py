@@ -164,17 +164,22 @@ class Studio:
         deliver_to: str | None = None,
         mask: bytes | None = None,
         capacity_checked: bool = False,
+        limit: int | None = None,
     ) -> Generation:
         """Record and enqueue a validated recipe (capacity checked first).
 
         ``deliver_to`` (a channel id) records the promise to deliver the result there before the
         job is queued, so a front end that stops at any moment still delivers it when it is back.
-        ``capacity_checked``: the caller checked capacity for a whole batch (check_capacity).
+        ``capacity_checked``: the caller checked capacity for a whole batch (check_capacity); each
+        of its generations is then held to ``limit`` (the batch's cap), if given.
+        The store is the authority on capacity: the early check only answers sooner, the insert
+        itself refuses (TooManyJobs) when concurrent submits filled the person's slots meanwhile.
         """
+        cap = limit if capacity_checked else (limit or self.settings.max_jobs_per_user)
         model = self.catalogue.get(recipe.model)
         adapters = await self.forge.adapters_for(requester, recipe)
         if not capacity_checked:
-            await self.check_capacity(requester)
+            await self.check_capacity(requester, limit=cap)  # early: before anything is stored
         if init_image is not None:  # stored only once everything else is known to be valid
             await asyncio.to_thread(self.artifacts.put, init_image, ".img")
         if mask is not None:
@@ -186,7 +191,10 @@ class Studio:
             found = await self.store.project_by_name(requester.id, project)
             project_row = found or await self.store.create_project(requester.id, project)
         generation_id = new_id()
-        await self.store.add_generation(generation_id, project_row.id, requester.id, recipe, private)
+        if not await self.store.add_generation(
+            generation_id, project_row.id, requester.id, recipe, private, limit=cap
+        ):
+            raise TooManyJobs(cap or self.settings.max_jobs_per_user)
         if deliver_to is not None:
             await self.store.add_delivery(generation_id, deliver_to, None)
         payload = jobs.GenerateJob(

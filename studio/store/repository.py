@@ -89,13 +89,17 @@ class Store:
         columns, marks = ", ".join(row), ", ".join("?" for _ in row)
         await self._write(f"INSERT INTO {table} ({columns}) VALUES ({marks})", row.values())  # noqa: S608
 
+    # Reads run and finish in one call on the connection's thread: a SELECT left open across an
+    # await holds a read snapshot, and a write from another coroutine then cannot take the write
+    # lock once another process (API, CLI) has written: SQLite answers "database is locked" at
+    # once instead of waiting.
+
     async def _one(self, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self.db.execute(sql, tuple(args)) as cursor:
-            return await cursor.fetchone()
+        rows = await self._all(sql, args)
+        return rows[0] if rows else None
 
     async def _all(self, sql: str, args: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.db.execute(sql, tuple(args)) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self.db.execute_fetchall(sql, tuple(args)))
 
     # Users and projects
 
@@ -128,13 +132,36 @@ class Store:
     # Generations
 
     async def add_generation(
-        self, generation_id: str, project_id: str, owner_id: str, recipe: Recipe, private: bool = False
-    ) -> None:
-        await self._write(
+        self,
+        generation_id: str,
+        project_id: str,
+        owner_id: str,
+        recipe: Recipe,
+        private: bool = False,
+        limit: int | None = None,
+    ) -> bool:
+        """Record a queued generation; with ``limit``, only while its owner has fewer in flight.
+
+        The count and the insert are one INSERT … SELECT: SQLite takes the write lock before it
+        counts, so two submits (coroutines or processes) cannot both pass. False: refused.
+        """
+        changed = await self._write(
             "INSERT INTO generations (id, project_id, owner_id, recipe_json, status, created_at, private) "
-            "VALUES (?, ?, ?, ?, 'queued', ?, ?)",
-            (generation_id, project_id, owner_id, recipe.to_json(), time.time(), int(private)),
+            "SELECT ?, ?, ?, ?, 'queued', ?, ? WHERE ? IS NULL OR (SELECT COUNT(*) "
+            "FROM generations WHERE owner_id = ? AND status IN ('queued', 'running')) < ?",
+            (
+                generation_id,
+                project_id,
+                owner_id,
+                recipe.to_json(),
+                time.time(),
+                int(private),
+                limit,
+                owner_id,
+                limit,
+            ),
         )
+        return changed > 0
 
     async def delete_generation(self, generation_id: str) -> None:
         """Only for a generation that never reached the queue."""
