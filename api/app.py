@@ -37,13 +37,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_studio(settings) as studio:
             webhooks = WebhookSender(settings, studio.keys)
-            public = settings.api_public_url or f"http://{settings.api_host}:{settings.api_port}"
+            links = Links(public_url(settings))
+            app.state.links = links
             api = ApiContext(
                 settings=settings,
                 studio=studio,
                 limiter=RateLimiter(settings.api_rate_per_minute, settings.api_rate_burst),
                 webhooks=webhooks,
-                followers=Followers(studio, webhooks, Links(public)),
+                followers=Followers(studio, webhooks, links),
             )
             app.state.atelier = api
             resumed = await api.followers.resume()
@@ -74,6 +75,18 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router, prefix="/v1")
     _document_extra_models(app)
     return app
+
+
+def public_url(settings: Settings) -> str:
+    """The base URL clients reach the API at: api_public_url, else the address it listens on."""
+    if settings.api_public_url:
+        return settings.api_public_url
+    host = settings.api_host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 (listening everywhere names no address a client can use)
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.api_port}"
 
 
 def _document_extra_models(app: FastAPI) -> None:
@@ -107,11 +120,15 @@ async def _preflight(settings: Settings) -> None:
 def run(settings: Settings, host: str | None = None, port: int | None = None) -> int:
     import uvicorn
 
+    # --host/--port win over the settings, so the default public URL names the real address.
+    settings = settings.model_copy(
+        update={"api_host": host or settings.api_host, "api_port": port or settings.api_port}
+    )
     asyncio.run(_preflight(settings))
     uvicorn.run(
         create_app(settings),
-        host=host or settings.api_host,
-        port=port or settings.api_port,
+        host=settings.api_host,
+        port=settings.api_port,
         log_level="info",
         server_header=False,
         timeout_graceful_shutdown=10,

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.schemas import ErrorOut
@@ -93,6 +94,26 @@ async def studio_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(body.model_dump(exclude_none=True), status, headers=headers)
 
 
+def _text(value: str) -> str:
+    """The string as valid UTF-8: a lone surrogate becomes "?" instead of breaking the answer."""
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _plain(error: Any) -> dict[str, Any]:
+    """A validation error without the input: it may be bytes, a NaN or a surrogate (and the client has it)."""
+    loc = [part if isinstance(part, int) else _text(str(part)) for part in error.get("loc", ())]
+    msg = str(error.get("msg", ""))
+    ctx = error.get("ctx")
+    if error.get("type") == "json_invalid" and isinstance(ctx, dict) and isinstance(ctx.get("error"), str):
+        msg = f"{msg}: {ctx['error']}"  # FastAPI keeps the parser's reason apart; say it
+    return {"type": str(error.get("type", "invalid")), "loc": loc, "msg": _text(msg)}
+
+
+async def invalid_request(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    return JSONResponse({"detail": [_plain(item) for item in error.errors()]}, 422)
+
+
 async def unexpected(request: Request, error: Exception) -> JSONResponse:
     log.error("%s %s failed", request.method, request.url.path, exc_info=error)
     return JSONResponse({"detail": "Something went wrong on our side; it has been logged."}, 500)
@@ -100,4 +121,5 @@ async def unexpected(request: Request, error: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StudioError, studio_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, unexpected)

@@ -27,7 +27,10 @@ class Links:
 
     @classmethod
     def of(cls, request: Request) -> Links:
-        return cls(str(request.base_url))
+        """The configured public base (api_public_url), never the request's Host header: a
+        forged Host would otherwise be echoed into every URL a client or webhook follows."""
+        found: Links = request.app.state.links
+        return found
 
     def generation(self, generation_id: str) -> str:
         return f"{self.base}/generations/{generation_id}"

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
 from fastapi import UploadFile
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from studio.families import ASPECTS
 from studio.finishing import EXPORT_PRESETS, GRADE_PRESETS, GRADE_RANGES, ExportFormat
@@ -171,7 +171,15 @@ class UpscaleJson(UpscaleFields, ImageSource):
     pass
 
 
+def _form_int(value: Any) -> Any:
+    """A form field is text: "2" must meet Literal[2, 4], which (unlike int) never coerces."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
 class UpscaleUpload(UpscaleFields):
+    factor: Annotated[Literal[2, 4], BeforeValidator(_form_int)] = 2
     image: UploadFile
 
 

@@ -18,6 +18,7 @@ from studio.settings import Settings
 
 log = logging.getLogger(__name__)
 ProgressHandler = Callable[[jobs.ProgressEvent], Awaitable[None]]
+WORKER_CHECK_S = 5.0  # how often a waiting run() checks that a worker is still there for its job
 
 
 def redacted(url: str) -> str:
@@ -180,13 +181,12 @@ class JobQueue:
         ``user_facing``, otherwise a generic sentence (and the reason is logged).
         """
         job_id = job_id or f"{function}:{uuid.uuid4().hex}"
-        await self.enqueue(kind, function, job_id, payload)
-        try:
-            success, value = await self.wait(job_id, timeout=timeout)
-        except (JobResultMissing, TimeoutError):
+        if not await self.has_worker(kind):  # fail at once rather than wait out the time limit
             raise WorkerUnavailable(
-                f"{what} got no answer from a worker in time; please try again shortly."
-            ) from None
+                f"{what} cannot start: no {kind} worker is running. Please try again later."
+            )
+        await self.enqueue(kind, function, job_id, payload)
+        success, value = await self._wait_while_served(kind, job_id, timeout, what)
         await self.expire_result(job_id, self.settings.recorded_result_ttl_s)
         if success and isinstance(value, dict):
             return value
@@ -194,6 +194,41 @@ class JobQueue:
             raise StudioError(f"{what} could not be made: {failure_reason(value)}")
         log.error("%s failed: %s", function, failure_reason(value))
         raise StudioError(f"{what} failed on the worker; an image may be unusual. It has been logged.")
+
+    async def _wait_while_served(self, kind: str, job_id: str, timeout: float, what: str) -> tuple[bool, Any]:
+        """``wait`` in slices: between them, a job no live worker holds or can take is withdrawn
+        (WorkerUnavailable) instead of being waited for until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        late = WorkerUnavailable(f"{what} got no answer from a worker in time; please try again shortly.")
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                return await self.wait(job_id, timeout=max(0.0, min(WORKER_CHECK_S, remaining)))
+            except JobResultMissing:
+                raise late from None
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    if not await self.in_progress(job_id):
+                        await self._withdraw(kind, job_id)
+                    raise late from None
+            if not await self.in_progress(job_id) and not await self.has_worker(kind):
+                await self._withdraw(kind, job_id)
+                raise WorkerUnavailable(
+                    f"{what} cannot start: its {kind} worker is gone. Please try again later."
+                )
+
+    async def _withdraw(self, kind: str, job_id: str) -> None:
+        """Take a job nobody will answer for off its queue, so it does not run after its caller gave up."""
+        await self.redis.zrem(self.settings.queue_name(kind), job_id)
+        await self.redis.delete(jobs.ARQ_JOB_PREFIX + job_id)
+
+    async def has_worker(self, kind: str) -> bool:
+        """Whether any worker of this queue has a fresh health-check key."""
+        pattern = jobs.health_check_key(self.settings.queue_name(kind), "*")
+        try:
+            return bool([key async for key in self.redis.scan_iter(match=pattern, count=100)])
+        except (OSError, RedisError) as exc:
+            raise QueueUnavailable(f"Could not check the workers: Redis said {type(exc).__name__}.") from None
 
     async def request_cancel(self, job_id: str) -> None:
         """Cooperative cancellation: the worker checks this flag before and during the job."""

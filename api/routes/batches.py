@@ -13,11 +13,12 @@ from api.auth import CallerDep
 from api.batching import parse_template, rows_from_csv
 from api.generating import destination, draft_of, launch
 from api.present import Links
+from api.routing import StrictJsonRoute
 from studio.entities import Generation
 from studio.errors import InvalidRecipe, StudioError
 from studio.recipe import Recipe
 
-router = APIRouter(tags=["generations"])
+router = APIRouter(tags=["generations"], route_class=StrictJsonRoute)
 log = logging.getLogger(__name__)
 # One batch of a person's at a time in this process, so two cannot both pass the capacity check.
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)

@@ -17,11 +17,12 @@ from api import schemas
 from api.auth import Caller, CallerDep
 from api.generating import destination, draft_of_inpaint, project_of, recorded
 from api.present import CONTENT_TYPES, Links, finish_out, generation_out
+from api.routing import StrictJsonRoute
 from api.uploads import either_body, parsed_body, read_upload
 from studio.entities import ImageRecord
 from studio.finishing import ExportSpec, Grade
 
-router = APIRouter(tags=["finishing"])
+router = APIRouter(tags=["finishing"], route_class=StrictJsonRoute)
 FinishId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 FILE = {
     200: {

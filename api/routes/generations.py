@@ -10,10 +10,11 @@ from api import schemas
 from api.auth import CallerDep
 from api.generating import destination, draft_of, launch
 from api.present import Links, generation_out
+from api.routing import StrictJsonRoute
 from api.uploads import read_upload
 from studio.errors import NotFound
 
-router = APIRouter(tags=["generations"])
+router = APIRouter(tags=["generations"], route_class=StrictJsonRoute)
 GenerationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 

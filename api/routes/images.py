@@ -9,8 +9,9 @@ from fastapi import APIRouter, Path, Request, Response
 from api import schemas
 from api.auth import CallerDep
 from api.present import Links, image_recipe_out
+from api.routing import StrictJsonRoute
 
-router = APIRouter(tags=["images"])
+router = APIRouter(tags=["images"], route_class=StrictJsonRoute)
 GenerationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Index = Annotated[int, Path(ge=0, le=7, description="The image's place in its batch, from 0")]
 PNG = {200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}}

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Form, Path, Request
 from api import schemas
 from api.auth import CallerDep
 from api.present import Links, training_out
+from api.routing import StrictJsonRoute
 from api.uploads import read_upload
 from studio.errors import DatasetRejected, NotFound
 from studio.forge import TrainingRequest
 from studio.training import TrainingImage, TrainingOptions
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], route_class=StrictJsonRoute)
 TrainingId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 

@@ -413,3 +413,20 @@ async def test_finishing_an_atelier_image_and_an_upload(api: ApiServer, keys: Ap
         assert (await anonymous.get(finish["file_url"])).status_code == 401
     async with client(api, await keys.mint(CAROL)) as other:
         assert (await other.get(finish["file_url"])).status_code == 404  # bob's result, not carol's
+
+
+async def test_upscale_an_upload_by_each_factor(api: ApiServer, keys: ApiKeys) -> None:
+    """Form fields arrive as text: "2" and "4" must reach the Literal[2, 4] factor."""
+    minted = await keys.mint(CAROL, "upscale form")
+    async with client(api, minted) as http:
+        for factor, side in (("2", 160), ("4", 320)):
+            answer = await http.post(
+                "/v1/upscale",
+                files={"image": ("a.png", _png((80, 80)), "image/png")},
+                data={"factor": factor},
+            )
+            assert answer.status_code == 201, (factor, answer.text)
+            finish = answer.json()
+            assert (finish["width"], finish["height"]) == (side, side), finish
+            file = await http.get(finish["file_url"])
+            assert Image.open(io.BytesIO(file.content)).size == (side, side)
