@@ -31,6 +31,7 @@ class Project:
     name: str
     thread_id: str | None
     created_at: float
+    server: str | None = None  # the guild of its thread (None: no server)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Generation:
     load_seconds: float | None
     grid_artifact: str | None
     private: bool = False
+    server: str | None = None  # the guild it is shown in; its images belong to that community
 
     @property
     def is_final(self) -> bool:
@@ -103,6 +105,19 @@ class ImageRecord:
     owner_id: str
     public: bool
     created_at: float
+    server: str | None = None  # its generation's guild (None: the command line, or older rows)
+
+    def in_scope(self, requester: Requester) -> bool:
+        """Made in the requester's server (both None counts: the unscoped command-line world).
+
+        A jump link only opens for members of the server it points into, and one bot serves
+        many servers, so community views show only what belongs to the viewer's server.
+        """
+        return requester.operator or self.server == requester.server
+
+    def visible_to(self, requester: Requester) -> bool:
+        """Its owner sees it anywhere; others only if it is public and of their server."""
+        return self.owner_id == requester.id or (self.public and self.in_scope(requester))
 
 
 TrainingStatus = Literal["queued", "running", "retrying", "done", "failed", "cancelled"]

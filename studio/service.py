@@ -67,6 +67,7 @@ class LineageStep:
     remixes: int  # images made from this one
     posts: list[Post]  # where it was shown
     hidden: bool = False  # a private ancestor: shown only as "private"
+    elsewhere: bool = False  # an ancestor from another server: shown only as that, with no link
 
 
 @dataclass(frozen=True)
@@ -189,10 +190,13 @@ class Studio:
             project_row = project
         else:
             found = await self.store.project_by_name(requester.id, project)
-            project_row = found or await self.store.create_project(requester.id, project)
+            project_row = found or await self.store.create_project(
+                requester.id, project, server=requester.server
+            )
         generation_id = new_id()
+        server = self._server_of(requester, project_row)
         if not await self.store.add_generation(
-            generation_id, project_row.id, requester.id, recipe, private, limit=cap
+            generation_id, project_row.id, requester.id, recipe, private, server, limit=cap
         ):
             raise TooManyJobs(cap or self.settings.max_jobs_per_user)
         if deliver_to is not None:
@@ -252,6 +256,17 @@ class Studio:
             requester, Recipe.model_validate(recipe.model_dump()), project, png, original.private, deliver_to
         )
 
+    @staticmethod
+    def _server_of(requester: Requester, project: Project) -> str | None:
+        """The community a new generation belongs to: where it will be shown.
+
+        A project thread lives in one server, so its results belong there (an API key minted in
+        another server may still deliver into its owner's thread); otherwise the requester's.
+        """
+        if project.thread_id is not None and project.server is not None:
+            return project.server
+        return requester.server
+
     async def _owned(self, requester: Requester, generation_id: str) -> Generation:
         generation = await self.store.get_generation(generation_id)
         if generation.owner_id != requester.id:
@@ -260,7 +275,7 @@ class Studio:
 
     async def open_project(self, requester: Requester, name: str, thread_id: str | None = None) -> Project:
         await self.store.ensure_user(requester.id, requester.name)
-        return await self.store.create_project(requester.id, name, thread_id)
+        return await self.store.create_project(requester.id, name, thread_id, requester.server)
 
     async def project_for_thread(self, thread_id: str) -> Project | None:
         return await self.store.project_by_thread(thread_id)
@@ -269,7 +284,7 @@ class Studio:
         """The requester's project of that name, made on first use."""
         await self.store.ensure_user(requester.id, requester.name)
         found = await self.store.project_by_name(requester.id, name)
-        return found or await self.store.create_project(requester.id, name)
+        return found or await self.store.create_project(requester.id, name, server=requester.server)
 
     async def set_favourite(
         self, requester: Requester, generation_id: str, index: int, on: bool
@@ -277,12 +292,15 @@ class Studio:
         image = await self.store.image_at(generation_id, index)
         if not image.public and image.owner_id != requester.id:
             raise NotFound("That image does not exist.")
+        # Not scoped: a favourite is given on a message, which only that server's members see.
         await self.store.ensure_user(requester.id, requester.name)
         await self.store.set_favourite(requester.id, image.id, on)
         return image
 
     async def favourites(self, requester: Requester, project_id: str | None = None) -> list[ImageRecord]:
-        return await self.store.favourites_of(requester.id, project_id)
+        """The person's favourites made in the server they ask from (links elsewhere would not open)."""
+        found = await self.store.favourites_of(requester.id, project_id)
+        return [image for image in found if image.in_scope(requester)]
 
     async def image_at(self, generation_id: str, index: int) -> ImageRecord:
         return await self.store.image_at(generation_id, index)
@@ -298,9 +316,9 @@ class Studio:
             return None
         return await asyncio.to_thread(self.artifacts.get, generation.grid_artifact)
 
-    async def sample_of_model(self, model_id: str) -> bytes | None:
-        """The community's most favoured recent public image made with a base model, if any."""
-        image = await self.store.sample_image(model_id)
+    async def sample_of_model(self, requester: Requester, model_id: str) -> bytes | None:
+        """The most favoured public image of the requester's server made with a base model, if any."""
+        image = await self.store.sample_image(model_id, requester.server)
         return await self.image_png(image) if image is not None else None
 
     async def generation(self, generation_id: str) -> Generation:
@@ -374,6 +392,13 @@ class Studio:
 
     # Community remix
 
+    async def share_channels(self, generation: Generation) -> list[str]:
+        """The remix channels a finished generation is cross-posted to: its own server's, and only
+        when it is public (another server's channels never get it)."""
+        if generation.private or generation.server is None:
+            return []
+        return await self.store.remix_channels(generation.server)
+
     async def remix_channels(self, server: str) -> list[str]:
         return await self.store.remix_channels(server)
 
@@ -386,9 +411,9 @@ class Studio:
         return await self.store.remix_channels(requester.server)
 
     async def remixable(self, requester: Requester, generation_id: str, index: int) -> ImageRecord:
-        """An image anyone may clone: public (or the requester's own); others' private ones don't exist."""
+        """An image the requester may clone: their own, or public in their server; others don't exist."""
         image = await self.store.image_at(generation_id, index)
-        if not image.public and image.owner_id != requester.id:
+        if not image.visible_to(requester):
             raise NotFound("That image does not exist.")
         return image
 
@@ -414,9 +439,15 @@ class Studio:
     # The community feed
 
     async def browse(
-        self, period: str = "week", model: str | None = None, style: str | None = None, page: int = 0
+        self,
+        requester: Requester,
+        period: str = "week",
+        model: str | None = None,
+        style: str | None = None,
+        page: int = 0,
     ) -> list[FeedEntry]:
-        """Top public creations by favourites and remixes, ``BROWSE_PAGE`` per page."""
+        """Top public creations of the requester's server by favourites and remixes, ``BROWSE_PAGE``
+        per page. Another server's images never appear (their links would not open for everyone)."""
         if period not in PERIODS:
             raise InvalidRecipe("period", f"Period must be one of {', '.join(PERIODS)}.")
         if model is not None:
@@ -425,7 +456,7 @@ class Studio:
             self.styles.get(style)
         since = time.time() - PERIODS[period] if PERIODS[period] else 0.0
         rows = await self.store.top_public_images(
-            since, model, style and style.lower(), BROWSE_PAGE, max(0, page) * BROWSE_PAGE
+            requester.server, since, model, style and style.lower(), BROWSE_PAGE, max(0, page) * BROWSE_PAGE
         )
         entries = []
         for image, favourites, remixes in rows:
@@ -505,18 +536,25 @@ class Studio:
     async def lineage(self, requester: Requester, generation_id: str, index: int) -> list[LineageStep]:
         """Image ``index`` of a generation and its ancestors back to the original, with remix counts.
 
-        Another person's private image is refused as if it did not exist.
+        Another person's private image, or one of another server, is refused as if it did not
+        exist. Ancestors are judged one by one: a private one is shown only as "private", one made
+        in another server only as "from another server" (no prompt, credit or link); either ends
+        the chain. Posts (jump links) are given only for images of the requester's server, and
+        remix counts are global (a count shows nothing of another server).
         """
         image = await self.store.image_at(generation_id, index)
+        if not image.visible_to(requester):
+            raise NotFound("That image does not exist.")
         chain = await self.store.ancestry(image.id)
         steps = []
         for link in chain:
             if not link.public and link.owner_id != requester.id:
-                if link is chain[0]:
-                    raise NotFound("That image does not exist.")
                 steps.append(LineageStep(link, 0, [], hidden=True))
                 break  # a private ancestor ends what others may see
-            posts = await self.store.posts_of(link.generation_id)
+            if not link.in_scope(requester) and link is not chain[0]:
+                steps.append(LineageStep(link, 0, [], elsewhere=True))
+                break  # so does one from another community
+            posts = await self.store.posts_of(link.generation_id) if link.in_scope(requester) else []
             steps.append(LineageStep(link, await self.store.remix_count(link.id), posts))
         return steps
 

@@ -110,11 +110,14 @@ class Store:
             (user_id, name, time.time()),
         )
 
-    async def create_project(self, owner_id: str, name: str, thread_id: str | None = None) -> Project:
-        project = Project(new_id(), owner_id, name[:100], thread_id, time.time())
+    async def create_project(
+        self, owner_id: str, name: str, thread_id: str | None = None, server: str | None = None
+    ) -> Project:
+        project = Project(new_id(), owner_id, name[:100], thread_id, time.time(), server)
         await self._write(
-            "INSERT INTO projects (id, owner_id, name, thread_id, created_at) VALUES (?, ?, ?, ?, ?)",
-            (project.id, project.owner_id, project.name, project.thread_id, project.created_at),
+            "INSERT INTO projects (id, owner_id, name, thread_id, created_at, server) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (project.id, project.owner_id, project.name, project.thread_id, project.created_at, server),
         )
         return project
 
@@ -138,6 +141,7 @@ class Store:
         owner_id: str,
         recipe: Recipe,
         private: bool = False,
+        server: str | None = None,
         limit: int | None = None,
     ) -> bool:
         """Record a queued generation; with ``limit``, only while its owner has fewer in flight.
@@ -146,8 +150,8 @@ class Store:
         counts, so two submits (coroutines or processes) cannot both pass. False: refused.
         """
         changed = await self._write(
-            "INSERT INTO generations (id, project_id, owner_id, recipe_json, status, created_at, private) "
-            "SELECT ?, ?, ?, ?, 'queued', ?, ? WHERE ? IS NULL OR (SELECT COUNT(*) "
+            "INSERT INTO generations (id, project_id, owner_id, recipe_json, status, created_at, private, "
+            "server) SELECT ?, ?, ?, ?, 'queued', ?, ?, ? WHERE ? IS NULL OR (SELECT COUNT(*) "
             "FROM generations WHERE owner_id = ? AND status IN ('queued', 'running')) < ?",
             (
                 generation_id,
@@ -156,6 +160,7 @@ class Store:
                 recipe.to_json(),
                 time.time(),
                 int(private),
+                server,
                 limit,
                 owner_id,
                 limit,
@@ -207,8 +212,8 @@ class Store:
             for index, artifact, recipe in images:
                 await self.db.execute(
                     "INSERT OR IGNORE INTO images (id, generation_id, idx, artifact, recipe_json, seed, "
-                    "width, height, parent_image_id, owner_id, public, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "width, height, parent_image_id, owner_id, public, created_at, server) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         new_id(),
                         generation_id,
@@ -222,6 +227,7 @@ class Store:
                         gen.owner_id,
                         int(not gen.private),
                         now,
+                        gen.server,
                     ),
                 )
             cursor = await self.db.execute(
@@ -376,32 +382,35 @@ class Store:
     # The community feed
 
     async def top_public_images(
-        self, since: float, model: str | None, style: str | None, limit: int, offset: int
+        self, server: str | None, since: float, model: str | None, style: str | None, limit: int, offset: int
     ) -> list[tuple[ImageRecord, int, int]]:
-        """Public images of finished generations since ``since``, most favoured and remixed first,
-        with their favourite and remix counts."""
+        """Public images of one server's finished generations since ``since`` (``server`` None: those
+        made outside any server), most favoured and remixed first, with their favourite and remix
+        counts (counted everywhere: a count shows no image or link of another server)."""
         rows = await self._all(
             "SELECT images.*, "
             " (SELECT COUNT(*) FROM favourites WHERE favourites.image_id = images.id) AS favs,"
             " (SELECT COUNT(*) FROM images AS kids WHERE kids.parent_image_id = images.id) AS remixes "
             "FROM images JOIN generations ON generations.id = images.generation_id "
-            "WHERE images.public = 1 AND generations.status = 'done' AND images.created_at >= ? "
+            "WHERE images.public = 1 AND generations.status = 'done' AND images.server IS ? "
+            " AND images.created_at >= ? "
             " AND (? IS NULL OR json_extract(images.recipe_json, '$.model') = ?) "
             " AND (? IS NULL OR json_extract(images.recipe_json, '$.style') = ?) "
             "ORDER BY favs + remixes DESC, favs DESC, images.created_at DESC, images.idx LIMIT ? OFFSET ?",
-            (since, model, model, style, style, limit, offset),
+            (server, since, model, model, style, style, limit, offset),
         )
         return [(_image(r), int(r["favs"]), int(r["remixes"])) for r in rows]
 
     # Mood boards
 
-    async def sample_image(self, model_id: str) -> ImageRecord | None:
+    async def sample_image(self, model_id: str, server: str | None) -> ImageRecord | None:
+        """The most favoured public image of ``server`` made with a base model alone."""
         row = await self._one(
             "SELECT images.*, (SELECT COUNT(*) FROM favourites WHERE image_id = images.id) AS favs "
-            "FROM images WHERE public = 1 AND json_extract(recipe_json, '$.model') = ? "
+            "FROM images WHERE public = 1 AND server IS ? AND json_extract(recipe_json, '$.model') = ? "
             "AND COALESCE(json_array_length(recipe_json, '$.loras'), 0) = 0 "
             "ORDER BY favs DESC, created_at DESC LIMIT 1",
-            (model_id,),
+            (server, model_id),
         )
         return _image(row) if row else None
 
@@ -527,7 +536,9 @@ def _delivery(row: aiosqlite.Row) -> Delivery:
 
 
 def _project(row: aiosqlite.Row) -> Project:
-    return Project(row["id"], row["owner_id"], row["name"], row["thread_id"], row["created_at"])
+    return Project(
+        row["id"], row["owner_id"], row["name"], row["thread_id"], row["created_at"], row["server"]
+    )
 
 
 def _generation(row: aiosqlite.Row) -> Generation:
@@ -546,6 +557,7 @@ def _generation(row: aiosqlite.Row) -> Generation:
         load_seconds=row["load_seconds"],
         grid_artifact=row["grid_artifact"],
         private=bool(row["private"]),
+        server=row["server"],
     )
 
 
@@ -563,4 +575,5 @@ def _image(row: aiosqlite.Row) -> ImageRecord:
         owner_id=row["owner_id"],
         public=bool(row["public"]),
         created_at=row["created_at"],
+        server=row["server"],
     )

@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot import render
 from bot.exts.remix._cog import RemixButton
 from bot.interactions import guarded, reply
+from bot.projects import requester_of
 from studio.service import BROWSE_PAGE, PERIODS, FeedEntry
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class BrowseCog(commands.Cog, name="Browse"):
         model: str | None,
         style: str | None,
     ) -> tuple[str, discord.ui.View | None]:
-        entries = await self.bot.studio.browse(period, model, style, page)
+        entries = await self.bot.studio.browse(requester_of(interaction), period, model, style, page)
         filters = "".join(
             f" · {name} {value}" for name, value in (("model", model), ("style", style)) if value
         )

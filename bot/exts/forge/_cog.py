@@ -187,7 +187,7 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
             entry = None
         if entry is not None:
             embed = training_render.base_embed(entry)
-            sample = await self.bot.studio.sample_of_model(entry.id)
+            sample = await self.bot.studio.sample_of_model(requester, entry.id)
         else:
             lora = await forge.lora(requester, name)
             embed = training_render.lora_embed(lora)

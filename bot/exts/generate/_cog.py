@@ -377,8 +377,9 @@ class GenerateCog(commands.Cog, name="Generate"):
         ]
         for depth, step in enumerate(steps):
             arrow = "🌱 original" if depth == len(steps) - 1 and not step.hidden else ("↳" if depth else "•")
-            if step.hidden:
-                lines.append(f"{arrow} a private image")
+            if step.hidden or step.elsewhere:
+                what = "an image from another server" if step.elsewhere else "a private image"
+                lines.append(f"{arrow} {what}")
                 continue
             where = render.where_shown(step.posts, step.image.index, interaction.guild_id)
             credit = render.credit(step.image.owner_id)

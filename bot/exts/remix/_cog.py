@@ -184,11 +184,11 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
         return thread
 
     async def share(self, generation: Generation, guild: discord.Guild, png: bytes) -> None:
-        """Cross-post a public result to the server's remix channels (once)."""
-        if generation.private:
+        """Cross-post a public result to its own server's remix channels (once)."""
+        channels = await self.bot.studio.share_channels(generation)  # none if private or of elsewhere
+        if not channels or str(guild.id) != generation.server:
             return
-        channels = await self.bot.studio.remix_channels(str(guild.id))
-        if not channels or any(p.kind == "share" for p in await self.bot.studio.posts_of(generation.id)):
+        if any(p.kind == "share" for p in await self.bot.studio.posts_of(generation.id)):
             return
         prompt = render.quote(generation.recipe.prompt, 300)
         text = f"{REMIX} {render.credit(generation.owner_id)} made *{prompt}* — remix it!"
