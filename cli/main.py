@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", help="address to listen on (setting api_host, default 127.0.0.1)")
     api.add_argument("--port", type=int, help="port to listen on (setting api_port, default 8080)")
 
+    from cli.apikey import add_parser as add_apikey_parser
+
+    add_apikey_parser(sub)
+
     demo = sub.add_parser("demo", help="offline demo: tiny models, workers started for you, one imagine")
     demo.add_argument("prompt", nargs="?", default="a lighthouse at dusk --ar 3:2 --seed 42 --batch 4")
     demo.add_argument("--out", "-o", default="out/demo")
@@ -109,6 +113,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from studio.settings import load_settings
 
         return run(load_settings(), args.host, args.port)
+    if args.command == "apikey":
+        from cli.apikey import apikey
+
+        return apikey(args)
     if args.command == "demo":
         from cli.demo import demo
 

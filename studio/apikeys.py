@@ -71,13 +71,20 @@ class ApiKeys:
     async def keys(self, requester: Requester) -> list[ApiKey]:
         return await self.store.keys.live_of(requester.id)
 
+    async def every_key(self, requester: Requester) -> list[ApiKey]:
+        """Every live key, for whoever runs the studio (`atelier apikey list`)."""
+        if not requester.operator:
+            raise NotFound("Only the studio's operator sees everyone's API keys.")
+        return await self.store.keys.live()
+
     async def revoke(self, requester: Requester, key_id: str) -> ApiKey:
-        """Revoke one of the requester's live keys; anyone else's does not exist for them."""
+        """Revoke one of the requester's live keys (the operator: anyone's); anyone else's does
+        not exist for them."""
         key = await self.store.keys.get(key_id.strip())
         if (
             key is None
-            or key.owner_id != requester.id
-            or not await self.store.keys.revoke(requester.id, key.id)
+            or (key.owner_id != requester.id and not requester.operator)
+            or not await self.store.keys.revoke(key.owner_id, key.id)
         ):
             raise NotFound(
                 f"You have no live API key with id `{key_id.strip()[:20]}`; /apikey list shows them."

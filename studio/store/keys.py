@@ -45,6 +45,10 @@ class KeyRows:
         )
         return [_key(r) for r in rows]
 
+    async def live(self) -> list[ApiKey]:
+        rows = await self.store._all("SELECT * FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at")
+        return [_key(r) for r in rows]
+
     async def revoke(self, owner_id: str, key_id: str) -> bool:
         """Revoke a live key of this owner; its pending webhooks are dropped with it."""
         changed = await self.store._write(
