@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from arq.worker import create_worker
-
-from gpu_worker.settings import worker_settings
+from gpu_worker.settings import make_worker
 from studio.settings import load_settings
 
 
 def run_worker(kind: str) -> int:
     settings = load_settings()
+    if kind in ("inference", "training"):  # the post worker never imports torch
+        from gpu_worker.pipelines import pick_device
+
+        pick_device(settings.device)  # a named device that is not usable: one line, exit 2
     asyncio.set_event_loop(asyncio.new_event_loop())
-    worker = create_worker(worker_settings(settings, kind))
+    worker = make_worker(settings, kind)  # rides out Redis outages: it never exits for one
     worker.run()
     return 0

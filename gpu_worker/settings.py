@@ -7,7 +7,7 @@ import os
 import uuid
 from typing import Any
 
-from arq.worker import func
+from arq.worker import Worker, func, get_kwargs
 
 from gpu_worker import tasks
 from studio import jobs
@@ -109,7 +109,8 @@ def worker_settings(settings: Settings, kind: str) -> type:
     attributes: dict[str, Any] = {
         "functions": functions,
         "queue_name": queue_name,
-        "redis_settings": redis_settings(settings.redis_url, retries=5),
+        # No connection retries of arq's own: ResilientWorker waits out an outage, however long.
+        "redis_settings": redis_settings(settings.redis_url),
         "job_serializer": jobs.serialize,
         "job_deserializer": jobs.deserialize,
         "poll_delay": settings.poll_delay_s,
@@ -127,8 +128,18 @@ def worker_settings(settings: Settings, kind: str) -> type:
     return type(f"{kind.capitalize()}WorkerSettings", (), attributes)
 
 
+def make_worker(settings: Settings, kind: str) -> Worker:
+    """The worker `atelier worker` runs: arq's, riding out Redis outages (gpu_worker.resilient)."""
+    from gpu_worker.resilient import ResilientWorker
+
+    return ResilientWorker(**get_kwargs(worker_settings(settings, kind)))
+
+
 def __getattr__(name: str) -> type:
-    """`arq gpu_worker.settings.InferenceWorkerSettings` works too (settings read on first use)."""
+    """`arq gpu_worker.settings.InferenceWorkerSettings` works too (settings read on first use).
+
+    That runs arq's plain Worker, which exits when Redis goes away: prefer `atelier worker`.
+    """
     kinds = {
         "InferenceWorkerSettings": jobs.INFERENCE,
         "PostWorkerSettings": jobs.POST,

@@ -9,9 +9,14 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from arq.worker import Retry
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from gpu_worker.adapters import AdapterFiles, AdapterMissing
 from gpu_worker.lease import job_lease
 from studio import jobs
+from studio.outage import REDIS_DOWN
 from studio.recipe import Recipe
 from studio.settings import Settings
 
@@ -19,17 +24,28 @@ log = logging.getLogger(__name__)
 
 
 async def _publish(ctx: dict[str, Any], job_id: str, event: jobs.ProgressEvent) -> None:
+    """Publish a progress event; while Redis is away it is dropped (progress is best effort)."""
     settings: Settings = ctx["settings"]
-    await ctx["redis"].publish(
-        jobs.progress_channel(settings.queue_prefix, job_id), jobs.serialize(event.model_dump())
-    )
+    try:
+        await ctx["redis"].publish(
+            jobs.progress_channel(settings.queue_prefix, job_id), jobs.serialize(event.model_dump())
+        )
+    except REDIS_DOWN:
+        log.debug("job %s: progress %s dropped, Redis is away", job_id, event.type)
+
+
+async def _cancel_requested(ctx: dict[str, Any], job_id: str) -> bool:
+    """Whether the job's cancel flag is set; False while Redis cannot say (asked again soon)."""
+    settings: Settings = ctx["settings"]
+    try:
+        return bool(await ctx["redis"].exists(jobs.cancel_key(settings.queue_prefix, job_id)))
+    except REDIS_DOWN:
+        return False
 
 
 async def _watch_cancel(ctx: dict[str, Any], job_id: str, flag: threading.Event) -> None:
-    settings: Settings = ctx["settings"]
-    key = jobs.cancel_key(settings.queue_prefix, job_id)
     while not flag.is_set():
-        if await ctx["redis"].exists(key):
+        if await _cancel_requested(ctx, job_id):
             flag.set()
             return
         await asyncio.sleep(0.2)
@@ -40,19 +56,26 @@ async def _running(ctx: dict[str, Any], job_id: str, attempt: int) -> AsyncItera
     """A running job: its lease held, 'started' announced, and the cancel flag watched.
 
     Yields the event the blocking half checks between steps. When the worker shuts down, the
-    event stops the thread and arq retries the job.
+    event stops the thread and arq retries the job. The flag is read once before anything is
+    loaded, so a job cancelled while it waited in the queue ends without touching its model.
     """
     settings: Settings = ctx["settings"]
     async with job_lease(ctx["redis"], job_id, settings.job_lease_s):
-        await _publish(ctx, job_id, jobs.ProgressEvent(type="started", attempt=attempt))
         cancel = threading.Event()
+        if await _cancel_requested(ctx, job_id):
+            cancel.set()
+        await _publish(ctx, job_id, jobs.ProgressEvent(type="started", attempt=attempt))
         watcher = asyncio.create_task(_watch_cancel(ctx, job_id, cancel))
         try:
-            await asyncio.sleep(0)  # let the watcher look at the cancel flag once
             yield cancel
         except asyncio.CancelledError:
             cancel.set()
             raise
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            # A Redis round trip of the job itself (fetching its inputs) failed: run it again
+            # shortly rather than fail it for good. (Not OSError: a missing file is no outage.)
+            log.warning("job %s: Redis went away before it started (%s); retried", job_id, error)
+            raise Retry(defer=2) from None
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

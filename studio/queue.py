@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -14,6 +16,7 @@ from redis.exceptions import RedisError
 
 from studio import jobs
 from studio.errors import QueueUnavailable, StudioError, WorkerUnavailable
+from studio.outage import REDIS_DOWN, Outage
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ class JobQueue:
         self.redis = redis
         self.settings = settings
         self.prefix = settings.queue_prefix
+        self.outage = Outage("waiting for jobs", log, cap_s=1.0)  # one per process: logged once
 
     @classmethod
     async def connect(cls, settings: Settings, retries: int = 0) -> JobQueue:
@@ -112,17 +116,45 @@ class JobQueue:
         return None if rank is None else int(rank)
 
     async def wait(
-        self, job_id: str, on_progress: ProgressHandler | None = None, timeout: float | None = None
+        self,
+        job_id: str,
+        on_progress: ProgressHandler | None = None,
+        timeout: float | None = None,
+        outage_limit: float | None = None,
     ) -> tuple[bool, Any]:
         """Wait for a job's result, relaying its progress events.
 
         Completion is pushed through pub/sub ("finished" after arq stored the result), so no
         polling delay is added; a slow poll remains as a safety net for a missed message.
+        A Redis outage is waited out (reconnect with backoff, subscribe again, check the result
+        again); after ``outage_limit`` seconds of it, QueueUnavailable. Progress published
+        while the connection was down is simply missed.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        outage = self.outage
+        while True:
+            try:
+                return await self._wait_connected(job_id, on_progress, deadline, outage)
+            except REDIS_DOWN as error:
+                pause = outage.failed(error)
+                if outage_limit is not None and outage.seconds >= outage_limit:
+                    raise QueueUnavailable(
+                        f"Lost contact with Redis at {redacted(self.settings.redis_url)} for "
+                        f"{outage.seconds:.0f}s while waiting for job {job_id}; it carries on "
+                        "without you and its result is kept."
+                    ) from None
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(job_id) from None
+                await asyncio.sleep(pause)
+
+    async def _wait_connected(
+        self, job_id: str, on_progress: ProgressHandler | None, deadline: float | None, outage: Outage
+    ) -> tuple[bool, Any]:
         pubsub = self.redis.pubsub()
-        await pubsub.subscribe(jobs.progress_channel(self.prefix, job_id))
         try:
+            # Subscribe before the first result check: a "finished" in between is not missed.
+            await pubsub.subscribe(jobs.progress_channel(self.prefix, job_id))
+            outage.recovered()
             check = True
             while True:
                 if check:
@@ -137,13 +169,20 @@ class JobQueue:
                 if message is None:
                     check = True
                     continue
-                event = jobs.ProgressEvent.model_validate(jobs.deserialize(message["data"]))
+                try:
+                    event = jobs.ProgressEvent.model_validate(jobs.deserialize(message["data"]))
+                except Exception as error:  # anyone who can publish on Redis can send this
+                    log.warning("job %s: ignored a malformed progress message (%s)", job_id, error)
+                    check = False
+                    continue
                 check = event.type == "finished"
                 if on_progress is not None and not check:
                     await on_progress(event)
         finally:
-            await pubsub.unsubscribe()
-            await pubsub.aclose()
+            with contextlib.suppress(*REDIS_DOWN):
+                await pubsub.unsubscribe()
+            with contextlib.suppress(*REDIS_DOWN):
+                await pubsub.aclose()
 
     async def in_progress(self, job_id: str) -> bool:
         """Whether a worker holds the job right now (its lease is fresh)."""

@@ -7,6 +7,7 @@ SQL, the queue or pixels themselves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -43,6 +44,7 @@ from studio.errors import (
 from studio.finisher import Finisher
 from studio.forge import Forge
 from studio.ideate import GROUPS, Brainstorm, Vocabulary, brainstorm
+from studio.outage import REDIS_DOWN
 from studio.queue import JobQueue, JobResultMissing, failure_reason
 from studio.recipe import Draft, Recipe, parse_prompt, resolve
 from studio.settings import Settings
@@ -599,8 +601,17 @@ class Studio:
     async def position(self, generation_id: str) -> int | None:
         return await self.queue.position(jobs.INFERENCE, generation_id)
 
-    async def follow(self, generation_id: str, on_progress: ProgressHandler | None = None) -> Finished:
-        """Wait for a generation to end, relay progress, record its images once and return them."""
+    async def follow(
+        self,
+        generation_id: str,
+        on_progress: ProgressHandler | None = None,
+        outage_limit: float | None = None,
+    ) -> Finished:
+        """Wait for a generation to end, relay progress, record its images once and return them.
+
+        A Redis outage is waited out (JobQueue.wait); after ``outage_limit`` seconds of one,
+        QueueUnavailable (the job goes on, and a later follow or collect records it).
+        """
         known = await self.store.get_generation(generation_id)
         if known.is_final:
             return await self._outcome(known)
@@ -612,7 +623,7 @@ class Studio:
                 await on_progress(event)
 
         try:
-            success, value = await self.queue.wait(generation_id, relay)
+            success, value = await self.queue.wait(generation_id, relay, outage_limit=outage_limit)
         except JobResultMissing:
             await self.store.end_generation(generation_id, "failed", "the job's result expired or was lost")
             raise GenerationFailed(generation_id, "the job's result expired or was lost") from None
@@ -668,8 +679,10 @@ class Studio:
                 result.attempt,
                 load_seconds=result.load_seconds,
             )
-            # Recorded: the copy in Redis is only kept a short while (the PNGs are large).
-            await self.queue.expire_result(generation_id, self.settings.recorded_result_ttl_s)
+            # Recorded: the copy in Redis is only kept a short while (the PNGs are large). If
+            # Redis is away right now it simply keeps it for its full time to live.
+            with contextlib.suppress(*REDIS_DOWN):
+                await self.queue.expire_result(generation_id, self.settings.recorded_result_ttl_s)
         return await self._outcome(await self.store.get_generation(generation_id))
 
     async def _grid(self, generation_id: str, pngs: list[bytes]) -> str | None:
