@@ -72,6 +72,9 @@ async def _open_thread(
         thread = await channel.create_thread(
             name=name, type=discord.ChannelType.private_thread, auto_archive_duration=1440, invitable=False
         )
+        # Only members (and moderators) see a private thread, and a mention with pings suppressed
+        # adds no one: the owner must be added explicitly or their own project is invisible to them.
+        await thread.add_user(user)
         await thread.send(f"🔒 Private project of {user.mention}.", allowed_mentions=render.NO_PINGS)
         return thread
     starter = await channel.send(

@@ -34,11 +34,12 @@ async def test_message_menus(bot: BotProcess, fake: FakeDiscord) -> None:
 
     secret, _ = await imagine(fake, {"prompt": "a private crane", "private": True})
     secret_result = await finished(fake, secret.id)
-    refused = await (await fake.message_command("Remix", secret_result.id, user="bob")).wait_response()
+    # Only its owner and moderators (Manage Threads) see a private thread; the image stays the owner's.
+    refused = await (await fake.message_command("Remix", secret_result.id, user="mod")).wait_response()
     # Refused before any form opens: the answer is the (ephemeral) first response itself.
     assert refused.type == 4 and refused.data["flags"] & 64
     assert "That image does not exist" in refused.data["content"]
-    hidden = await fake.message_command("Show recipe", secret_result.id, user="bob")
+    hidden = await fake.message_command("Show recipe", secret_result.id, user="mod")
     assert "That image does not exist" in await ephemeral_answer(hidden)
 
     added = await fake.message_command("Add to mood board", result.id)

@@ -417,3 +417,32 @@ async def test_several_guilds_keep_their_members_and_channels_apart(fake: FakeDi
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)
     fake.assert_clean()
+
+
+async def test_private_threads_show_only_to_their_members_and_moderators(
+    fake: FakeDiscord, bot: SmokeBot
+) -> None:
+    ch = channel(bot, fake)
+    thread = await ch.create_thread(name="secret", type=discord.ChannelType.private_thread, invitable=False)
+    record = fake.threads[thread.id]
+    assert record.private and not record.invitable and fake.thread_members(thread.id) == [fake.bot_user_id]
+    alice, bob = fake.users["alice"], fake.users["bob"]
+    quiet = await thread.send(f"for <@{alice}>", allowed_mentions=discord.AllowedMentions.none())
+    assert not fake.can_see("alice", thread.id)  # a mention that pings no one adds no one
+    assert fake.can_see("mod", thread.id)  # Manage Threads sees every private thread
+    with pytest.raises(AssertionError, match="cannot see"):
+        await fake.slash("echo", {"text": "hi"}, user="alice", channel_id=thread.id)
+    with pytest.raises(AssertionError, match="cannot see"):
+        await fake.send_user_message("let me in", user="alice", channel_id=thread.id)
+    assert not fake.can_open("alice", fake.jump_link(quiet.id))
+
+    await thread.add_user(discord.Object(alice))
+    assert fake.thread_members(thread.id) == [fake.bot_user_id, alice]
+    assert fake.can_open("alice", fake.jump_link(quiet.id))
+    record_echo = await fake.slash("echo", {"text": "inside"}, user="alice", channel_id=thread.id)
+    await record_echo.wait_response()
+    await thread.send(f"hey <@{bob}>")  # a mention that pings adds the person, as on Discord
+    assert fake.can_see("bob", thread.id)
+    members = await thread.fetch_members()  # the smoke bot has the members intent
+    assert {m.id for m in members} == {fake.bot_user_id, alice, bob}
+    fake.assert_clean()

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from aiohttp import WSMsgType, web
 
 from tests.fake_discord.state import (
+    INTENT_GUILD_MEMBERS,
     INTENT_GUILD_MESSAGE_REACTIONS,
     INTENT_GUILD_MESSAGES,
     INTENT_GUILDS,
@@ -50,6 +51,8 @@ EVENT_INTENTS: dict[str, int] = {
     "THREAD_CREATE": INTENT_GUILDS,
     "THREAD_UPDATE": INTENT_GUILDS,
     "THREAD_DELETE": INTENT_GUILDS,
+    # Other users joining or leaving a thread: only with the privileged members intent.
+    "THREAD_MEMBERS_UPDATE": INTENT_GUILD_MEMBERS,
     "GUILD_ROLE_UPDATE": INTENT_GUILDS,
 }
 

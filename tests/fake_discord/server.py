@@ -33,6 +33,7 @@ from multidict import MultiMapping
 
 from tests.fake_discord import rules
 from tests.fake_discord.gateway import Gateway, GatewaySession
+from tests.fake_discord.holds import Hold, Holds
 from tests.fake_discord.rules import DiscordError, FormErrors
 from tests.fake_discord.state import (
     ADD_REACTIONS,
@@ -45,8 +46,10 @@ from tests.fake_discord.state import (
     FLAG_EPHEMERAL,
     FLAG_HAS_THREAD,
     FLAG_LOADING,
+    INTENT_GUILD_MEMBERS,
     INTENT_MESSAGE_CONTENT,
     MANAGE_MESSAGES,
+    MANAGE_THREADS,
     MODERATOR_PERMISSIONS,
     PRIVILEGED_INTENTS,
     READ_MESSAGE_HISTORY,
@@ -270,6 +273,7 @@ class FakeDiscord:
 
         self.gateway = Gateway(self)
         self._routes: list[_Route] = []
+        self._holds = Holds()
         self._install_routes()
 
     # --- lifecycle ---
@@ -548,13 +552,21 @@ class FakeDiscord:
         return cid
 
     def can_see(self, user: str | int, channel_id: int) -> bool:
-        """Whether ``user`` can see a channel or thread (and so read its messages and open links into it)."""
+        """Whether ``user`` can see a channel or thread (and so read its messages and open links into it).
+
+        A member of the guild sees its channels and public threads; a private thread only its
+        members and people with Manage Threads."""
         uid = self.user_id(user)
         try:
             guild = self.guild_of(channel_id)
         except KeyError:
             return False
-        return guild.has_member(uid)
+        if not guild.has_member(uid):
+            return False
+        thread = self.threads.get(channel_id)
+        if thread is not None and thread.private:
+            return uid in thread.members or bool(self._member_permissions(uid, guild.id) & MANAGE_THREADS)
+        return True
 
     def jump_link(self, message: MessageRecord | int) -> str:
         msg = self.messages[message] if isinstance(message, int) else message
@@ -803,6 +815,11 @@ class FakeDiscord:
         if channel_id not in self.channels and channel_id not in self.threads:
             raise DiscordError(404, 10003, "Unknown Channel", detail=f"channel {channel_id}")
         guild = self.guild_of(channel_id)
+        thread = self.threads.get(channel_id)
+        if thread is not None and thread.private and not self.can_see(self.bot_user.id, channel_id):
+            raise DiscordError(
+                403, 50001, "Missing Access", detail=f"private thread {channel_id}: the bot is not a member"
+            )
         if not guild.has_member(self.bot_user.id):
             raise DiscordError(
                 403,
@@ -961,6 +978,15 @@ class FakeDiscord:
     async def _dispatch_message(self, event: str, msg: MessageRecord) -> None:
         if msg.ephemeral:
             return
+        thread = self.threads.get(msg.channel_id)
+        history = msg.allowed_mentions_history
+        if thread is not None and event in ("MESSAGE_CREATE", "MESSAGE_UPDATE"):
+            # Posting in a thread joins it; a mention that really pings (allowed_mentions permitting)
+            # adds the mentioned user. A mention with pings suppressed adds no one, as on Discord.
+            joining = [msg.author_id] if event == "MESSAGE_CREATE" else []
+            if history and history[-1][0] != "edit":
+                joining += [int(p[5:]) for p in self.pinged(msg) if p.startswith("user:")]
+            await self._join_thread(thread, joining)
         guild = self.guild_of(msg.channel_id)
         if not guild.has_member(self.bot_user.id):
             return  # nothing from a guild the bot is not in reaches its gateway
@@ -1029,6 +1055,11 @@ class FakeDiscord:
         r("DELETE", rf"/channels/{c}/messages/{m}", self._h_delete_message)
         r("POST", rf"/channels/{c}/messages/{m}/threads", self._h_thread_from_message)
         r("POST", rf"/channels/{c}/threads", self._h_thread)
+        tm = rf"/channels/{c}/thread-members"
+        r("GET", tm, self._h_thread_members)
+        r("GET", tm + "/" + snow.format("user_id"), self._h_thread_member)
+        r("PUT", tm + "/(?P<user_id>@me|\\d+)", self._h_add_thread_member)
+        r("DELETE", tm + "/(?P<user_id>@me|\\d+)", self._h_remove_thread_member)
         react = rf"/channels/{c}/messages/{m}/reactions/(?P<emoji>[^/]+)"
         r("PUT", react + "/@me", self._h_react)
         r("DELETE", react + "/@me", self._h_unreact)
@@ -1114,6 +1145,11 @@ class FakeDiscord:
             self._invalid_flagged = True
             self.record_violation("more than 10,000 invalid (401/403/429) requests in 10 min: Cloudflare ban")
 
+    def hold(self, method: str, path: str) -> Hold:
+        """Hold the next ``method`` request whose path (after /api/v10) matches the regex ``path``
+        until the test calls ``release()`` (see holds.py)."""
+        return self._holds.add(method, path)
+
     def inject_rate_limit(
         self,
         method: str,
@@ -1186,6 +1222,8 @@ class FakeDiscord:
 
     async def _rest_inner(self, request: web.Request, method: str, rel: str) -> web.StreamResponse:
         payload, files = await self._read(request)
+        if await self._holds.check(method, rel):
+            return web.Response(status=503, text="dropped by the test (held, then released with drop)")
         route: _Route | None = None
         params: dict[str, str] = {}
         path_known = False
@@ -1724,6 +1762,8 @@ class FakeDiscord:
             type=kind,
             rate_limit_per_user=body.get("rate_limit_per_user") or 0,
             created_at=self._wall(),
+            invitable=bool(body.get("invitable", True)) if kind == 12 else True,
+            members=[self.bot_user.id],  # the creator is a member
         )
         self.threads[thread.id] = thread
         return thread
@@ -1776,6 +1816,105 @@ class FakeDiscord:
         rules.check_thread(body, creating=True)
         thread = self._new_thread(cid, body, starter=None, kind=kind)
         return _json(await self._announce_thread(thread), 201)
+
+    def _thread(self, r: _Req) -> ThreadRecord:
+        cid = r.int("channel_id")
+        self._check_channel(cid)
+        thread = self.threads.get(cid)
+        if thread is None:
+            raise DiscordError(
+                400, 50024, "Cannot execute action on this channel type", detail="not a thread"
+            )
+        return thread
+
+    def _thread_member_payload(self, thread: ThreadRecord, user_id: int) -> dict[str, Any]:
+        return {
+            "id": str(thread.id),
+            "user_id": str(user_id),
+            "join_timestamp": iso(thread.created_at),
+            "flags": 0,
+        }
+
+    async def _join_thread(self, thread: ThreadRecord, user_ids: list[int]) -> None:
+        """Users join a thread; THREAD_MEMBERS_UPDATE goes to sessions with the members intent."""
+        guild = self.guilds[thread.guild_id]
+        added = [u for u in dict.fromkeys(user_ids) if u not in thread.members and guild.has_member(u)]
+        if not added:
+            return
+        thread.members.extend(added)
+        await self.gateway.dispatch(
+            "THREAD_MEMBERS_UPDATE",
+            {
+                "id": str(thread.id),
+                "guild_id": str(thread.guild_id),
+                "member_count": min(len(thread.members), 50),
+                "added_members": [
+                    self._thread_member_payload(thread, u)
+                    | {"member": guild.members[u].payload(), "presence": None}
+                    for u in added
+                ],
+            },
+        )
+
+    async def _h_thread_members(self, r: _Req) -> web.StreamResponse:
+        thread = self._thread(r)
+        # Discord restricts listing thread members to apps with the Guild Members intent.
+        if not any(s.intents & INTENT_GUILD_MEMBERS for s in self.gateway.live_sessions):
+            raise DiscordError(
+                403, 50001, "Missing Access", detail="listing thread members needs the GUILD_MEMBERS intent"
+            )
+        return _json([self._thread_member_payload(thread, u) for u in thread.members])
+
+    async def _h_thread_member(self, r: _Req) -> web.StreamResponse:
+        thread = self._thread(r)
+        uid = r.int("user_id")
+        if uid not in thread.members:
+            raise DiscordError(
+                404, 10007, "Unknown Member", detail=f"user {uid} is not in thread {thread.id}"
+            )
+        return _json(self._thread_member_payload(thread, uid))
+
+    async def _h_add_thread_member(self, r: _Req) -> web.StreamResponse:
+        thread = self._thread(r)
+        raw = r.params["user_id"]
+        uid = self.bot_user.id if raw == "@me" else int(raw)
+        if thread.archived:
+            raise DiscordError(400, 50083, "Thread is archived", detail=f"thread {thread.id}")
+        self._require(SEND_MESSAGES_IN_THREADS, "add a thread member", thread.id)
+        moderator = bool(self._bot_permissions(thread.guild_id) & MANAGE_THREADS)
+        if thread.private and not thread.invitable and uid != self.bot_user.id and not moderator:
+            raise DiscordError(
+                403, 50013, "Missing Permissions", detail="invitable=False: needs Manage Threads"
+            )
+        if not self.guilds[thread.guild_id].has_member(uid):
+            raise DiscordError(404, 10007, "Unknown Member", detail=f"user {uid} is not in the guild")
+        await self._join_thread(thread, [uid])
+        return _no_content()
+
+    async def _h_remove_thread_member(self, r: _Req) -> web.StreamResponse:
+        thread = self._thread(r)
+        raw = r.params["user_id"]
+        uid = self.bot_user.id if raw == "@me" else int(raw)
+        if thread.archived:
+            raise DiscordError(400, 50083, "Thread is archived", detail=f"thread {thread.id}")
+        if uid != self.bot_user.id and thread.owner_id != self.bot_user.id:
+            self._require(MANAGE_THREADS, "remove a thread member", thread.id)
+        if uid in thread.members:
+            thread.members.remove(uid)
+            await self.gateway.dispatch(
+                "THREAD_MEMBERS_UPDATE",
+                {
+                    "id": str(thread.id),
+                    "guild_id": str(thread.guild_id),
+                    "member_count": min(len(thread.members), 50),
+                    "removed_member_ids": [str(uid)],
+                },
+            )
+        return _no_content()
+
+    def thread_members(self, thread_id: int) -> list[int]:
+        """Who is a member of a thread (user ids, the creator first)."""
+        return list(self.threads[thread_id].members)
 
     def _emoji(self, r: _Req) -> str:
         emoji = r.params["emoji"]

@@ -246,6 +246,14 @@ class ThreadRecord(_ItemAccess):
     rate_limit_per_user: int = 0
     created_at: float = field(default_factory=time.time)
     message_count: int = 0
+    invitable: bool = True
+    # Thread members (user ids, the creator first). A private thread is visible only to them and
+    # to people with Manage Threads; a public thread is visible to whoever sees its parent.
+    members: list[int] = field(default_factory=list)
+
+    @property
+    def private(self) -> bool:
+        return self.type == 12
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -257,7 +265,7 @@ class ThreadRecord(_ItemAccess):
             "type": self.type,
             "last_message_id": None,
             "message_count": self.message_count,
-            "member_count": 1,
+            "member_count": min(len(self.members), 50),
             "total_message_sent": self.message_count,
             "rate_limit_per_user": self.rate_limit_per_user,
             "flags": 0,
@@ -267,7 +275,7 @@ class ThreadRecord(_ItemAccess):
                 "archive_timestamp": iso(self.created_at),
                 "locked": self.locked,
                 "create_timestamp": iso(self.created_at),
-                "invitable": True,
+                "invitable": self.invitable,
             },
         }
 
