@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
             app.state.atelier = api
             resumed = await api.followers.resume()
-            log.info("Atelier API ready; %d pending webhooks resumed", resumed)
+            log.info("Atelier API ready; following %d unfinished jobs again", resumed)
             try:
                 yield
             finally:

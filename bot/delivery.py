@@ -23,6 +23,7 @@ from bot.exts.generate._views import result_view
 from studio import jobs
 from studio.entities import Generation
 from studio.errors import GenerationCancelled, GenerationFailed
+from studio.outage import QUEUE_AWAY, REDIS_LOST, Outage
 
 if TYPE_CHECKING:
     from bot.app import AtelierBot
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 POSITION_POLL_S = 2.0
 RETRY_PAUSES_S = (2.0, 10.0, 30.0)  # transient failures (Discord 5xx, a busy database)
+OUTAGE_CAP_S = 5.0  # while Redis is away: the longest pause between tries (they never run out)
 
 
 async def with_retries(
@@ -38,9 +40,12 @@ async def with_retries(
     """Deliver with pauses between tries for transient failures (Discord 5xx, a busy database).
 
     A status message that is gone (deleted) drops the delivery: ``dropped`` records it as done.
-    After the last try it is left for the next start.
+    After the last try it is left for the next start. A Redis outage is not a failed try: the
+    delivery keeps following, however long Redis is away, and is made once when it is back.
     """
-    for number, pause in enumerate((*RETRY_PAUSES_S, None), start=1):
+    outage = Outage(f"delivering {what}", log, first_s=0.5, cap_s=OUTAGE_CAP_S)
+    number = 0
+    while True:
         try:
             await attempt()
             return
@@ -50,7 +55,12 @@ async def with_retries(
             log.warning("status message of %s is gone; delivery dropped", what)
             await dropped()
             return
+        except QUEUE_AWAY as error:
+            await asyncio.sleep(outage.failed(error))
+            continue
         except Exception:
+            pause = RETRY_PAUSES_S[number] if number < len(RETRY_PAUSES_S) else None
+            number += 1
             then = f"retrying in {pause:g}s" if pause is not None else "retried at the next start"
             log.exception("delivering %s failed (attempt %d); %s", what, number, then)
             if pause is None:
@@ -164,7 +174,10 @@ class Delivery:
         async def show_position() -> None:
             while not started.is_set():
                 await asyncio.sleep(POSITION_POLL_S)
-                position = await studio.position(generation_id)
+                try:
+                    position = await studio.position(generation_id)
+                except REDIS_LOST:
+                    continue  # Redis is away: the position shows again once it is back
                 if position is not None and not started.is_set():
                     await editor.edit(render.queued(generation, position))
 

@@ -116,6 +116,10 @@ class ApiKeys:
         key = await self.store.keys.get(key_id)
         return key.webhook_secret if key is not None and key.revoked_at is None else None
 
+    async def unfinished_generations(self) -> list[ApiGeneration]:
+        """Every API generation not yet finished, or whose webhook is still pending."""
+        return await self.store.keys.unfinished_generations()
+
     async def pending_webhooks(self) -> list[ApiGeneration]:
         return await self.store.keys.pending_webhooks()
 

@@ -372,6 +372,10 @@ class Forge:
     async def undelivered(self) -> list[Lora]:
         return await self.store.loras.undelivered()
 
+    async def unthreaded(self) -> list[Lora]:
+        """Unfinished runs no Discord thread follows (API runs): the API follows them."""
+        return await self.store.loras.unfinished_without_thread()
+
     async def artifact(self, digest: str, suffix: str = ".png") -> bytes:
         return await asyncio.to_thread(self.artifacts.get, digest, suffix)
 

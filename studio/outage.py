@@ -17,12 +17,18 @@ from typing import TypeVar
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from studio.errors import QueueUnavailable
+
 T = TypeVar("T")
 
 # redis-py's ConnectionError covers refused/reset connections and BusyLoadingError (a restarted
 # server still loading its AOF); OSError covers socket errors raised before redis-py wraps them
 # (and the builtin TimeoutError of a connect timeout).
 REDIS_DOWN: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+# Only redis-py's own errors: for places where an OSError may well be something else (a file).
+REDIS_LOST: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
+# What a front end's follower meets while Redis is away: keep following rather than give up.
+QUEUE_AWAY: tuple[type[BaseException], ...] = (QueueUnavailable, *REDIS_LOST)
 
 
 class Outage:

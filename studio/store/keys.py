@@ -79,6 +79,14 @@ class KeyRows:
         row = await self.store._one("SELECT * FROM api_generations WHERE generation_id = ?", (generation_id,))
         return _generation(row) if row else None
 
+    async def unfinished_generations(self) -> list[ApiGeneration]:
+        """API generations still running, or whose webhook is still to be sent: the API follows them."""
+        rows = await self.store._all(
+            "SELECT a.* FROM api_generations a JOIN generations g ON g.id = a.generation_id "
+            "WHERE g.status IN ('queued', 'running') OR a.webhook_status = 'pending' ORDER BY a.created_at"
+        )
+        return [_generation(r) for r in rows]
+
     async def pending_webhooks(self) -> list[ApiGeneration]:
         rows = await self.store._all(
             "SELECT * FROM api_generations WHERE webhook_status = 'pending' ORDER BY created_at"

@@ -159,6 +159,14 @@ class LoraRows:
         )
         return [_lora(r) for r in rows]
 
+    async def unfinished_without_thread(self) -> list[Lora]:
+        """Runs not yet ended that no Discord thread shows (started through the API)."""
+        rows = await self.store._all(
+            "SELECT * FROM loras WHERE channel_id IS NULL AND status IN ('queued', 'running', 'retrying') "
+            "ORDER BY created_at"
+        )
+        return [_lora(r) for r in rows]
+
     # Who may train
 
     async def training_roles(self, server: str) -> list[str]:
