@@ -11,7 +11,7 @@ from studio.settings import load_settings
 def run_worker(kind: str) -> int:
     settings = load_settings()
     if kind in ("inference", "training"):  # the post worker never imports torch
-        from gpu_worker.pipelines import pick_device
+        from gpu_worker.device import pick_device
 
         pick_device(settings.device)  # a named device that is not usable: one line, exit 2
     asyncio.set_event_loop(asyncio.new_event_loop())

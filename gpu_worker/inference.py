@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
+from gpu_worker.device import pick_device
 from gpu_worker.generate import Cancelled, StepCallback, decode_image, decode_init_image, decode_mask, run
-from gpu_worker.pipelines import ModelLoadError, PipelineCache, pick_device, pick_dtype
+from gpu_worker.pipelines import ModelLoadError, PipelineCache, pick_dtype
 from gpu_worker.pngmeta import encode_png
 from studio import jobs
 from studio.recipe import Recipe

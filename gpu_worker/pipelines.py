@@ -26,6 +26,7 @@ from diffusers import (
     StableDiffusionXLPipeline,
 )
 
+from gpu_worker.device import pick_device as pick_device  # re-exported: the worker startup uses it
 from studio.jobs import AdapterRef, ModelRef
 
 log = logging.getLogger(__name__)
@@ -53,16 +54,6 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 class ModelLoadError(Exception):
     pass
-
-
-def pick_device(setting: str) -> str:
-    if setting != "auto":
-        return setting
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def pick_dtype(setting: str, device: str) -> torch.dtype:
