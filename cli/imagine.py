@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import sys
 from pathlib import Path
 
 from cli.progress import ProgressBar
+from studio import jobs
 from studio.app import open_studio
 from studio.entities import Requester
 from studio.errors import StudioError
+from studio.outage import REDIS_DOWN
 from studio.recipe import Draft
 from studio.settings import load_settings
+
+OUTAGE_LIMIT_S = 300.0  # how long a waiting `imagine` rides out a Redis outage before it gives up
 
 
 def requester() -> Requester:
@@ -52,7 +57,10 @@ async def imagine(args: argparse.Namespace) -> int:
             f"seed {recipe.seed}, {recipe.steps} steps, cfg {recipe.guidance:g}",
             file=sys.stderr,
         )
-        live = await studio.queue.live_workers()
+        try:
+            live = await studio.queue.live_workers()
+        except REDIS_DOWN:  # Redis went away just now: no note; the wait below rides it out
+            live = dict.fromkeys(jobs.QUEUES, 1)
         needed = ("inference", "post") if recipe.batch > 1 else ("inference",)  # post: the grid
         for kind in needed:
             if not live[kind]:
@@ -62,11 +70,14 @@ async def imagine(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
         bar = ProgressBar()
-        bar.queued(await studio.position(generation.id))
+        with contextlib.suppress(*REDIS_DOWN):
+            bar.queued(await studio.position(generation.id))
         try:
-            finished = await studio.follow(generation.id, bar)
+            # Waits out a Redis outage; a very long one ends with one line (QueueUnavailable).
+            finished = await studio.follow(generation.id, bar, outage_limit=OUTAGE_LIMIT_S)
         except asyncio.CancelledError:  # Ctrl-C: stop the job too, rather than leave it running
-            await studio.cancel(requester(), generation.id)
+            with contextlib.suppress(*REDIS_DOWN):
+                await studio.cancel(requester(), generation.id)
             print(f"\ncancelling generation {generation.id}", file=sys.stderr)
             raise
         out = Path(args.out)

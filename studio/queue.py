@@ -140,8 +140,8 @@ class JobQueue:
                 if outage_limit is not None and outage.seconds >= outage_limit:
                     raise QueueUnavailable(
                         f"Lost contact with Redis at {redacted(self.settings.redis_url)} for "
-                        f"{outage.seconds:.0f}s while waiting for job {job_id}; it carries on "
-                        "without you and its result is kept."
+                        f"{outage.seconds:.0f}s while waiting for job {job_id}. The job carries on "
+                        "and its result is kept: `atelier history` records it once Redis is back."
                     ) from None
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(job_id) from None

@@ -8,6 +8,8 @@ deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from studio.entities import Requester
 from studio.queue import JobQueue
 from studio.service import Studio
 from tests.integration.own_redis import OwnRedis
-from tests.integration.workers import Deployment
+from tests.integration.workers import ROOT, Deployment
 
 LEASE_S = 2.0  # the shortest lease: it lapses while Redis is down, as in a long outage
 BOB = Requester("cli:bob", "bob")
@@ -149,3 +151,57 @@ async def test_workers_and_a_running_generation_ride_out_redis_kills(
     after = await asyncio.wait_for(studio.follow(again.id), 120)
     assert after.generation.status == "done" and after.generation.grid_artifact is not None
     assert all(w.poll() is None for w in workers), dep.logs()
+
+    # 4. `atelier imagine` waiting while Redis is killed and restarted: it carries on and ends well.
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli", "imagine", "a harbour --steps 30 --size 256x256 --seed 5",
+        "--out", str(dep.data_dir / "out"),
+        env=dep.env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert cli.stderr is not None and cli.stdout is not None
+    said: list[str] = []
+    while not any(line.startswith("running") for line in said):
+        line = await asyncio.wait_for(cli.stderr.readline(), 120)
+        assert line, "\n".join(said)
+        said.append(line.decode().strip())
+    own_redis.kill()
+    while not any("Redis is unreachable" in line for line in said):  # the CLI noticed (one line)
+        line = await asyncio.wait_for(cli.stderr.readline(), 60)
+        assert line, "\n".join(said)
+        said.append(line.decode().strip())
+    own_redis.start()
+    out, err = await asyncio.wait_for(cli.communicate(), 180)
+    text = "\n".join(said) + err.decode()
+    assert cli.returncode == 0, text
+    assert "Traceback" not in text and out.decode().strip().endswith(".png"), text
+    assert all(w.poll() is None for w in workers), dep.logs()
+
+
+async def test_a_malformed_progress_message_is_ignored(idle: Deployment) -> None:
+    queue = await JobQueue.connect(idle.settings())
+    try:
+        job_id = f"malformed-{time.monotonic_ns()}"
+        await queue.enqueue(jobs.INFERENCE, jobs.GENERATE, job_id, {})  # no worker: it stays queued
+        seen: list[jobs.ProgressEvent] = []
+
+        async def on_progress(event: jobs.ProgressEvent) -> None:
+            seen.append(event)
+
+        waiting = asyncio.create_task(queue.wait(job_id, on_progress, timeout=30))
+        channel = jobs.progress_channel(queue.prefix, job_id)
+        good = jobs.serialize(jobs.ProgressEvent(type="step", step=1, total=4).model_dump())
+        for junk in (b"\xc1 not msgpack", jobs.serialize({"type": "nonsense"}), good):
+            # Each once somebody listens: publish returns how many subscribers got it.
+            deadline = time.monotonic() + 10
+            while not await queue.redis.publish(channel, junk):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+        await until(lambda: len(seen) == 1, 10, "the good event")
+        assert not waiting.done()  # the junk neither ended nor broke the wait
+        assert seen[0].type == "step" and seen[0].step == 1
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+    finally:
+        await queue.redis.delete(jobs.ARQ_JOB_PREFIX + job_id)
+        await queue.close()
