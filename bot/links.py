@@ -25,10 +25,23 @@ def parse_link(interaction: discord.Interaction[Any], link: str) -> tuple[int, i
     return int(found["channel"]), int(found["message"])
 
 
+def menu_hint(menu: str) -> str:
+    return (
+        f"I can't see the images in other people's messages from a link: Discord shows them to "
+        f"apps only when they are picked directly. Open that message's menu (right-click or "
+        f"long-press → Apps) and choose “{menu}”, or attach the images here."
+    )
+
+
 async def linked_attachments(
-    client: discord.Client, interaction: discord.Interaction[Any], link: str, most: int
+    client: discord.Client, interaction: discord.Interaction[Any], link: str, most: int, menu: str
 ) -> list[discord.Attachment]:
-    """The image attachments (at most ``most``) of a linked message on this server."""
+    """The image attachments (at most ``most``) of a linked message on this server.
+
+    Without the privileged Message Content intent (Atelier asks for none), Discord sends other
+    people's messages with no attachments, over REST too: a link works for the bot's own
+    messages (and ones that mention it); for the rest the person is pointed at the message
+    menu ``menu``, whose target message arrives in full."""
     channel_id, message_id = parse_link(interaction, link)
     try:
         channel = client.get_channel(channel_id) or await client.fetch_channel(channel_id)
@@ -38,16 +51,19 @@ async def linked_attachments(
     except (discord.NotFound, discord.Forbidden):
         raise StudioError("I can't find that message (deleted, or in a channel I can't read).") from None
     images = [a for a in message.attachments if looks_like_image(a)]
+    withheld = not client.intents.message_content and (client.user is None or message.author != client.user)
+    if not images and withheld and not message.attachments:
+        raise StudioError(menu_hint(menu))
     if not images:
         raise StudioError("That message has no images.")
     return images[:most]
 
 
 async def linked_images(
-    client: discord.Client, interaction: discord.Interaction[Any], link: str, limit: int
+    client: discord.Client, interaction: discord.Interaction[Any], link: str, limit: int, menu: str
 ) -> list[bytes]:
     """The image attachments of a linked message (each size-checked before it is downloaded)."""
-    found = await linked_attachments(client, interaction, link, MAX_IMAGES_PER_MESSAGE)
+    found = await linked_attachments(client, interaction, link, MAX_IMAGES_PER_MESSAGE, menu)
     return [await read_upload(attachment, limit) for attachment in found]
 
 

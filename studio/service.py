@@ -51,6 +51,7 @@ from studio.settings import Settings
 from studio.store import Store
 from studio.store.repository import new_id
 from studio.styles import StyleBook
+from studio.training_sets import TrainingSets
 from studio.uploads import verify_image
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class Studio:
         self.forge = Forge(settings, catalogue, store, queue, artifacts)
         self.finisher = Finisher(self)
         self.keys = ApiKeys(settings, store)
+        self.training_sets = TrainingSets(settings, store, artifacts)
 
     # Generate
 

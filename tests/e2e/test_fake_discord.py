@@ -446,3 +446,30 @@ async def test_private_threads_show_only_to_their_members_and_moderators(
     members = await thread.fetch_members()  # the smoke bot has the members intent
     assert {m.id for m in members} == {fake.bot_user_id, alice, bob}
     fake.assert_clean()
+
+
+async def test_without_message_content_rest_reads_are_blank_too(fake: FakeDiscord) -> None:
+    client = discord.Client(intents=discord.Intents.default())  # no privileged intent
+    task = asyncio.create_task(client.start(fake.token))
+    try:
+        await fake.wait_connected()
+        await fake.wait_for(client.is_ready)
+        picture = ("a picture", (PNG, "art.png", "image/png"))
+        theirs = await fake.send_user_message(picture[0], user="alice", attachments=[picture[1]])
+        calling = await fake.send_user_message(f"<@{fake.bot_user_id}> look", user="bob")
+        ch = client.get_channel(fake.channel_id)
+        assert isinstance(ch, discord.TextChannel)
+        ours = await ch.send("mine", file=discord.File(io.BytesIO(PNG), "ours.png"))
+
+        read = await ch.fetch_message(theirs.id)
+        assert (read.content, read.attachments, read.embeds, read.components) == ("", [], [], [])
+        history = {m.id: m async for m in ch.history(limit=10)}
+        assert history[theirs.id].content == "" and history[theirs.id].attachments == []
+        assert history[calling.id].content.endswith("look")  # a message that mentions the app
+        own = await ch.fetch_message(ours.id)  # the app's own message
+        assert own.content == "mine" and [a.filename for a in own.attachments] == ["ours.png"]
+    finally:
+        await client.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+    fake.assert_clean()

@@ -995,14 +995,34 @@ class FakeDiscord:
             await self.gateway.dispatch(event, data)
             return
         full = self.message_payload(msg, gateway=True)
-        mentioned = str(self.bot_user.id) in {m["id"] for m in full["mentions"]}
 
         def for_session(session: GatewaySession) -> dict[str, Any]:
-            if session.intents & INTENT_MESSAGE_CONTENT or msg.author_id == self.bot_user.id or mentioned:
-                return full
-            return full | {"content": "", "embeds": [], "attachments": [], "components": []}
+            return self._as_seen(full, msg, session.intents)
 
         await self.gateway.dispatch(event, for_session)
+
+    def bot_intents(self) -> int:
+        """The intents of the bot's latest gateway session (0 before it identified)."""
+        sessions = sorted(self.gateway.sessions.values(), key=lambda s: s.identified_at)
+        return sessions[-1].intents if sessions else 0
+
+    def _as_seen(self, payload: dict[str, Any], msg: MessageRecord, intents: int) -> dict[str, Any]:
+        """A message payload as an app with ``intents`` receives it, anywhere in Discord's APIs.
+
+        Without the privileged Message Content intent, content, embeds, attachments, components
+        and poll come back empty, except for messages the app sent, messages that mention it and
+        DMs (the fake has none). The target of a message context-menu command is sent in full
+        (``message_command`` does not pass through here)."""
+        mentioned = str(self.bot_user.id) in {m["id"] for m in payload.get("mentions", [])}
+        if intents & INTENT_MESSAGE_CONTENT or msg.author_id == self.bot_user.id or mentioned:
+            return payload
+        blank = payload | {"content": "", "embeds": [], "attachments": [], "components": []}
+        blank.pop("poll", None)
+        return blank
+
+    def _rest_message(self, msg: MessageRecord) -> dict[str, Any]:
+        """A message read over REST by the bot (GET message, history): blanked like gateway events."""
+        return self._as_seen(self.message_payload(msg), msg, self.bot_intents())
 
     # --- HTTP plumbing ---
 
@@ -1689,7 +1709,7 @@ class FakeDiscord:
         if "after" in r.query:
             msgs = [m for m in msgs if m.id > int(r.query["after"])][:limit]
         msgs = sorted(msgs, key=lambda m: m.id, reverse=True)[:limit]
-        return _json([self.message_payload(m) for m in msgs])
+        return _json([self._rest_message(m) for m in msgs])
 
     async def _h_create_message(self, r: _Req) -> web.StreamResponse:
         cid = r.int("channel_id")
@@ -1726,7 +1746,7 @@ class FakeDiscord:
     async def _h_get_message(self, r: _Req) -> web.StreamResponse:
         self._check_channel(r.int("channel_id"))
         self._require(READ_MESSAGE_HISTORY, "read message history", r.int("channel_id"))
-        return _json(self.message_payload(self._get_message(r.int("channel_id"), r.int("message_id"))))
+        return _json(self._rest_message(self._get_message(r.int("channel_id"), r.int("message_id"))))
 
     async def _h_edit_message(self, r: _Req) -> web.StreamResponse:
         self._check_channel(r.int("channel_id"))
@@ -1737,7 +1757,7 @@ class FakeDiscord:
         self._check_edit(msg, data, r.files, self.guild_upload_limit)
         self._apply_edit(msg, data, r.files)
         await self._dispatch_message("MESSAGE_UPDATE", msg)
-        return _json(self.message_payload(msg))
+        return _json(self._rest_message(msg))
 
     async def _h_delete_message(self, r: _Req) -> web.StreamResponse:
         self._check_channel(r.int("channel_id"))

@@ -14,7 +14,7 @@ from bot import render
 from bot.choices import base_model_choices, lora_choices
 from bot.exts.forge import _render as training_render
 from bot.interactions import reply
-from bot.links import linked_attachments, read_upload
+from bot.links import linked_attachments, looks_like_image, read_upload
 from bot.projects import new_project_thread, requester_of
 from studio.entities import Project
 from studio.errors import DatasetRejected, StudioError, UnknownModel
@@ -25,11 +25,37 @@ if TYPE_CHECKING:
     from bot.app import AtelierBot
 
 MAX_LINKED_IMAGES = 10  # a Discord message holds at most 10 attachments
+SET_MENU = "Add to training set"
 
 
 class ForgeCog(commands.Cog, name="Forge"):
     def __init__(self, bot: AtelierBot) -> None:
         self.bot = bot
+        self.set_menu = app_commands.ContextMenu(name=SET_MENU, callback=self.add_to_set)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.set_menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.set_menu.name, type=self.set_menu.type)
+
+    async def add_to_set(self, interaction: discord.Interaction[Any], message: discord.Message) -> None:
+        """The "Add to training set" message menu: that message's images join the person's set.
+
+        A context menu's target message comes in full even without the Message Content intent,
+        so this works on anyone's message, where a pasted link cannot."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        requester = requester_of(interaction)
+        await self.bot.studio.forge.check_may_train(requester)  # before any download
+        limit = self.bot.studio.settings.max_upload_bytes
+        found = [a for a in message.attachments if looks_like_image(a)][:MAX_LINKED_IMAGES]
+        images = [TrainingImage(await read_upload(a, limit), a.description) for a in found]
+        count = await self.bot.studio.training_sets.add(requester, images)
+        await reply(
+            interaction,
+            f"Added {len(images)} image(s) to your training set; it holds {count}. "
+            "Train on it with `/train source: my training set`.",
+        )
 
     @app_commands.command(
         name="train", description="Train a LoRA on your images: a consistent character or style"
@@ -54,6 +80,7 @@ class ForgeCog(commands.Cog, name="Forge"):
             app_commands.Choice(name="attached images", value="attachments"),
             app_commands.Choice(name="my favourites in this project", value="favourites"),
             app_commands.Choice(name="this project's mood board", value="board"),
+            app_commands.Choice(name=f"my training set (“{SET_MENU}” on messages)", value="set"),
         ],
         visibility=[
             app_commands.Choice(name="private (only me)", value="private"),
@@ -92,12 +119,16 @@ class ForgeCog(commands.Cog, name="Forge"):
         attached = [a for a in (image1, image2, image3, image4, image5, image6, image7, image8) if a]
         uploads = [TrainingImage(await read_upload(a, limit), a.description) for a in attached]
         if link:
-            found = await linked_attachments(self.bot, interaction, link, MAX_LINKED_IMAGES)
+            found = await linked_attachments(self.bot, interaction, link, MAX_LINKED_IMAGES, SET_MENU)
             uploads += [TrainingImage(await read_upload(a, limit), a.description) for a in found]
         chosen = source.value if source else "attachments"
         if chosen != "attachments" and uploads:
-            raise DatasetRejected(f"Attach images, or choose the {chosen} as the source — not both.")
+            what = "training set" if chosen == "set" else chosen
+            raise DatasetRejected(f"Attach images, or choose the {what} as the source — not both.")
         project = await self._project_here(interaction)
+        from_set = chosen == "set"
+        if from_set:  # the set's images stand in for attachments
+            uploads, chosen = await self.bot.studio.training_sets.images(requester), "attachments"
         images = await forge.dataset(requester, chosen, project, uploads)  # type: ignore[arg-type]
         request = TrainingRequest(
             name=name,
@@ -126,6 +157,8 @@ class ForgeCog(commands.Cog, name="Forge"):
                 self.bot, channel, interaction.user, requester, title, private
             )
         lora = await forge.start(requester, plan, project, deliver_to=str(target.id))
+        if from_set:  # the run holds its own copy of the images: the set starts over
+            await self.bot.studio.training_sets.clear(requester)
         self.bot.remember_limit(interaction)
         await self.bot.training.post_status(target, lora)
         lines = [
@@ -133,6 +166,8 @@ class ForgeCog(commands.Cog, name="Forge"):
             f"({plan.params.steps} steps, rank {plan.params.rank}, {plan.params.resolution} px) — "
             f"follow along in {target.mention}."
         ]
+        if from_set:
+            lines.append("Your training set is empty again, ready for the next model.")
         lines += [f"⚠️ {warning}" for warning in plan.warnings]
         await reply(interaction, "\n".join(lines))
 

@@ -69,7 +69,7 @@ class MoodboardCog(commands.GroupCog, name="moodboard", description="A project's
         limit = self.bot.studio.settings.max_upload_bytes
         uploads = [await read_upload(a, limit) for a in (image, image2) if a is not None]
         if link:
-            uploads += await linked_images(self.bot, interaction, link, limit)
+            uploads += await linked_images(self.bot, interaction, link, limit, "Add to mood board")
         if not uploads:
             raise StudioError("Attach an image, or give a link to a message with images.")
         count = await self.bot.studio.board_add(requester_of(interaction), project, uploads)
