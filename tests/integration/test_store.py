@@ -41,6 +41,7 @@ async def test_migrations_apply_once_in_wal_mode(tmp_path: Path) -> None:
         "projects",
         "remix_channels",
         "training_roles",
+        "training_set_items",
         "users",
     ]
 
