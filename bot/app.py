@@ -17,8 +17,9 @@ from discord.ext import commands
 
 from bot.delivery import Delivery
 from bot.interactions import report
+from bot.pending import Pending
 from bot.ratelimit import GlobalLimiter, limit_globally
-from bot.render import NO_PINGS
+from bot.render import DEFAULT_UPLOAD_LIMIT, NO_PINGS, limit_after_413
 from bot.settings import DiscordSettings, load_discord_settings
 from bot.training_delivery import TrainingDelivery
 from studio.app import open_studio
@@ -63,9 +64,11 @@ class AtelierBot(commands.Bot):
         self.discord_settings = discord_settings
         self.delivery = Delivery(self)
         self.training = TrainingDelivery(self)
+        self.pending = Pending(self)
         self._studio_context: contextlib.AbstractAsyncContextManager[Studio] | None = None
         self._studio: Studio | None = None
         self._upload_limits: dict[int, int] = {}
+        self._side_writes: set[asyncio.Task[None]] = set()
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         limit_globally(self.http, GlobalLimiter(discord_settings.global_rate_limit))
 
@@ -91,16 +94,22 @@ class AtelierBot(commands.Bot):
                 await self.tree.sync(guild=guild)
         else:
             await self.tree.sync()
+        # Before any delivery resumes: what each server allows, so files fit at the first try.
+        for server, size in (await self.studio.acknowledged.upload_limits()).items():
+            self._upload_limits[int(server)] = size
         resumed = await self.delivery.resume()
         trainings = await self.training.resume()
+        interrupted = await self.pending.resume()
         log.info(
-            "commands synced (%s); %d deliveries and %d training runs resumed",
+            "commands synced (%s); %d deliveries, %d training runs and %d commands resumed",
             guilds or "global",
             resumed,
             trainings,
+            interrupted,
         )
 
     async def close(self) -> None:
+        await self.pending.close()
         await self.delivery.close()
         await self.training.close()
         if self._studio_context is not None:
@@ -113,16 +122,42 @@ class AtelierBot(commands.Bot):
     ) -> None:
         await report(interaction, getattr(error, "original", error))
 
-    # Upload limits: interactions tell the effective limit (boosts included); remember it per guild.
+    async def channel_by_id(self, channel_id: int) -> Any:
+        """A channel or thread from the cache, else from Discord (e.g. just after a start)."""
+        return self.get_channel(channel_id) or await self.fetch_channel(channel_id)
+
+    # Upload limits: interactions tell the effective limit (boosts included); remember it per
+    # guild, durably: a restarted bot fits resumed deliveries before the first try.
 
     def remember_limit(self, interaction: discord.Interaction[Any]) -> None:
         if interaction.guild_id is not None:
-            self._upload_limits[interaction.guild_id] = interaction.filesize_limit
+            self.remember_guild_limit(interaction.guild_id, interaction.filesize_limit)
+
+    def remember_guild_limit(self, guild_id: int, size: int) -> None:
+        if self._upload_limits.get(guild_id) == size:
+            return
+        self._upload_limits[guild_id] = size
+        task = asyncio.create_task(self._store_limit(guild_id, size))
+        self._side_writes.add(task)
+        task.add_done_callback(self._side_writes.discard)
+
+    async def _store_limit(self, guild_id: int, size: int) -> None:
+        try:
+            await self.studio.acknowledged.remember_upload_limit(str(guild_id), size)
+        except Exception:  # a cache of Discord's answer: losing it costs one re-fit, not a result
+            log.warning("could not remember the upload limit of guild %s", guild_id, exc_info=True)
 
     def upload_limit(self, guild: discord.Guild | None) -> int:
         if guild is None:
-            return 10 * 1024 * 1024
-        return self._upload_limits.get(guild.id, guild.filesize_limit)
+            return DEFAULT_UPLOAD_LIMIT
+        return self._upload_limits.get(guild.id, guild.filesize_limit)  # its boost tier's, else 10 MiB
+
+    def limit_after_413(self, guild: discord.Guild | None, sent: int, error: discord.HTTPException) -> int:
+        """Discord refused ``sent`` bytes: the real limit is lower than we knew; remember it."""
+        limit = limit_after_413(sent, error.text)
+        if guild is not None:
+            self.remember_guild_limit(guild.id, limit)
+        return limit
 
     async def send_fitted(
         self, channel: discord.abc.Messageable, content: str, original: bytes, data: bytes, filename: str
@@ -136,7 +171,10 @@ class AtelierBot(commands.Bot):
             except discord.HTTPException as error:
                 if error.status != 413:
                     raise
-                limit = max(1024, len(data) // 2)
+                guild = getattr(channel, "guild", None)
+                limit = self.limit_after_413(
+                    guild if isinstance(guild, discord.Guild) else None, len(data), error
+                )
                 data, filename = await asyncio.to_thread(
                     fit_image, original, limit, filename.rsplit(".", 1)[0]
                 )

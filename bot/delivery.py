@@ -221,7 +221,7 @@ class Delivery:
             except discord.HTTPException as error:
                 if error.status != 413:
                     raise
-                limit = max(1024, min(limit, len(data)) // 2)  # the real limit is lower than we knew
+                limit = self.bot.limit_after_413(guild, len(data), error)  # lower than we knew
         remix = self.bot.get_cog("atelier")
         if remix is not None and guild is not None:
             try:

@@ -16,6 +16,10 @@ KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7�
 STAR = "⭐"
 NO_PINGS = discord.AllowedMentions.none()
 _MENTION = re.compile(r"<@[!&]?\d+>|<#\d+>|@everyone|@here")
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's per-file limit without boosts
+# Per-file limits Discord has used (bytes): free, legacy free, and boosted tiers.
+UPLOAD_TIERS = (100 * 1024 * 1024, 50 * 1024 * 1024, 25 * 1024 * 1024, 10 * 1024 * 1024, 8 * 1024 * 1024)
+_TOLD_LIMIT = re.compile(r"limit(?: of| is)?:? ?(\d{3,})")
 
 
 def strip_mentions(text: str) -> str:
@@ -127,3 +131,17 @@ def fit_image(png: bytes, limit: int, name: str) -> tuple[bytes, str]:
         scale *= 0.75
         if scale < 0.05:
             raise ValueError("image cannot be made small enough")
+
+
+def limit_after_413(sent: int, told: str | None = None) -> int:
+    """The limit to fit to after Discord refused a file of ``sent`` bytes (HTTP 413).
+
+    The limit Discord states, when its answer names one; else the largest limit Discord uses
+    below what failed (a file refused at 12 MiB is fitted to 10 MiB, not to 6); else half.
+    """
+    if told:
+        found = _TOLD_LIMIT.search(told)
+        if found and 0 < int(found[1]) < sent:
+            return int(found[1])
+    below = next((tier for tier in UPLOAD_TIERS if tier < sent), None)
+    return below if below is not None else max(1024, sent // 2)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio import jobs
+from studio.acknowledgements import Acknowledgements
 from studio.apikeys import ApiKeys
 from studio.artifacts import Artifacts, digest
 from studio.catalogue import Catalogue
@@ -108,6 +109,7 @@ class Studio:
         self.forge = Forge(settings, catalogue, store, queue, artifacts)
         self.finisher = Finisher(self)
         self.keys = ApiKeys(settings, store)
+        self.acknowledged = Acknowledgements(store)
         self.training_sets = TrainingSets(settings, store, artifacts)
 
     # Generate
@@ -170,6 +172,7 @@ class Studio:
         mask: bytes | None = None,
         capacity_checked: bool = False,
         limit: int | None = None,
+        generation_id: str | None = None,
     ) -> Generation:
         """Record and enqueue a validated recipe (capacity checked first).
 
@@ -177,14 +180,14 @@ class Studio:
         job is queued, so a front end that stops at any moment still delivers it when it is back.
         ``capacity_checked``: the caller checked capacity for a whole batch (check_capacity); each
         of its generations is then held to ``limit`` (the batch's cap), if given.
-        The store is the authority on capacity: the early check only answers sooner, the insert
-        itself refuses (TooManyJobs) when concurrent submits filled the person's slots meanwhile.
+        Capacity is checked by the insert itself, atomically (TooManyJobs): a separate check
+        first could pass for several concurrent submits at once. Front ends may call
+        check_capacity earlier, for a friendly answer before they open threads.
+        ``generation_id``: chosen by the caller (a recorded Discord command), else a new one.
         """
         cap = limit if capacity_checked else (limit or self.settings.max_jobs_per_user)
         model = self.catalogue.get(recipe.model)
         adapters = await self.forge.adapters_for(requester, recipe)
-        if not capacity_checked:
-            await self.check_capacity(requester, limit=cap)  # early: before anything is stored
         if init_image is not None:  # stored only once everything else is known to be valid
             await asyncio.to_thread(self.artifacts.put, init_image, ".img")
         if mask is not None:
@@ -197,7 +200,7 @@ class Studio:
             project_row = found or await self.store.create_project(
                 requester.id, project, server=requester.server
             )
-        generation_id = new_id()
+        generation_id = generation_id or new_id()
         server = self._server_of(requester, project_row)
         if not await self.store.add_generation(
             generation_id, project_row.id, requester.id, recipe, private, server, limit=cap

@@ -16,6 +16,7 @@ from studio.entities import BoardItem, Delivery, Generation, Ideation, ImageReco
 from studio.errors import NotFound
 from studio.recipe import Recipe
 from studio.store.finishes import FinishRows
+from studio.store.interactions import InteractionRows
 from studio.store.keys import KeyRows
 from studio.store.loras import LoraRows
 from studio.store.migrations import migrate
@@ -66,6 +67,10 @@ class Store:
     @property
     def keys(self) -> KeyRows:
         return KeyRows(self)
+
+    @property
+    def interactions(self) -> InteractionRows:
+        return InteractionRows(self)
 
     @property
     def db(self) -> aiosqlite.Connection:

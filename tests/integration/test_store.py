@@ -36,12 +36,14 @@ async def test_migrations_apply_once_in_wal_mode(tmp_path: Path) -> None:
         "generations",
         "ideations",
         "images",
+        "interactions",
         "loras",
         "posts",
         "projects",
         "remix_channels",
         "training_roles",
         "training_set_items",
+        "upload_limits",
         "users",
     ]
 

@@ -15,8 +15,9 @@ from bot import render
 from bot.choices import base_model_choices, lora_choices
 from bot.interactions import reply
 from bot.links import parse_link, read_upload
-from bot.projects import post_status, project_target, requester_of
-from studio.entities import Requester
+from bot.pending import Command
+from bot.projects import new_project_thread, post_status, project_target, requester_of
+from studio.entities import Project, Requester
 from studio.errors import InvalidRecipe, StudioError
 from studio.families import ASPECTS
 from studio.recipe import MAX_SEED, Draft, parse_loras
@@ -37,6 +38,7 @@ class GenerateCog(commands.Cog, name="Generate"):
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.show_recipe)
+        self.bot.pending.handle("imagine", self._imagine)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.show_recipe.name, type=self.show_recipe.type)
@@ -81,35 +83,59 @@ class GenerateCog(commands.Cog, name="Generate"):
         board: bool = False,
         lora: app_commands.Range[str, 1, 300] | None = None,
     ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)  # first, whatever the queue does
-        requester = requester_of(interaction)
-        cleaned = render.strip_mentions(prompt)
+        said = {
+            "prompt": prompt,
+            "negative": negative,
+            "model": model,
+            "aspect": aspect.value if aspect else None,
+            "batch": batch,
+            "seed": seed,
+            "steps": steps,
+            "guidance": guidance,
+            "private": private,
+            "style": style,
+            "board": board or None,
+            "lora": lora,
+        }
+        # Recorded before "thinking…": a bot that stops now finishes it when it is back.
+        command = await self.bot.pending.acknowledge(
+            interaction, "imagine", {k: v for k, v in said.items() if v is not None}
+        )
+        if command is not None:
+            await self.bot.pending.run(command)
+
+    async def _imagine(self, command: Command) -> None:
+        """/imagine's work, live or resumed after a restart (bot/pending.py)."""
+        said = command.options
+        requester = command.requester
+        cleaned = render.strip_mentions(said["prompt"])
         if not cleaned.replace("--", "").strip():
             raise InvalidRecipe(
                 "prompt", "The prompt has no words once mentions are removed: describe the image."
             )
         options = Draft(
-            negative_prompt=render.strip_mentions(negative) if negative else None,
-            model=model,
-            aspect=aspect.value if aspect else None,
-            batch=batch,
-            seed=seed,
-            steps=steps,
-            guidance=guidance,
-            style=style,
-            loras=parse_loras(lora) if lora else None,
+            negative_prompt=render.strip_mentions(said["negative"]) if said.get("negative") else None,
+            model=said.get("model"),
+            aspect=said.get("aspect"),
+            batch=said.get("batch"),
+            seed=said.get("seed"),
+            steps=said.get("steps"),
+            guidance=said.get("guidance"),
+            style=said.get("style"),
+            loras=parse_loras(said["lora"]) if said.get("lora") else None,
         )
         defaults = await self.studio.defaults_for(requester)
         recipe = self.studio.plan(cleaned, options, defaults=defaults)
-        private = private if private is not None else bool(defaults.private)
+        chosen = said.get("private")
+        private = chosen if chosen is not None else bool(defaults.private)
         await self.studio.forge.adapters_for(requester, recipe, share=False)  # before a thread opens
-        await self.studio.check_capacity(requester)
+        await self.studio.check_capacity(requester)  # early and friendly; the store decides
+        channel = await command.channel()
         init = None
-        if board:
-            thread = interaction.channel
+        if said.get("board"):
             found = (
-                await self.studio.project_for_thread(str(thread.id))
-                if isinstance(thread, discord.Thread)
+                await self.studio.project_for_thread(str(channel.id))
+                if isinstance(channel, discord.Thread)
                 else None
             )
             if found is None:
@@ -117,14 +143,39 @@ class GenerateCog(commands.Cog, name="Generate"):
                     "board: uses a project's mood board: run it inside an Atelier project thread."
                 )
             recipe, init = await self.studio.plan_with_board(cleaned, options, defaults, found)
-        target, project = await project_target(self.bot, interaction, requester, recipe.prompt, private)
+        target, project = await self._target(command, channel, requester, recipe.prompt, private)
+        await command.working_in(target)
         generation = await self.studio.submit(
-            requester, recipe, project, init_image=init, private=private, deliver_to=str(target.id)
+            requester,
+            recipe,
+            project,
+            init_image=init,
+            private=private,
+            deliver_to=str(target.id),
+            generation_id=command.generation_id,
         )
-        self.bot.remember_limit(interaction)
+        command.remember_limit()
         await post_status(self.bot, target, generation)
-        where = target.mention
-        await reply(interaction, f"On it — follow along in {where}.")
+        await command.answer(f"On it — follow along in {target.mention}.")
+
+    async def _target(
+        self, command: Command, channel: Any, requester: Requester, title: str, private: bool
+    ) -> tuple[discord.Thread, Project]:
+        """The project thread: the one a stopped run of this command opened, this one, or a new one."""
+        thread = await command.known_thread()
+        if thread is not None and thread.id != channel.id:
+            project = await self.studio.project_for_thread(str(thread.id))
+            if project is None:  # stopped between opening the thread and recording its project
+                project = await self.studio.open_project(requester, thread.name, str(thread.id))
+            return thread, project
+        if isinstance(channel, discord.Thread):
+            found = await self.studio.project_for_thread(str(channel.id))
+            if found is None:
+                raise StudioError("This thread is not an Atelier project: use /imagine in a text channel.")
+            return channel, found
+        if not isinstance(channel, discord.TextChannel):
+            raise StudioError("Use /imagine in a server text channel or in an Atelier project thread.")
+        return await new_project_thread(self.bot, channel, await command.user(), requester, title, private)
 
     @app_commands.command(name="remix", description="Img2img: a new image from your upload and a prompt")
     @app_commands.describe(

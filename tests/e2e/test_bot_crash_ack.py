@@ -1,0 +1,77 @@
+"""An acknowledged /imagine survives a bot killed before it could answer."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+
+from tests.e2e.bot_process import BotProcess
+from tests.e2e.test_bot import finished, new_thread, status_message
+from tests.fake_discord import FakeDiscord
+from tests.integration.workers import Deployment
+
+
+def generations_for(deployment: Deployment, words: str) -> int:
+    with sqlite3.connect(deployment.settings().database_path) as db:
+        (count,) = db.execute(
+            "SELECT COUNT(*) FROM generations WHERE recipe_json LIKE ?", (f"%{words}%",)
+        ).fetchone()
+    return int(count)
+
+
+async def _killed_after_the_defer(bot: BotProcess, fake: FakeDiscord, prompt: str) -> tuple[int, int]:
+    """/imagine, SIGKILL the bot between its defer and its next call; (interaction id, @original id)."""
+    held = fake.hold("POST", rf"/channels/{fake.channel_id}/messages")  # the project's starter message
+    record = await fake.slash("imagine", {"prompt": prompt})
+    assert (await record.wait_response()).type == 5
+    await held.wait_arrived()
+    assert bot.process is not None
+    bot.stop(signal.SIGKILL)
+    held.release(drop=True)  # the dead bot's call never reached Discord
+    await fake.wait_disconnected()
+    original = await record.original()
+    assert original is not None and original.loading
+    return record.id, original.id
+
+
+async def test_a_bot_killed_right_after_acknowledging_imagine_finishes_it_on_restart(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
+    threads = set(fake.threads)
+    _, original_id = await _killed_after_the_defer(bot, fake, "a lantern that outlived the bot --seed 8")
+    assert generations_for(e2e_deployment, "a lantern that outlived the bot") == 0
+    bot.start()
+    await fake.wait_connected(timeout=60)
+    thread = await new_thread(fake, threads)
+    result = await finished(fake, (await status_message(fake, thread.id)).id)
+    assert result.content.startswith("✅") and len(result.attachments) == 1
+    original = fake.messages[original_id]
+    assert not original.loading and original.content == f"On it — follow along in <#{thread.id}>."
+    assert generations_for(e2e_deployment, "a lantern that outlived the bot") == 1
+    assert [t for t in fake.threads if t not in threads] == [thread.id]
+    assert len([m for m in fake.bot_messages(thread.id) if m.content.startswith("✅")]) == 1
+    fake.assert_clean()
+
+
+async def test_an_interrupted_command_older_than_its_token_is_dropped_with_a_log_line(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
+    threads = set(fake.threads)
+    interaction_id, original_id = await _killed_after_the_defer(bot, fake, "a lantern nobody waited for")
+    with sqlite3.connect(e2e_deployment.settings().database_path) as db:  # 16 minutes pass
+        db.execute(
+            "UPDATE interactions SET created_at = ? WHERE id = ?",
+            (time.time() - 16 * 60, str(interaction_id)),
+        )
+    bot.start()
+    await fake.wait_connected(timeout=60)
+    await fake.wait_for(lambda: f"dropped /imagine {interaction_id}" in bot.log(), timeout=30)
+    with sqlite3.connect(e2e_deployment.settings().database_path) as db:
+        (outcome,) = db.execute(
+            "SELECT outcome FROM interactions WHERE id = ?", (str(interaction_id),)
+        ).fetchone()
+    assert outcome == "expired"
+    assert generations_for(e2e_deployment, "a lantern nobody waited for") == 0
+    assert set(fake.threads) == threads and fake.messages[original_id].loading
+    fake.assert_clean()
