@@ -109,6 +109,11 @@ class SmokeBot(commands.Bot):
             await interaction.response.defer()
             self.pending.append(interaction)
 
+        @tree.command(description="For server managers")
+        @app_commands.default_permissions(manage_guild=True)
+        async def manage(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("managed", ephemeral=True)
+
         @tree.command(description="Pick a colour")
         async def color(interaction: discord.Interaction, name: str) -> None:
             await interaction.response.send_message(name, allowed_mentions=none)
@@ -472,4 +477,23 @@ async def test_without_message_content_rest_reads_are_blank_too(fake: FakeDiscor
         await client.close()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)
+    fake.assert_clean()
+
+
+async def test_default_member_permissions_hide_a_command(fake: FakeDiscord, bot: SmokeBot) -> None:
+    (manage,) = [c for c in fake.commands if c["name"] == "manage"]
+    assert manage["default_member_permissions"] == str(1 << 5)
+    with pytest.raises(AssertionError, match="hidden from mod"):
+        await fake.slash("manage", user="mod")
+    fake.roles[fake.moderator_role_id].permissions |= 1 << 5  # Manage Server
+    assert (await (await fake.slash("manage", user="mod")).wait_response()).type == 4
+    with pytest.raises(AssertionError, match="hidden from alice"):
+        await fake.slash("manage", user="alice")
+    fake.permit_command("manage", "alice")  # an admin's override for one person
+    assert (await (await fake.slash("manage", user="alice")).wait_response()).type == 4
+    fake.permit_command("manage", fake.moderator_role_id, allowed=False)  # and against a role
+    with pytest.raises(AssertionError, match="by an override"):
+        await fake.slash("manage", user="mod")
+    fake.forget_command_permits("manage")
+    assert (await (await fake.slash("manage", user="mod")).wait_response()).type == 4
     fake.assert_clean()

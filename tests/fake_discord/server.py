@@ -37,6 +37,7 @@ from tests.fake_discord.holds import Hold, Holds
 from tests.fake_discord.rules import DiscordError, FormErrors
 from tests.fake_discord.state import (
     ADD_REACTIONS,
+    ADMINISTRATOR,
     ALL_PERMISSIONS,
     ATTACH_FILES,
     BOT_PERMISSIONS,
@@ -260,6 +261,8 @@ class FakeDiscord:
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
         self.command_syncs: list[tuple[str, list[dict[str, Any]]]] = []
+        # (guild id, command name) -> {user or role id: shown?}, set by ``permit_command``.
+        self.command_overrides: dict[tuple[int, str], dict[int, bool]] = {}
         self.reactions_by_bot: dict[int, list[str]] = {}
         self.rate_limits: list[RateLimitInjection] = []
 
@@ -1376,7 +1379,10 @@ class FakeDiscord:
             "name": cmd["name"],
             "description": cmd.get("description", "") if kind == 1 else "",
             "options": cmd.get("options") or [],
-            "default_member_permissions": cmd.get("default_member_permissions"),
+            # Sent as a number or a string; Discord answers with a string (a bitfield), or null.
+            "default_member_permissions": None
+            if cmd.get("default_member_permissions") is None
+            else str(cmd["default_member_permissions"]),
             "dm_permission": cmd.get("dm_permission", True),
             "nsfw": cmd.get("nsfw", False),
             "contexts": cmd.get("contexts"),
@@ -2185,6 +2191,45 @@ class FakeDiscord:
                 raise LookupError(f"no slash command {name!r} synced for guild {gid}; synced: {known}")
             await asyncio.sleep(0.02)
 
+    def permit_command(
+        self, name: str, who: str | int, allowed: bool = True, guild_id: int | None = None
+    ) -> None:
+        """What a server admin does in Server Settings → Integrations: show (or hide) command
+        ``name`` to a user or a role (``who``: a user name, user id or role id), whatever its
+        default_member_permissions."""
+        gid = self.guild_id if guild_id is None else guild_id
+        target = who if isinstance(who, int) and who in self.guilds[gid].roles else self.user_id(who)
+        self.command_overrides.setdefault((gid, name), {})[target] = allowed
+
+    def forget_command_permits(self, name: str, guild_id: int | None = None) -> None:
+        self.command_overrides.pop((self.guild_id if guild_id is None else guild_id, name), None)
+
+    def _check_command_permissions(self, cmd: dict[str, Any], user_id: int, guild: GuildRecord) -> None:
+        """Discord hides a command from members lacking its ``default_member_permissions`` (the
+        guild's owner and administrators always see it; per-role overrides are not modelled)."""
+        overrides = self.command_overrides.get((guild.id, cmd["name"]), {})
+        member = guild.members.get(user_id)
+        if member is None:
+            return  # not in this guild at all: the visibility check refuses it
+        if user_id in overrides or any(r in overrides for r in member.roles):
+            # An admin's override in Server Settings → Integrations: the user's own, else any role's.
+            allowed = overrides.get(user_id, any(overrides.get(r, False) for r in member.roles))
+            if allowed:
+                return
+            raise AssertionError(f"{cmd['name']!r} is hidden from {member.user.username} by an override")
+        raw = cmd.get("default_member_permissions")
+        if raw is None:
+            return
+        needed = int(raw)
+        perms = self._member_permissions(user_id, guild.id)
+        if user_id == guild.owner_id or perms & ADMINISTRATOR or (needed and perms & needed == needed):
+            return
+        name = self._users[user_id].username
+        raise AssertionError(
+            f"{cmd['name']!r} is hidden from {name}: default_member_permissions {needed} "
+            f"(they have {perms}); Discord does not let them invoke it"
+        )
+
     def _option_channel(self, cid: int, from_channel: int) -> None:
         """A channel option/select value: Discord only offers channels of the guild it is used in."""
         if self._known_channel(cid).id != self.guild_of(from_channel).id:
@@ -2357,7 +2402,9 @@ class FakeDiscord:
         ``subcommand`` is ``"sub"`` or ``"group sub"``.
         """
         cid = self.channel_id if channel_id is None else channel_id
-        cmd = await self._command(name, self._known_channel(cid).id)
+        guild = self._known_channel(cid)
+        cmd = await self._command(name, guild.id)
+        self._check_command_permissions(cmd, self.user_id(user), guild)
         tree, resolved = self._build_options(cmd, options or {}, subcommand, attachments or {}, cid)
         data: dict[str, Any] = {"id": cmd["id"], "name": name, "type": 1, "options": tree}
         if resolved:
@@ -2371,9 +2418,11 @@ class FakeDiscord:
     ) -> InteractionRecord:
         """A user picks the message context-menu command ``name`` on a message (type 3 command)."""
         msg = self.messages[message_id]
-        cmd = self._find_command(name, self.guild_of(msg.channel_id).id, kind=3)
+        guild = self.guild_of(msg.channel_id)
+        cmd = self._find_command(name, guild.id, kind=3)
         if cmd is None:
             raise LookupError(f"no message command {name!r} is synced")
+        self._check_command_permissions(cmd, self.user_id(user), guild)
         data: dict[str, Any] = {
             "id": cmd["id"],
             "name": name,
@@ -2397,7 +2446,9 @@ class FakeDiscord:
     ) -> list[dict[str, Any]]:
         """A user types into option ``focused`` of ``/name``; returns the bot's choices."""
         cid = self.channel_id if channel_id is None else channel_id
-        cmd = await self._command(name, self._known_channel(cid).id)
+        guild = self._known_channel(cid)
+        cmd = await self._command(name, guild.id)
+        self._check_command_permissions(cmd, self.user_id(user), guild)
         tree, resolved = self._build_options(cmd, options, subcommand, {}, cid, focused=focused)
         data: dict[str, Any] = {"id": cmd["id"], "name": name, "type": 1, "options": tree}
         if resolved:

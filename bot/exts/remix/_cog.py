@@ -93,6 +93,10 @@ def share_view(generation: Generation) -> discord.ui.View:
     return view
 
 
+# Discord shows /atelier only to members who may manage the server (admins can grant it to other
+# roles in Server Settings → Integrations); each use case still checks the person itself.
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.guild_only()
 class AtelierCog(commands.GroupCog, name="atelier", description="Server settings for Atelier"):
     remix_channel = app_commands.Group(
         name="remix-channel", description="Channels where public results are shared"
