@@ -14,6 +14,10 @@ def run_worker(kind: str) -> int:
         from gpu_worker.device import pick_device
 
         pick_device(settings.device)  # a named device that is not usable: one line, exit 2
+    if kind == "inference":
+        from studio.catalogue import load_catalogue
+
+        load_catalogue(settings.models_file)  # jobs name models by id: this worker's catalogue decides
     asyncio.set_event_loop(asyncio.new_event_loop())
     worker = make_worker(settings, kind)  # rides out Redis outages: it never exits for one
     worker.run()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 import warnings
@@ -15,6 +14,7 @@ from PIL import Image, ImageOps
 
 from gpu_worker.pipelines import LoadedModel
 from gpu_worker.prompting import prompt_arguments
+from gpu_worker.trusted import open_image
 from studio.recipe import Recipe
 
 StepCallback = Callable[[int, int], None]
@@ -30,31 +30,34 @@ class Generated:
     seconds: float
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode an image as RGB at its own size (pixel count checked before decoding)."""
+def decode_image(data: bytes, max_pixels: int, max_bytes: int, what: str = "the init image") -> Image.Image:
+    """Decode a PNG, JPEG or WebP as RGB at its own size; bytes, format and pixel count are
+    checked from the header before any pixel is decoded (the payload may come from anyone)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        source = Image.open(io.BytesIO(data))
-        if source.width * source.height > max_pixels:
-            raise ValueError(f"the image is {source.width}x{source.height}, above the pixel limit")
-        return ImageOps.exif_transpose(source).convert("RGB")
+        source = open_image(data, max_bytes, max_pixels, what)
+        try:
+            return ImageOps.exif_transpose(source).convert("RGB")
+        except (OSError, SyntaxError) as exc:  # truncated or corrupt past its header
+            raise ValueError(f"{what} is damaged ({exc})") from None
 
 
-def decode_init_image(data: bytes, width: int, height: int, max_pixels: int) -> Image.Image:
-    """Decode an init image (pixel count checked before decoding) and crop it to the target size."""
-    return ImageOps.fit(decode_image(data, max_pixels), (width, height), Image.Resampling.LANCZOS)
+def decode_init_image(data: bytes, width: int, height: int, max_pixels: int, max_bytes: int) -> Image.Image:
+    """Decode an init image (checked as in ``decode_image``) and crop it to the target size."""
+    return ImageOps.fit(decode_image(data, max_pixels, max_bytes), (width, height), Image.Resampling.LANCZOS)
 
 
-def decode_mask(data: bytes, size: tuple[int, int], max_pixels: int) -> Image.Image:
+def decode_mask(data: bytes, size: tuple[int, int], max_pixels: int, max_bytes: int) -> Image.Image:
     """An inpainting mask the init image's size, as pure black and white (white = repaint)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        source = Image.open(io.BytesIO(data))
-        if source.width * source.height > max_pixels:
-            raise ValueError(f"mask is {source.width}x{source.height}, above the pixel limit")
+        source = open_image(data, max_bytes, max_pixels, "the mask")
         if source.size != size:
             raise ValueError(f"the mask is {source.width}x{source.height}, the image {size[0]}x{size[1]}")
-        grey = source.convert("L")
+        try:
+            grey = source.convert("L")
+        except (OSError, SyntaxError) as exc:
+            raise ValueError(f"the mask is damaged ({exc})") from None
     return grey.point(lambda v: 255 if v >= 128 else 0)
 
 

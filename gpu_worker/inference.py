@@ -13,6 +13,7 @@ from gpu_worker.device import pick_device
 from gpu_worker.generate import Cancelled, StepCallback, decode_image, decode_init_image, decode_mask, run
 from gpu_worker.pipelines import ModelLoadError, PipelineCache, pick_dtype
 from gpu_worker.pngmeta import encode_png
+from gpu_worker.trusted import WorkerCatalogue
 from studio import jobs
 from studio.recipe import Recipe
 from studio.settings import Settings
@@ -30,7 +31,9 @@ def make_cache(settings: Settings) -> PipelineCache:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     device = pick_device(settings.device)
-    return PipelineCache(device, pick_dtype(settings.dtype, device), settings.cache_size)
+    cache = PipelineCache(device, pick_dtype(settings.dtype, device), settings.cache_size)
+    cache.catalogue = WorkerCatalogue(settings.models_file)  # model ids resolve here, not in payloads
+    return cache
 
 
 def generate_images(
@@ -44,8 +47,10 @@ def generate_images(
     adapter_file: Callable[[str], Path],
 ) -> jobs.GenerateResult:
     try:
-        model, load_seconds = cache.get(job.model)
-    except ModelLoadError as exc:
+        # The payload names the model; where its weights are is this worker's own business.
+        ref = cache.catalogue.model(job.model) if cache.catalogue is not None else job.model
+        model, load_seconds = cache.get(ref)
+    except (ModelLoadError, ValueError) as exc:
         raise UserFacingError(str(exc)) from exc
     try:
         model.apply_adapters(job.adapters, adapter_file, settings.adapters_per_model)
@@ -55,13 +60,12 @@ def generate_images(
     init = mask = None
     if job.init_image is not None:
         try:
+            limits = (settings.max_upload_pixels, settings.max_upload_bytes)
             if job.mask is not None:  # inpainting keeps the image's own size
-                init = decode_image(job.init_image, settings.max_upload_pixels)
-                mask = decode_mask(job.mask, init.size, settings.max_upload_pixels)
+                init = decode_image(job.init_image, *limits)
+                mask = decode_mask(job.mask, init.size, *limits)
             else:
-                init = decode_init_image(
-                    job.init_image, recipe.width, recipe.height, settings.max_upload_pixels
-                )
+                init = decode_init_image(job.init_image, recipe.width, recipe.height, *limits)
         except (OSError, ValueError) as exc:
             raise UserFacingError(f"the init image or mask could not be used: {exc}") from exc
     try:

@@ -27,6 +27,7 @@ from diffusers import (
 )
 
 from gpu_worker.device import pick_device as pick_device  # re-exported: the worker startup uses it
+from gpu_worker.trusted import WorkerCatalogue
 from studio.jobs import AdapterRef, ModelRef
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ class PipelineCache:
         self.dtype = dtype
         self.size = size
         self.loads = 0
+        # The worker's own catalogue (inference.make_cache): job model ids are resolved there.
+        self.catalogue: WorkerCatalogue | None = None
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 

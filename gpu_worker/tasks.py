@@ -183,9 +183,7 @@ async def upscale(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any
     settings: Settings = ctx["settings"]
     job = jobs.UpscaleJob.model_validate(payload)
     async with job_lease(ctx["redis"], ctx["job_id"], settings.job_lease_s):
-        result = await asyncio.to_thread(
-            run_upscale, job, settings.max_upload_pixels, ctx["cache"].device, ctx["upscalers"]
-        )
+        result = await asyncio.to_thread(run_upscale, job, settings, ctx["cache"], ctx["upscalers"])
     return result.model_dump()
 
 

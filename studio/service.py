@@ -53,7 +53,7 @@ from studio.store import Store
 from studio.store.repository import new_id
 from studio.styles import StyleBook
 from studio.training_sets import TrainingSets
-from studio.uploads import verify_image
+from studio.uploads import for_worker, verify_image
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ class Studio:
             generation_id=generation_id,
             recipe=recipe.model_dump(mode="json"),
             model=jobs.ModelRef(id=model.id, family=model.family, source=model.source, variant=model.variant),
-            init_image=init_image,
+            init_image=None if init_image is None else await asyncio.to_thread(for_worker, init_image),
             mask=mask,
             adapters=adapters,
         )

@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from studio.errors import StudioError
 
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF", "BMP"})
+WORKER_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})  # all an inference worker decodes
 
 
 class UploadRejected(StudioError):
@@ -67,3 +68,20 @@ def verify_image(data: bytes, max_bytes: int, max_pixels: int) -> UploadInfo:
     except (OSError, ValueError, SyntaxError):
         raise UploadRejected("The image file is truncated or corrupt; please upload it again.") from None
     return info
+
+
+def for_worker(data: bytes) -> bytes:
+    """An accepted upload as an inference worker takes it: PNG, JPEG and WebP unchanged, a GIF or
+    BMP (first frame) re-encoded as PNG. Workers decode nothing else, whoever wrote the payload.
+
+    Pixel work: call it in a thread. The recipe keeps the digest of the upload as it came.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data), formats=sorted(ACCEPTED_FORMATS)) as image:
+            if image.format in WORKER_FORMATS:
+                return data
+            out = io.BytesIO()
+            frame = image.convert("RGBA" if image.has_transparency_data else "RGB")
+            frame.save(out, format="PNG")
+    return out.getvalue()
