@@ -39,6 +39,11 @@ def credit(owner_id: str) -> str:
     return f"<@{user}>" if user.isdigit() else quote(user, 40)
 
 
+def code(text: str) -> str:
+    """``text`` as inline code, shown and copied verbatim (backticks inside kept)."""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
 def jump_link(guild_id: int | None, channel_id: str, message_id: str) -> str:
     return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
 

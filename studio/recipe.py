@@ -110,7 +110,12 @@ class Recipe(BaseModel):
         return "\n".join(lines)
 
     def to_prompt_text(self) -> str:
-        """The recipe as inline-flag prompt text that parses back to the same settings."""
+        """The recipe as inline-flag prompt text that parses back to the same settings.
+
+        What text cannot carry stays out: the init image and mask (pasted into /imagine, the text
+        makes a new image from the same settings; its ``--strength`` applies again with an init
+        image, e.g. in /remix), the parent link, and the style, already worked into the prompt.
+        """
         return Draft(
             prompt=self.prompt,
             negative_prompt=self.negative_prompt or None,
@@ -408,6 +413,8 @@ def resolve(
         aspect=aspect,
         sampler=draft.sampler or DEFAULT_SAMPLER,
         init_image=init_image,
-        strength=(draft.strength or DEFAULT_STRENGTH) if init_image else draft.strength,
+        # Strength means how far from an init image; without one it means nothing, so the recipe
+        # text of an img2img, variation or inpaint image pastes into /imagine as a fresh image.
+        strength=(draft.strength or DEFAULT_STRENGTH) if init_image else None,
         loras=draft.loras or (),  # the Forge checks they exist for this person (Forge.adapters_for)
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DOUBLE_PRESS_S = 3.0
+RECIPE_INLINE = 1200  # longer recipe text goes in a file: the answer must stay under 2000 chars
 
 
 class GenerateCog(commands.Cog, name="Generate"):
@@ -422,10 +424,10 @@ class GenerateCog(commands.Cog, name="Generate"):
         index = post.image_index if post.image_index is not None else (image or 1) - 1
         steps = await self.studio.lineage(requester_of(interaction), post.generation_id, index)
         first = steps[0].image
-        lines = [
-            f"🧬 **Image {first.index + 1}** · seed {first.seed}",
-            f"Recipe: `{first.recipe.to_prompt_text()[:900]}`",
-        ]
+        # The whole recipe or none of it: a cut one would paste as other settings (or not at all).
+        text = first.recipe.to_prompt_text()
+        recipe = f"Recipe: {render.code(text)}" if len(text) <= RECIPE_INLINE else "Recipe: in recipe.txt"
+        lines = [f"🧬 **Image {first.index + 1}** · seed {first.seed}", recipe]
         for depth, step in enumerate(steps):
             arrow = "🌱 original" if depth == len(steps) - 1 and not step.hidden else ("↳" if depth else "•")
             if step.hidden or step.elsewhere:
@@ -439,7 +441,16 @@ class GenerateCog(commands.Cog, name="Generate"):
                 f"{arrow} image {step.image.index + 1} by {credit} · "
                 f"*{render.quote(step.image.recipe.prompt, 60)}*{remixed} — {where}"
             )
-        await reply(interaction, "\n".join(lines))
+        answer = "\n".join(lines)
+        if len(text) <= RECIPE_INLINE:
+            await reply(interaction, answer)
+        else:
+            await interaction.followup.send(
+                answer[:2000],
+                file=discord.File(io.BytesIO(text.encode()), "recipe.txt"),
+                ephemeral=True,
+                allowed_mentions=render.NO_PINGS,
+            )
 
     @app_commands.command(name="status", description="Queue depth, live workers and your own jobs")
     async def status(self, interaction: discord.Interaction[AtelierBot]) -> None:
