@@ -169,8 +169,14 @@ async def drill(lane: Lane, redis: OwnRedis, outages: list[float], with_bot: boo
         for cycle in cycles:
             for generation_id in cycle.generations:
                 found = rows(lane, "SELECT finished_at FROM generations WHERE id = ?", (generation_id,))
-                if found and found[0][0] is not None:
-                    cycle.back_to_done.append(float(found[0][0]) - cycle.back_at)
+                if not found or found[0][0] is None:
+                    continue
+                finished = float(found[0][0])
+                # One recorded in the instant between the snapshot and the kill is no outage case;
+                # a job that waited out this outage and the next counts from the last one's end.
+                if finished > cycle.killed_at:
+                    back = max(c.back_at for c in cycles if c.back_at <= finished)
+                    cycle.back_to_done.append(finished - back)
         return report(lane, cycles, api, bot, fake)
     finally:
         for task in following:
