@@ -14,7 +14,7 @@ def run_worker(kind: str) -> int:
         from gpu_worker.device import pick_device
 
         pick_device(settings.device)  # a named device that is not usable: one line, exit 2
-    if kind == "inference":
+    if kind in ("inference", "training"):
         from studio.catalogue import load_catalogue
 
         load_catalogue(settings.models_file)  # jobs name models by id: this worker's catalogue decides

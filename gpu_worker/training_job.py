@@ -15,6 +15,7 @@ from gpu_worker.inference import UserFacingError
 from gpu_worker.kohya import to_kohya
 from gpu_worker.pipelines import ModelLoadError, load_model
 from gpu_worker.train import train_lora
+from gpu_worker.trusted import open_image, own_catalogue
 from studio import jobs
 from studio.recipe import Recipe
 
@@ -32,7 +33,11 @@ def _dataset(job: jobs.TrainJob) -> list[Image.Image]:
     side = job.params.resolution
     images = []
     for number, data in enumerate(job.images, start=1):
-        with Image.open(io.BytesIO(data)) as source:
+        try:  # the studio sends PNGs: no other decoder parses a payload, nothing larger is decoded
+            source = open_image(data, len(data), side * side, f"dataset image {number}")
+        except ValueError as exc:
+            raise UserFacingError(str(exc)) from exc
+        with source:
             if source.size != (side, side):
                 raise UserFacingError(f"dataset image {number} is {source.size}, not {side}x{side}")
             images.append(source.convert("RGB"))
@@ -51,9 +56,9 @@ def run_training(
 ) -> jobs.TrainResult:
     # A fresh fp32 copy of the base model that belongs to this run alone (mixed precision, when
     # asked for, is autocast during training; the LoRA weights themselves stay fp32).
-    try:
-        model = load_model(job.model, device, torch.float32)
-    except ModelLoadError as exc:
+    try:  # the payload names the base model; this worker's catalogue says where it is
+        model = load_model(own_catalogue().model(job.model), device, torch.float32)
+    except (ModelLoadError, ValueError) as exc:
         raise UserFacingError(str(exc)) from exc
     images = _dataset(job)
     recipe = Recipe.model_validate(job.sample_recipe)

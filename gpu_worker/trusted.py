@@ -73,6 +73,19 @@ class WorkerCatalogue:
         return own
 
 
+_own: WorkerCatalogue | None = None
+
+
+def own_catalogue() -> WorkerCatalogue:
+    """This process's catalogue, from the settings it runs with (training jobs resolve here)."""
+    global _own
+    if _own is None:
+        from studio.settings import load_settings
+
+        _own = WorkerCatalogue(load_settings().models_file)
+    return _own
+
+
 def open_image(
     data: bytes,
     max_bytes: int,

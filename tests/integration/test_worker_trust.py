@@ -201,3 +201,41 @@ async def test_lora_files_are_checked_again_just_before_loading(tmp_path: Path) 
     assert not (tmp_path / f"{sha}.safetensors").exists()  # fetched afresh by the next job
     with pytest.raises(AdapterMissing, match="not a sha256 digest"):
         files.path("../" + sha[3:])
+
+
+async def test_training_payloads_name_a_catalogue_model_and_send_pngs(
+    studio: Studio, trust_deployment: Deployment
+) -> None:
+    worker = trust_deployment.start_worker("training")
+    await trust_deployment.wait_ready(kinds=("training",))
+    tiny = studio.catalogue.get("tiny-sd15")
+    sample = studio.plan("zq cat --steps 1 --seed 1")
+
+    async def train(model: jobs.ModelRef, image_format: str) -> dict[str, Any]:
+        picture = _encode(Image.new("RGB", (64, 64), (90, 30, 160)), image_format)
+        job = jobs.TrainJob(
+            training_id=uuid.uuid4().hex,
+            model=model,
+            params=jobs.TrainingParams(steps=1, rank=2, alpha=2, learning_rate=1e-3, resolution=64, seed=1),
+            images=[picture] * 3,
+            captions=["zq cat"] * 3,
+            sample_recipe=sample.model_dump(mode="json"),
+        )
+        job_id = f"trust-train-{uuid.uuid4().hex}"
+        assert await studio.queue.enqueue(jobs.TRAINING, jobs.TRAIN_LORA, job_id, job.model_dump())
+        success, value = await studio.queue.wait(job_id, timeout=WAIT_S)
+        assert success, value
+        return dict(value)
+
+    evil = jobs.ModelRef(id="evil", family="sd15", source=tiny.source)
+    refused = await train(evil, "PNG")
+    assert (
+        refused["status"] == "failed" and "model `evil` is not in this worker's catalogue" in refused["error"]
+    )
+    forged = jobs.ModelRef(id="tiny-sd15", family="sd15", source="/not/a/model")
+    refused = await train(forged, "GIF")  # the worker's own path loads; the GIF dataset is refused
+    assert (
+        refused["status"] == "failed"
+        and "dataset image 1 is not a PNG, JPEG or WebP image" in refused["error"]
+    )
+    assert worker.poll() is None, trust_deployment.logs()
