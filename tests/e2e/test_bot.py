@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import itertools
 import sqlite3
 from typing import Any
 
 import pytest
+import redis
 from PIL import Image
 
+from studio.jobs import ARQ_IN_PROGRESS_PREFIX, ARQ_RESULT_PREFIX
 from tests.e2e.bot_process import BotProcess
 from tests.fake_discord import FakeDiscord, MessageRecord, ThreadRecord
-from tests.integration.workers import Deployment
+from tests.integration.workers import TEST_REDIS_URL, Deployment
 
 RESULT_TIMEOUT = 90.0
 
@@ -37,6 +38,26 @@ def generation_count(deployment: Deployment) -> int:
         return 0
     with sqlite3.connect(path) as db:
         return int(db.execute("SELECT COUNT(*) FROM generations").fetchone()[0])
+
+
+def generation_of(message: MessageRecord) -> str:
+    """The generation a status message (its Cancel button) or a result (its reroll button) is for."""
+    return next(i for i in custom_ids(message) if i.startswith(("at:x:", "at:r:"))).split(":")[2]
+
+
+def delivered(deployment: Deployment, generation_id: str) -> bool:
+    """The bot recorded the result as posted: its tracker (result edit, then sharing) is done."""
+    with sqlite3.connect(deployment.settings().database_path) as db:
+        row = db.execute(
+            "SELECT delivered_at FROM deliveries WHERE generation_id = ?", (generation_id,)
+        ).fetchone()
+    return row is not None and row[0] is not None
+
+
+def in_progress(generation_id: str) -> bool:
+    """A worker has taken the job (arq's in-progress key): it is running, not merely queued."""
+    with redis.Redis.from_url(TEST_REDIS_URL) as client:
+        return bool(client.exists(ARQ_IN_PROGRESS_PREFIX + generation_id))
 
 
 async def new_thread(fake: FakeDiscord, known: set[int]) -> ThreadRecord:
@@ -119,10 +140,20 @@ async def test_imagine_opens_a_thread_and_delivers_a_grid_with_buttons(
     fake.assert_clean()
 
 
-async def test_progress_is_shown_and_edits_are_throttled(bot: BotProcess, fake: FakeDiscord) -> None:
+async def test_progress_is_shown_and_edits_are_throttled(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
     status, _ = await imagine(fake, {"prompt": "a slow sea --size 256x256", "steps": 150})
-    result = await finished(fake, status.id)
+    result = await finished(fake, status.id, timeout=240)  # seconds idle, minutes on a loaded CPU
     assert result.content.startswith("✅")
+    # Progress edits start 1.5 s into a job and come at most every 1.5 s: only a job that runs
+    # for several intervals is sure to show one. Check that precondition rather than assume it.
+    generation = next(i for i in custom_ids(result) if i.startswith("at:r:")).split(":")[2]
+    with sqlite3.connect(e2e_deployment.settings().database_path) as db:
+        (worker_seconds,) = db.execute(
+            "SELECT worker_seconds FROM generations WHERE id = ?", (generation,)
+        ).fetchone()
+    assert worker_seconds >= 3 * 1.5, f"the job took {worker_seconds:.1f}s: too short to show progress"
     contents = [payload.get("content", "") for _, payload in result.edits]
     assert any("Generating" in c and "steps" in c and "ETA" in c for c in contents), contents
     times = [t for t, _ in result.edits]
@@ -130,7 +161,9 @@ async def test_progress_is_shown_and_edits_are_throttled(bot: BotProcess, fake: 
     fake.assert_clean()
 
 
-async def test_favourites_by_reaction_menu_and_star(bot: BotProcess, fake: FakeDiscord) -> None:
+async def test_favourites_by_reaction_menu_and_star(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
     status, thread_id = await imagine(fake, {"prompt": "three red boats", "batch": 3})
     result = await finished(fake, status.id)
     generation = next(i for i in custom_ids(result) if i.startswith("at:r:")).split(":")[2]
@@ -156,7 +189,18 @@ async def test_favourites_by_reaction_menu_and_star(bot: BotProcess, fake: FakeD
     alice = await favourites("alice")
     assert "image 1" in alice and "image 3" in alice and "image 2" in alice
     await fake.unreact(result.id, "2️⃣", user="bob")
-    await asyncio.sleep(0.5)
+
+    def bobs_favourites() -> int:
+        with sqlite3.connect(e2e_deployment.settings().database_path) as db:
+            return int(
+                db.execute(
+                    "SELECT COUNT(*) FROM favourites JOIN images ON images.id = favourites.image_id "
+                    "WHERE images.generation_id = ? AND favourites.user_id = ?",
+                    (generation, f"discord:{fake.users['bob']}"),
+                ).fetchone()[0]
+            )
+
+    await fake.wait_for(lambda: bobs_favourites() == 0)
     assert "No favourites in this project" in await favourites("bob")
     fake.assert_clean()
 
@@ -194,9 +238,10 @@ async def test_reroll_variation_and_other_peoples_buttons(
 
 
 async def test_cancel_by_owner_or_moderator_only(bot: BotProcess, fake: FakeDiscord) -> None:
-    status, _ = await imagine(fake, {"prompt": "a very long night --size 256x256", "steps": 150})
+    # 150 steps at 512x512: minutes on a CPU, so it is still running when the cancel arrives.
+    status, _ = await imagine(fake, {"prompt": "a very long night --size 512x512", "steps": 150})
     cancel = next(i for i in custom_ids(status) if i.startswith("at:x:"))
-    await fake.wait_for(lambda: "Generating" in fake.messages[status.id].content, timeout=60)
+    await fake.wait_for(lambda: in_progress(cancel.split(":")[2]), timeout=60, interval=0.1)
     refused = await fake.click(status.id, cancel, user="bob")
     assert "Only the person who started this job, or a moderator" in await ephemeral_answer(refused)
     accepted = await fake.click(status.id, cancel, user="mod")
@@ -243,7 +288,8 @@ async def test_status_and_the_per_user_cap(
 ) -> None:
     statuses = []
     for n in range(3):
-        status, _ = await imagine(fake, {"prompt": f"slow job {n} --size 256x256", "steps": 150}, user="bob")
+        # 512x512, 150 steps: none can end before the cap and /status are checked.
+        status, _ = await imagine(fake, {"prompt": f"slow job {n} --size 512x512", "steps": 150}, user="bob")
         statuses.append(status)
     before = generation_count(e2e_deployment)
     record = await fake.slash("imagine", {"prompt": "one too many"}, user="bob")
@@ -263,11 +309,17 @@ async def test_status_and_the_per_user_cap(
 async def test_a_job_finished_while_the_bot_was_down_is_delivered_once(
     bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
 ) -> None:
-    status, _ = await imagine(fake, {"prompt": "patience --size 256x256", "steps": 30})
+    # Seconds of work on a CPU, so the bot is surely stopped before it ends (checked below).
+    status, _ = await imagine(fake, {"prompt": "patience --size 256x256", "steps": 60})
+    generation = generation_of(status)
     bot.stop()
     await fake.wait_disconnected()
-    # The job finishes meanwhile (the worker does not need the bot).
-    await asyncio.sleep(1)
+    # The job finishes meanwhile (the worker does not need the bot): wait for its arq result.
+    with redis.Redis.from_url(TEST_REDIS_URL) as client:
+        await fake.wait_for(
+            lambda: client.exists(ARQ_RESULT_PREFIX + generation) or None, timeout=240, interval=0.1
+        )
+    assert not fake.messages[status.id].content.startswith("✅")
     bot.start()
     await fake.wait_connected(timeout=60)
     result = await finished(fake, status.id)
@@ -275,9 +327,8 @@ async def test_a_job_finished_while_the_bot_was_down_is_delivered_once(
     with_files = [payload for _, payload in result.edits if payload.get("attachments")]
     assert len(with_files) == 1, "delivered exactly once"
     # Buttons of a result posted before the restart still work.
-    generation = next(i for i in custom_ids(result) if i.startswith("at:r:")).split(":")[2]
     post = await fake.click(result.id, f"at:u:{generation}:0")
     assert "Posted image 1" in await ephemeral_answer(post)
-    await asyncio.sleep(2)
+    await fake.wait_for(lambda: delivered(e2e_deployment, generation))  # its tracker is done
     assert len([p for _, p in fake.messages[status.id].edits if p.get("attachments")]) == 1
     fake.assert_clean()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.e2e.bot_process import BotProcess
-from tests.e2e.test_bot import custom_ids, ephemeral_answer, finished, imagine, new_thread, status_message
+from tests.e2e.test_bot import (
+    custom_ids,
+    delivered,
+    ephemeral_answer,
+    finished,
+    generation_of,
+    imagine,
+    new_thread,
+    status_message,
+)
 from tests.fake_discord import FakeDiscord, MessageRecord
+from tests.integration.workers import Deployment
 
 MANAGE_GUILD = 1 << 5
 
@@ -17,7 +25,9 @@ def shares(fake: FakeDiscord) -> list[MessageRecord]:
     return [m for m in fake.bot_messages(fake.channel_id) if m.content.startswith("🔀")]
 
 
-async def test_share_remix_with_modal_and_reaction(bot: BotProcess, fake: FakeDiscord) -> None:
+async def test_share_remix_with_modal_and_reaction(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
     async def channels(sub: str, user: str) -> str:
         record = await fake.slash("atelier", None, user=user, subcommand=f"remix-channel {sub}")
         return await ephemeral_answer(record)
@@ -63,8 +73,9 @@ async def test_share_remix_with_modal_and_reaction(bot: BotProcess, fake: FakeDi
 
         # Private results are never shared.
         private, _ = await imagine(fake, {"prompt": "my own lighthouse", "private": True})
-        await finished(fake, private.id)
-        await asyncio.sleep(2)  # sharing follows the result edit
+        generation = generation_of(await finished(fake, private.id))
+        # Sharing follows the result edit, then the delivery is recorded: after that, it is too late.
+        await fake.wait_for(lambda: delivered(e2e_deployment, generation))
         assert not any("my own lighthouse" in m.content for m in shares(fake))
         assert "Removed" in await channels("remove", "mod")
         fake.assert_clean()

@@ -11,7 +11,15 @@ from studio import jobs
 from studio.app import open_studio
 from studio.entities import Requester
 from tests.e2e.bot_process import BotProcess
-from tests.e2e.test_bot import custom_ids, ephemeral_answer, finished, imagine, new_thread, status_message
+from tests.e2e.test_bot import (
+    custom_ids,
+    delivered,
+    ephemeral_answer,
+    finished,
+    imagine,
+    new_thread,
+    status_message,
+)
 from tests.fake_discord import FakeDiscord
 from tests.integration.workers import TEST_REDIS_URL, Deployment
 
@@ -53,15 +61,16 @@ async def test_an_unexpected_failure_gets_an_apology_and_a_log_line(
 
 
 async def test_a_result_that_arrived_while_the_bot_was_down_is_delivered_on_start(
-    bot: BotProcess, fake: FakeDiscord
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
 ) -> None:
-    status, _ = await imagine(fake, {"prompt": "while you were out"})
+    # Seconds of work on a CPU, so the bot is stopped before it ends (asserted below).
+    status, _ = await imagine(fake, {"prompt": "while you were out --size 256x256", "steps": 60})
     generation = next(i for i in custom_ids(status) if i.startswith("at:x:")).split(":")[2]
     bot.stop()
     await fake.wait_disconnected()
     redis = aioredis.from_url(TEST_REDIS_URL)
     try:
-        for _ in range(600):  # the worker finishes the job with nobody listening
+        for _ in range(2400):  # the worker finishes the job with nobody listening (a busy CPU: slowly)
             if await redis.exists(jobs.ARQ_RESULT_PREFIX + generation):
                 break
             await asyncio.sleep(0.1)
@@ -74,7 +83,7 @@ async def test_a_result_that_arrived_while_the_bot_was_down_is_delivered_on_star
     await fake.wait_connected(timeout=60)
     result = await finished(fake, status.id)
     assert result.content.startswith("✅") and len(result.attachments) == 1
-    await asyncio.sleep(2)
+    await fake.wait_for(lambda: delivered(e2e_deployment, generation))  # its tracker is done
     assert len([p for _, p in fake.messages[status.id].edits if p.get("attachments")]) == 1
     fake.assert_clean()
 

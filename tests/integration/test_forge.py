@@ -33,6 +33,9 @@ ALICE = Requester(id="cli:alice", name="alice", server="guild-1")
 BOB = Requester(id="cli:bob", name="bob", server="guild-1")
 ADMIN = Requester(id="cli:admin", name="admin", server="guild-1", admin=True)
 QUICK = TrainingOptions(steps=40, rank=4, learning_rate=1e-2, resolution=64)
+# For runs that get cancelled: the most steps allowed (minutes on a CPU), so they are surely
+# still running when the test acts on them.
+LONG = TrainingOptions(steps=5000, rank=4, learning_rate=1e-3, resolution=64)
 
 
 def subject(seed: int, size: tuple[int, int] = (96, 96), fmt: str = "PNG") -> bytes:
@@ -254,7 +257,7 @@ async def test_roles_and_quota_decide_who_may_train(studio: Studio, forge_deploy
 
     # The quota: at most N runs a day (20 in this deployment), and one at a time.
     dave = Requester(id="cli:dave", name="dave", server="guild-1")
-    first, _ = await studio.forge.train(dave, TrainingRequest("daveball", "zzq", options=QUICK), dataset(3))
+    first, _ = await studio.forge.train(dave, TrainingRequest("daveball", "zzq", options=LONG), dataset(3))
     with pytest.raises(QuotaExceeded, match="one at a time"):
         await studio.forge.plan(dave, TrainingRequest("daveball2", "zzq", options=QUICK), dataset(3))
     with pytest.raises(NotYours):
@@ -283,10 +286,7 @@ async def test_a_killed_training_worker_shows_retrying_then_resumes(crashy: Depl
             retrying.set()
 
     async with open_studio(crashy.settings()) as studio:
-        options = TrainingOptions(steps=3000, rank=4, learning_rate=1e-3, resolution=64)
-        lora, _ = await studio.forge.train(
-            ALICE, TrainingRequest("longrun", "zzq", options=options), dataset(3)
-        )
+        lora, _ = await studio.forge.train(ALICE, TrainingRequest("longrun", "zzq", options=LONG), dataset(3))
         follow = asyncio.create_task(studio.forge.follow(lora.id, on_update))
         await asyncio.wait_for(stepping.wait(), 120)
         victim.send_signal(signal.SIGKILL)

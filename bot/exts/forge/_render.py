@@ -48,8 +48,9 @@ def done(lora: Lora) -> str:
     losses = lora.losses
     trend = f" · loss {losses[0]:.4f} → {losses[-1]:.4f}" if len(losses) >= 2 else ""
     took = f" in {_duration(lora.seconds)}" if lora.seconds else ""
+    steps = f" · {lora.step} steps"  # the last progress edit may have been throttled away
     return (
-        f"✅ Trained {title(lora)}{took}{trend}.\n"
+        f"✅ Trained {title(lora)}{took}{trend}{steps}.\n"
         "Top row: the base model; bottom row: with the LoRA, on the same seeds.\n"
         f"Use it: `/imagine prompt:{lora.trigger} … lora:{lora.name}` or `--lora {lora.name}:0.8`."
     )
