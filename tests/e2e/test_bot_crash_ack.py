@@ -8,6 +8,7 @@ import time
 
 from tests.e2e.bot_process import BotProcess
 from tests.e2e.test_bot import finished, new_thread, status_message
+from tests.e2e.test_bot_remix import png_bytes
 from tests.fake_discord import FakeDiscord
 from tests.integration.workers import Deployment
 
@@ -20,10 +21,17 @@ def generations_for(deployment: Deployment, words: str) -> int:
     return int(count)
 
 
-async def _killed_after_the_defer(bot: BotProcess, fake: FakeDiscord, prompt: str) -> tuple[int, int]:
-    """/imagine, SIGKILL the bot between its defer and its next call; (interaction id, @original id)."""
+async def _killed_after_the_defer(
+    bot: BotProcess, fake: FakeDiscord, prompt: str, upload: bytes | None = None
+) -> tuple[int, int]:
+    """/imagine (or /remix of ``upload``), SIGKILL the bot between its defer and its next call
+    to Discord after it; (interaction id, @original id)."""
     held = fake.hold("POST", rf"/channels/{fake.channel_id}/messages")  # the project's starter message
-    record = await fake.slash("imagine", {"prompt": prompt})
+    if upload is None:
+        record = await fake.slash("imagine", {"prompt": prompt})
+    else:
+        files = {"image": (upload, "photo.png", "image/png")}
+        record = await fake.slash("remix", {"prompt": prompt, "strength": 0.5}, attachments=files)
     assert (await record.wait_response()).type == 5
     await held.wait_arrived()
     assert bot.process is not None
@@ -74,4 +82,22 @@ async def test_an_interrupted_command_older_than_its_token_is_dropped_with_a_log
     assert outcome == "expired"
     assert generations_for(e2e_deployment, "a lantern nobody waited for") == 0
     assert set(fake.threads) == threads and fake.messages[original_id].loading
+    fake.assert_clean()
+
+
+async def test_a_remix_interrupted_the_same_way_reads_its_upload_again_and_finishes(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
+    threads = set(fake.threads)
+    upload = png_bytes(300, 200)
+    _, original_id = await _killed_after_the_defer(bot, fake, "the harbour after the crash", upload)
+    bot.start()
+    await fake.wait_connected(timeout=60)
+    thread = await new_thread(fake, threads)
+    result = await finished(fake, (await status_message(fake, thread.id)).id)
+    assert result.content.startswith("✅")
+    assert {f["name"]: f["value"] for f in result.embeds[0]["fields"]}["Strength"] == "0.5"
+    original = fake.messages[original_id]
+    assert original.content == f"Remixing your image — follow along in <#{thread.id}>."
+    assert generations_for(e2e_deployment, "the harbour after the crash") == 1
     fake.assert_clean()

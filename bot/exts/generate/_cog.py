@@ -17,7 +17,7 @@ from bot.choices import base_model_choices, lora_choices
 from bot.interactions import reply
 from bot.links import parse_link, read_upload
 from bot.pending import Command
-from bot.projects import new_project_thread, post_status, project_target, requester_of
+from bot.projects import new_project_thread, post_status, requester_of
 from studio.entities import Project, Requester
 from studio.errors import InvalidRecipe, StudioError
 from studio.families import ASPECTS
@@ -41,6 +41,7 @@ class GenerateCog(commands.Cog, name="Generate"):
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.show_recipe)
         self.bot.pending.handle("imagine", self._imagine)
+        self.bot.pending.handle("remix", self._remix)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.show_recipe.name, type=self.show_recipe.type)
@@ -161,7 +162,13 @@ class GenerateCog(commands.Cog, name="Generate"):
         await command.answer(f"On it — follow along in {target.mention}.")
 
     async def _target(
-        self, command: Command, channel: Any, requester: Requester, title: str, private: bool
+        self,
+        command: Command,
+        channel: Any,
+        requester: Requester,
+        title: str,
+        private: bool,
+        name: str = "/imagine",
     ) -> tuple[discord.Thread, Project]:
         """The project thread: the one a stopped run of this command opened, this one, or a new one."""
         thread = await command.known_thread()
@@ -173,10 +180,10 @@ class GenerateCog(commands.Cog, name="Generate"):
         if isinstance(channel, discord.Thread):
             found = await self.studio.project_for_thread(str(channel.id))
             if found is None:
-                raise StudioError("This thread is not an Atelier project: use /imagine in a text channel.")
+                raise StudioError(f"This thread is not an Atelier project: use {name} in a text channel.")
             return channel, found
         if not isinstance(channel, discord.TextChannel):
-            raise StudioError("Use /imagine in a server text channel or in an Atelier project thread.")
+            raise StudioError(f"Use {name} in a server text channel or in an Atelier project thread.")
         return await new_project_thread(self.bot, channel, await command.user(), requester, title, private)
 
     @app_commands.command(name="remix", description="Img2img: a new image from your upload and a prompt")
@@ -192,21 +199,37 @@ class GenerateCog(commands.Cog, name="Generate"):
         prompt: app_commands.Range[str, 1, 6000],
         strength: app_commands.Range[float, 0.05, 1.0] | None = None,
     ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        requester = requester_of(interaction)
+        said = {"image": image.to_dict(), "prompt": prompt, "strength": strength}
+        command = await self.bot.pending.acknowledge(
+            interaction, "remix", {k: v for k, v in said.items() if v is not None}
+        )
+        if command is not None:
+            await self.bot.pending.run(command)
+
+    async def _remix(self, command: Command) -> None:
+        """/remix's work, live or resumed (the upload is read again from its signed URL, which
+        outlives the 15 minutes a resume has)."""
+        said = command.options
+        requester = command.requester
+        image = discord.Attachment(data=said["image"], state=self.bot._connection)
         data = await read_upload(image, self.studio.settings.max_upload_bytes)
-        cleaned = render.strip_mentions(prompt)
-        recipe = await self.studio.plan_upload(cleaned, Draft(strength=strength), data)
+        cleaned = render.strip_mentions(said["prompt"])
+        recipe = await self.studio.plan_upload(cleaned, Draft(strength=said.get("strength")), data)
         await self.studio.check_capacity(requester)
-        target, project = await project_target(
-            self.bot, interaction, requester, recipe.prompt, command="/remix"
-        )
+        channel = await command.channel()
+        target, project = await self._target(command, channel, requester, recipe.prompt, False, "/remix")
+        await command.working_in(target)
         generation = await self.studio.submit(
-            requester, recipe, project, init_image=data, deliver_to=str(target.id)
+            requester,
+            recipe,
+            project,
+            init_image=data,
+            deliver_to=str(target.id),
+            generation_id=command.generation_id,
         )
-        self.bot.remember_limit(interaction)
+        command.remember_limit()
         await post_status(self.bot, target, generation)
-        await reply(interaction, f"Remixing your image — follow along in {target.mention}.")
+        await command.answer(f"Remixing your image — follow along in {target.mention}.")
 
     @imagine.autocomplete("model")
     async def model_autocomplete(
