@@ -41,6 +41,7 @@ class Outage:
         self.cap_s = cap_s
         self.since: float | None = None
         self.failures = 0
+        self.ended_at: float | None = None  # monotonic time the last outage ended
 
     @property
     def down(self) -> bool:
@@ -68,6 +69,7 @@ class Outage:
     def recovered(self) -> None:
         if self.since is not None:
             self.log.warning("%s: Redis is back after %.1fs", self.what, self.seconds)
+            self.ended_at = time.monotonic()
         self.since = None
         self.failures = 0
 

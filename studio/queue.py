@@ -21,6 +21,7 @@ from studio.settings import Settings
 
 log = logging.getLogger(__name__)
 ProgressHandler = Callable[[jobs.ProgressEvent], Awaitable[None]]
+WORKER_RETURN_S = 5.0  # after an outage: how long run() looks for a worker to report again
 WORKER_CHECK_S = 5.0  # how often a waiting run() checks that a worker is still there for its job
 
 
@@ -220,7 +221,7 @@ class JobQueue:
         ``user_facing``, otherwise a generic sentence (and the reason is logged).
         """
         job_id = job_id or f"{function}:{uuid.uuid4().hex}"
-        if not await self.has_worker(kind):  # fail at once rather than wait out the time limit
+        if not await self._worker_in_sight(kind):  # fail at once rather than wait out the time limit
             raise WorkerUnavailable(
                 f"{what} cannot start: no {kind} worker is running. Please try again later."
             )
@@ -255,6 +256,21 @@ class JobQueue:
                 raise WorkerUnavailable(
                     f"{what} cannot start: its {kind} worker is gone. Please try again later."
                 )
+
+    async def _worker_in_sight(self, kind: str) -> bool:
+        """``has_worker``, with a few seconds' grace just after a Redis outage: a restarted Redis
+        may have expired the health keys, and workers write theirs again on their next poll."""
+        if await self.has_worker(kind):
+            return True
+        ended = self.outage.ended_at
+        if ended is None or time.monotonic() - ended > WORKER_RETURN_S * 5:
+            return False
+        deadline = time.monotonic() + WORKER_RETURN_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            if await self.has_worker(kind):
+                return True
+        return False
 
     async def _withdraw(self, kind: str, job_id: str) -> None:
         """Take a job nobody will answer for off its queue, so it does not run after its caller gave up."""

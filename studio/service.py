@@ -703,6 +703,9 @@ class Studio:
         except StudioError as error:
             log.warning("no grid for generation %s: %s", generation_id, error)
             return None
+        except REDIS_DOWN as error:  # Redis went away meanwhile: the images matter, not the grid
+            log.warning("no grid for generation %s: Redis went away (%s)", generation_id, error)
+            return None
         return await asyncio.to_thread(self.artifacts.put, grid)
 
     async def cancel(self, requester: Requester, generation_id: str) -> Generation:

@@ -101,10 +101,13 @@ async def test_workers_and_a_running_generation_ride_out_redis_kills(
     await dep.wait_ready(kinds=(jobs.INFERENCE, jobs.POST), minimum=1)
     await until_live(studio.queue, wanted, 90)
 
-    # 1. Killed while every worker is idle: each notices, waits, and is back once Redis is.
+    # 1. Killed while every worker is idle: each notices, waits, and is back once Redis is. A
+    #    worker started during the outage (a host reboot) waits for Redis instead of exiting.
     own_redis.kill()
+    workers.append(dep.start_worker("post"))
+    wanted[jobs.POST] = 2
     await until(
-        lambda: all("Redis is unreachable" in text for text in worker_logs(dep)), 60, "idle workers to notice"
+        lambda: all("Redis is unreachable" in text for text in worker_logs(dep)), 60, "every worker to notice"
     )
     own_redis.start()
     await until_live(studio.queue, wanted, 60)
