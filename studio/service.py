@@ -224,9 +224,13 @@ class Studio:
         return await self.store.get_generation(generation_id)
 
     async def reroll(
-        self, requester: Requester, generation_id: str, deliver_to: str | None = None
+        self,
+        requester: Requester,
+        generation_id: str,
+        deliver_to: str | None = None,
+        result_id: str | None = None,
     ) -> Generation:
-        """The same recipe again with new seeds, in the same project."""
+        """The same recipe again with new seeds, in the same project (``result_id``: its id)."""
         original = await self._owned(requester, generation_id)
         recipe = original.recipe.model_copy(update={"seed": secrets.randbits(32)})
         init = mask = None
@@ -235,7 +239,9 @@ class Studio:
         if recipe.mask is not None:
             mask = await asyncio.to_thread(self.artifacts.get, recipe.mask)
         project = await self.store.get_project(original.project_id)
-        return await self.submit(requester, recipe, project, init, original.private, deliver_to, mask)
+        return await self.submit(
+            requester, recipe, project, init, original.private, deliver_to, mask, generation_id=result_id
+        )
 
     async def vary(
         self,
@@ -244,6 +250,7 @@ class Studio:
         index: int,
         strength: float = VARIATION_STRENGTH,
         deliver_to: str | None = None,
+        result_id: str | None = None,
     ) -> Generation:
         """Variations of image ``index``: img2img from it at low strength, with new seeds."""
         original = await self._owned(requester, generation_id)
@@ -260,7 +267,13 @@ class Studio:
         )
         project = await self.store.get_project(original.project_id)
         return await self.submit(
-            requester, Recipe.model_validate(recipe.model_dump()), project, png, original.private, deliver_to
+            requester,
+            Recipe.model_validate(recipe.model_dump()),
+            project,
+            png,
+            original.private,
+            deliver_to,
+            generation_id=result_id,
         )
 
     @staticmethod

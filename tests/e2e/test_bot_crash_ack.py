@@ -7,7 +7,7 @@ import sqlite3
 import time
 
 from tests.e2e.bot_process import BotProcess
-from tests.e2e.test_bot import finished, new_thread, status_message
+from tests.e2e.test_bot import custom_ids, finished, imagine, new_thread, status_message
 from tests.e2e.test_bot_remix import png_bytes
 from tests.fake_discord import FakeDiscord
 from tests.integration.workers import Deployment
@@ -100,4 +100,32 @@ async def test_a_remix_interrupted_the_same_way_reads_its_upload_again_and_finis
     original = fake.messages[original_id]
     assert original.content == f"Remixing your image — follow along in <#{thread.id}>."
     assert generations_for(e2e_deployment, "the harbour after the crash") == 1
+    fake.assert_clean()
+
+
+async def test_a_variation_queued_before_the_kill_is_not_queued_again(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
+    """Killed after submitting (its status post held): the restart posts that status, submits nothing."""
+    status, thread_id = await imagine(fake, {"prompt": "a quiet pond before the crash --seed 4"})
+    first = await finished(fake, status.id)
+    generation = next(i for i in custom_ids(first) if i.startswith("at:r:")).split(":")[2]
+    known = {m.id for m in fake.bot_messages(thread_id)}
+    held = fake.hold("POST", rf"/channels/{thread_id}/messages")  # the variation's status message
+    record = await fake.click(first.id, f"at:v:{generation}:0")
+    assert (await record.wait_response()).type == 5
+    await held.wait_arrived()
+    assert generations_for(e2e_deployment, "a quiet pond before the crash") == 2  # queued already
+    bot.stop(signal.SIGKILL)
+    held.release(drop=True)
+    await fake.wait_disconnected()
+    bot.start()
+    await fake.wait_connected(timeout=60)
+    variation = await finished(fake, (await status_message(fake, thread_id, known)).id)
+    assert variation.content.startswith("✅") and "Strength" in str(variation.embeds[0]["fields"])
+    assert generations_for(e2e_deployment, "a quiet pond before the crash") == 2
+    answered = f"On it — follow along in <#{thread_id}>."
+    original = await fake.wait_for(lambda: fake.messages[record.original_message_id or 0].content == answered)
+    assert original
+    assert len([m for m in fake.bot_messages(thread_id) if m.id not in known]) == 1
     fake.assert_clean()

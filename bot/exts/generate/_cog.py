@@ -42,6 +42,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         self.bot.tree.add_command(self.show_recipe)
         self.bot.pending.handle("imagine", self._imagine)
         self.bot.pending.handle("remix", self._remix)
+        self.bot.pending.handle("refine", self._refine)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.show_recipe.name, type=self.show_recipe.type)
@@ -292,8 +293,15 @@ class GenerateCog(commands.Cog, name="Generate"):
     async def on_action(
         self, interaction: discord.Interaction[Any], action: str, generation_id: str, index: int
     ) -> None:
+        pressed_twice = self._double_press(interaction, action, generation_id, index)
+        if action in ("v", "r") and not pressed_twice:  # they start a generation: resumable
+            said = {"action": action, "generation": generation_id, "index": index}
+            command = await self.bot.pending.acknowledge(interaction, "refine", said)
+            if command is not None:
+                await self.bot.pending.run(command)
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if self._double_press(interaction, action, generation_id, index):
+        if pressed_twice:
             await reply(interaction, "Already on it — that button was just pressed.")
             return
         requester = requester_of(interaction)
@@ -301,22 +309,25 @@ class GenerateCog(commands.Cog, name="Generate"):
             await self.studio.cancel(requester, generation_id)
             await reply(interaction, "Cancelling — the status message will say when it has stopped.")
             return
-        if action == "u":
-            await self._post_image(interaction, requester, generation_id, index)
-            return
-        if action == "v":
+        await self._post_image(interaction, requester, generation_id, index)
+
+    async def _refine(self, command: Command) -> None:
+        """V (variations of image n) and 🔁 (reroll), live or resumed after a restart."""
+        said = command.options
+        requester, source, index = command.requester, str(said["generation"]), int(said["index"])
+        channel = await command.channel()
+        await command.working_in(channel)
+        if said["action"] == "v":
             generation = await self.studio.vary(
-                requester, generation_id, index, deliver_to=str(interaction.channel_id)
+                requester, source, index, deliver_to=str(channel.id), result_id=command.generation_id
             )
         else:
             generation = await self.studio.reroll(
-                requester, generation_id, deliver_to=str(interaction.channel_id)
+                requester, source, deliver_to=str(channel.id), result_id=command.generation_id
             )
-        channel = interaction.channel
-        assert isinstance(channel, discord.abc.Messageable)
         await post_status(self.bot, channel, generation)
-        what = f"Variations of image {index + 1}" if action == "v" else "Rerolling with new seeds"
-        await reply(interaction, f"{what} — queued.")
+        what = f"Variations of image {index + 1}" if said["action"] == "v" else "Rerolling with new seeds"
+        await command.answer(f"{what} — queued.")
 
     async def _post_image(
         self, interaction: discord.Interaction[Any], requester: Requester, generation_id: str, index: int
