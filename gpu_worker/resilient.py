@@ -80,11 +80,15 @@ class ResilientWorker(Worker):  # type: ignore[misc]  # arq is untyped here (fol
             await asyncio.sleep(self.outage.failed(error))
             return
         self.outage.recovered()
+        self._start_grace()  # if start_jobs did not run (the worker is full): the grace starts now
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        if self._reclaim_pending:  # Redis just answered again (it was read from to get here)
+    def _start_grace(self) -> None:
+        if self._reclaim_pending:
             self._reclaim_pending = False
             self._claim_after = time.monotonic() + RECLAIM_GRACE_S
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        self._start_grace()  # Redis answers again: it was just read from to get here
         if time.monotonic() < self._claim_after:
             return
         for job_id in job_ids:
