@@ -24,7 +24,9 @@ from studio.jobs import ARQ_IN_PROGRESS_PREFIX
 from studio.outage import REDIS_DOWN
 
 log = logging.getLogger(__name__)
-OUTAGE_RETRY_S = 0.2  # while Redis is away: refused connections fail fast, so this is cheap
+# While Redis is away: refused connections fail fast, so this is cheap. It must stay well inside
+# gpu_worker.resilient.RECLAIM_GRACE_S, the pause of other workers before they claim jobs again.
+OUTAGE_RETRY_S = 0.2
 
 
 @contextlib.asynccontextmanager
