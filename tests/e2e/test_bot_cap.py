@@ -15,12 +15,13 @@ async def test_four_imagine_at_once_one_is_refused_and_three_run(bot: BotProcess
     # "The same instant", made exact: each command's first post (its project's starter message,
     # one channel each: discord.py queues calls to one channel) is held until all four are
     # there, so all four passed the cog's early check with nothing in flight; then only the store
-    # can refuse one. The accepted ones' status posts (into their new threads) are held until the
-    # refusal is out: none can finish early and free a slot.
+    # can refuse one. The first post into each new thread (three status messages and the refused
+    # one's note) is held until all four are there: no job can finish early and free a slot
+    # before the store has refused one.
     channels = [await fake.add_channel(fake.guild_id, f"harbour-{n}") for n in range(4)]
     starters = [fake.hold("POST", rf"/channels/{channel}/messages") for channel in channels]
-    statuses = [
-        fake.hold("POST", rf"/channels/(?!{'|'.join(map(str, channels))})\d+/messages") for _ in range(3)
+    in_threads = [
+        fake.hold("POST", rf"/channels/(?!{'|'.join(map(str, channels))})\d+/messages") for _ in range(4)
     ]
     threads = set(fake.threads)
     records = await asyncio.gather(
@@ -35,14 +36,15 @@ async def test_four_imagine_at_once_one_is_refused_and_three_run(bot: BotProcess
         await hold.wait_arrived()
     for hold in starters:
         hold.release()
+    for hold in in_threads:
+        await hold.wait_arrived(timeout=30)
+    for hold in in_threads:
+        hold.release()
     refusal = await fake.wait_for(
         lambda: next((r for r in records if r.followups and REFUSAL in r.followups[0].content), None),
         timeout=30,
     )
     assert refusal.followups[0].ephemeral and "wait for one to finish" in refusal.followups[0].content
-    for hold in statuses:
-        await hold.wait_arrived()
-        hold.release()
     accepted = [r for r in records if r is not refusal]
     for record in accepted:
         answer = (await record.wait_followups(1, timeout=30))[0]
@@ -53,4 +55,8 @@ async def test_four_imagine_at_once_one_is_refused_and_three_run(bot: BotProcess
         result = await finished(fake, (await status_message(fake, thread_id)).id)
         assert result.content.startswith("✅") and len(result.attachments) == 1
     assert len(refusal.followups) == 1
+    # The refused command's thread (opened before the store said no) says why it stays empty.
+    (empty,) = set(fake.threads) - threads - set(thread_ids)
+    (note,) = fake.bot_messages(empty)
+    assert note.content.startswith("⏸️ Not started: You already have 3 jobs")
     fake.assert_clean()

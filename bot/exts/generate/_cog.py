@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
@@ -19,7 +20,7 @@ from bot.links import parse_link, read_upload
 from bot.pending import Command
 from bot.projects import new_project_thread, post_status, requester_of
 from studio.entities import Project, Requester
-from studio.errors import InvalidRecipe, StudioError
+from studio.errors import InvalidRecipe, StudioError, TooManyJobs
 from studio.families import ASPECTS
 from studio.recipe import MAX_SEED, Draft, parse_loras
 
@@ -149,15 +150,23 @@ class GenerateCog(commands.Cog, name="Generate"):
             recipe, init = await self.studio.plan_with_board(cleaned, options, defaults, found)
         target, project = await self._target(command, channel, requester, recipe.prompt, private)
         await command.working_in(target)
-        generation = await self.studio.submit(
-            requester,
-            recipe,
-            project,
-            init_image=init,
-            private=private,
-            deliver_to=str(target.id),
-            generation_id=command.generation_id,
-        )
+        try:
+            generation = await self.studio.submit(
+                requester,
+                recipe,
+                project,
+                init_image=init,
+                private=private,
+                deliver_to=str(target.id),
+                generation_id=command.generation_id,
+            )
+        except TooManyJobs as refused:
+            # Only concurrent commands get this far (the early check refuses the rest): the new
+            # thread says why it stays empty instead of looking broken.
+            if target.id != channel.id:
+                with contextlib.suppress(discord.HTTPException):
+                    await target.send(f"⏸️ Not started: {refused}", allowed_mentions=render.NO_PINGS)
+            raise
         command.remember_limit()
         await post_status(self.bot, target, generation)
         await command.answer(f"On it — follow along in {target.mention}.")
