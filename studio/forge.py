@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from studio import jobs
 from studio.artifacts import Artifacts
@@ -26,6 +26,7 @@ from studio.errors import (
     StudioError,
     UnknownLora,
 )
+from studio.outage import QUEUE_AWAY
 from studio.queue import JobQueue, JobResultMissing, failure_reason
 from studio.recipe import Recipe
 from studio.settings import Settings
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 TrainingHandler = Callable[[Lora, jobs.ProgressEvent | None], Awaitable[None]]
 QUOTA_WINDOW_S = 86400.0
 LIVENESS_CHECK_S = 5.0  # how often a follower checks that a running job still has a worker
+MAX_REQUEUES = 3  # a run whose job vanished from Redis is queued again this often at most
+VANISHED_RECHECK_S = 1.0  # a job running with no record left: how often to look for its result
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,8 @@ class Forge:
         await self.check_may_train(requester)
         model = plan.model
         lora_id = new_id()
+        # The prepared dataset is kept, so a job that vanishes from Redis can be rebuilt.
+        digests = [await asyncio.to_thread(self.artifacts.put, image) for image in plan.images]
         await self.store.ensure_user(requester.id, requester.name)
         await self.store.loras.add(
             lora_id,
@@ -183,21 +188,46 @@ class Forge:
             params_json=plan.params.model_dump_json(),
             image_count=len(plan.images),
             channel_id=deliver_to,
+            dataset_json=json.dumps({"images": digests, "captions": plan.captions}),
         )
-        payload = jobs.TrainJob(
-            training_id=lora_id,
-            model=jobs.ModelRef(id=model.id, family=model.family, source=model.source, variant=model.variant),
-            params=plan.params,
-            images=plan.images,
-            captions=plan.captions,
-            sample_recipe=self._sample_recipe(model, plan.trigger, plan.params).model_dump(mode="json"),
-        )
+        payload = self._train_job(lora_id, model, plan.trigger, plan.params, plan.images, plan.captions)
         try:
-            await self.queue.enqueue(jobs.TRAINING, jobs.TRAIN_LORA, lora_id, payload.model_dump())
+            await self.queue.enqueue(jobs.TRAINING, jobs.TRAIN_LORA, lora_id, payload)
         except BaseException:
             await self.store.loras.delete_unqueued(lora_id)
             raise
         return await self.store.loras.get(lora_id)
+
+    def _train_job(
+        self,
+        lora_id: str,
+        model: ModelEntry,
+        trigger: str,
+        params: jobs.TrainingParams,
+        images: list[bytes],
+        captions: list[str],
+    ) -> dict[str, Any]:
+        """A run's job for the worker: the one builder for start and for a job queued again."""
+        payload = jobs.TrainJob(
+            training_id=lora_id,
+            model=jobs.ModelRef(id=model.id, family=model.family, source=model.source, variant=model.variant),
+            params=params,
+            images=images,
+            captions=captions,
+            sample_recipe=self._sample_recipe(model, trigger, params).model_dump(mode="json"),
+        )
+        return payload.model_dump()
+
+    async def _rebuilt_job(self, lora: Lora) -> dict[str, Any]:
+        """The job ``start`` queued for this run, rebuilt from the store and artifacts."""
+        dataset = await self.store.loras.dataset(lora.id)
+        if dataset is None:
+            raise NotFound("its dataset was not kept")
+        model = self.catalogue.get(lora.base_model)
+        images = [await self.artifact(sha) for sha in dataset["images"]]
+        return self._train_job(
+            lora.id, model, lora.trigger, self.params_of(lora), images, dataset["captions"]
+        )
 
     async def train(
         self,
@@ -305,11 +335,51 @@ class Forge:
                         await notify()
                 continue
             except JobResultMissing:
-                await self.store.loras.end(lora_id, "failed", "the job's result expired or was lost")
-                await notify()
+                try:
+                    if not await self._requeue_vanished(lora_id):
+                        await asyncio.sleep(VANISHED_RECHECK_S)
+                except QUEUE_AWAY:
+                    continue  # Redis went away again: wait() rides the outage out, then we look again
+                if (await self.store.loras.get(lora_id)).is_final:
+                    await notify()
                 continue
             await self._record(lora_id, success, value)
             await notify()
+
+    async def _requeue_vanished(self, lora_id: str) -> bool:
+        """A run whose job has neither a record nor a result in Redis: queue it again.
+
+        As Studio._requeue_vanished does for generations: rebuilt from the store under the same
+        job id (arq enqueues an id once), at most ``MAX_REQUEUES`` times, never once cancelled;
+        otherwise the run ends failed or cancelled here. Redis errors (QUEUE_AWAY) propagate.
+        False: a worker still holds it, look again soon.
+        """
+        lora = await self.store.loras.get(lora_id)
+        if lora.is_final:
+            return True
+        if await self.queue.in_progress(lora_id):
+            return False  # its worker runs on with the lease it wrote back: the result will come
+        if await self.queue.cancel_requested(lora_id):
+            await self.store.loras.end(lora_id, "cancelled", None)
+            return True
+        try:
+            payload = await self._rebuilt_job(lora)
+        except (StudioError, OSError) as error:  # its base model left the catalogue, an artifact gone
+            await self.store.loras.end(
+                lora_id, "failed", f"its job was lost and could not be queued again ({error})"
+            )
+            return True
+        if not await self.store.loras.count_requeue(lora_id, MAX_REQUEUES):
+            reason = f"the queue lost its job {MAX_REQUEUES + 1} times; please try again later"
+            await self.store.loras.end(lora_id, "failed", reason)
+            return True
+        queued = await self.queue.enqueue(jobs.TRAINING, jobs.TRAIN_LORA, lora_id, payload)
+        log.warning(
+            "training %s: its job had vanished from Redis; %s",
+            lora_id,
+            "queued it again" if queued else "another process queued it again",
+        )
+        return True
 
     async def _record(self, lora_id: str, success: bool, value: object) -> None:
         if not success or not isinstance(value, dict) or "status" not in value:

@@ -289,6 +289,10 @@ class JobQueue:
         """Cooperative cancellation: the worker checks this flag before and during the job."""
         await self.redis.set(jobs.cancel_key(self.prefix, job_id), b"1", ex=self.settings.result_ttl_s)
 
+    async def cancel_requested(self, job_id: str) -> bool:
+        """Whether someone asked to stop this job (request_cancel)."""
+        return bool(await self.redis.exists(jobs.cancel_key(self.prefix, job_id)))
+
     async def publish(self, job_id: str, event: jobs.ProgressEvent) -> None:
         await self.redis.publish(
             jobs.progress_channel(self.prefix, job_id), jobs.serialize(event.model_dump())

@@ -45,7 +45,7 @@ from studio.errors import (
 from studio.finisher import Finisher
 from studio.forge import Forge
 from studio.ideate import GROUPS, Brainstorm, Vocabulary, brainstorm
-from studio.outage import REDIS_DOWN
+from studio.outage import QUEUE_AWAY, REDIS_DOWN
 from studio.queue import JobQueue, JobResultMissing, failure_reason
 from studio.recipe import Draft, Recipe, parse_prompt, resolve
 from studio.settings import Settings
@@ -62,6 +62,8 @@ VARIATION_STRENGTH = 0.35  # low: variations keep the composition
 BOARD_STRENGTH = 0.75  # high: a board sets palette and layout, the prompt decides the content
 MAX_BOARD = 16
 BROWSE_PAGE = 5
+MAX_REQUEUES = 3  # a generation whose job vanished from Redis is queued again this often at most
+VANISHED_RECHECK_S = 1.0  # a job running with no record left: how often to look for its result
 PERIODS: dict[str, float] = {"day": 86400.0, "week": 7 * 86400.0, "month": 30 * 86400.0, "all": 0.0}
 
 
@@ -186,8 +188,8 @@ class Studio:
         ``generation_id``: chosen by the caller (a recorded Discord command), else a new one.
         """
         cap = limit if capacity_checked else (limit or self.settings.max_jobs_per_user)
-        model = self.catalogue.get(recipe.model)
-        adapters = await self.forge.adapters_for(requester, recipe)
+        generation_id = generation_id or new_id()
+        payload = await self._generate_job(requester, generation_id, recipe, init_image, mask)
         if init_image is not None:  # stored only once everything else is known to be valid
             await asyncio.to_thread(self.artifacts.put, init_image, ".img")
         if mask is not None:
@@ -200,7 +202,6 @@ class Studio:
             project_row = found or await self.store.create_project(
                 requester.id, project, server=requester.server
             )
-        generation_id = generation_id or new_id()
         server = self._server_of(requester, project_row)
         if not await self.store.add_generation(
             generation_id, project_row.id, requester.id, recipe, private, server, limit=cap
@@ -208,6 +209,28 @@ class Studio:
             raise TooManyJobs(cap or self.settings.max_jobs_per_user)
         if deliver_to is not None:
             await self.store.add_delivery(generation_id, deliver_to, None)
+        try:
+            await self.queue.enqueue(jobs.INFERENCE, jobs.GENERATE, generation_id, payload)
+        except BaseException:
+            await self.store.delete_generation(generation_id)
+            raise
+        return await self.store.get_generation(generation_id)
+
+    async def _generate_job(
+        self,
+        requester: Requester,
+        generation_id: str,
+        recipe: Recipe,
+        init_image: bytes | None,
+        mask: bytes | None,
+    ) -> dict[str, Any]:
+        """A generation's job for the worker: the one builder for submit and for a job queued again.
+
+        Checks the model (catalogue) and the LoRAs (visible to the requester, of the model's
+        family), and shares the LoRAs' weights in Redis.
+        """
+        model = self.catalogue.get(recipe.model)
+        adapters = await self.forge.adapters_for(requester, recipe)
         payload = jobs.GenerateJob(
             generation_id=generation_id,
             recipe=recipe.model_dump(mode="json"),
@@ -216,12 +239,7 @@ class Studio:
             mask=mask,
             adapters=adapters,
         )
-        try:
-            await self.queue.enqueue(jobs.INFERENCE, jobs.GENERATE, generation_id, payload.model_dump())
-        except BaseException:
-            await self.store.delete_generation(generation_id)
-            raise
-        return await self.store.get_generation(generation_id)
+        return payload.model_dump()
 
     async def reroll(
         self,
@@ -630,9 +648,6 @@ class Studio:
         A Redis outage is waited out (JobQueue.wait); after ``outage_limit`` seconds of one,
         QueueUnavailable (the job goes on, and a later follow or collect records it).
         """
-        known = await self.store.get_generation(generation_id)
-        if known.is_final:
-            return await self._outcome(known)
 
         async def relay(event: jobs.ProgressEvent) -> None:
             if event.type == "started":
@@ -640,21 +655,86 @@ class Studio:
             if on_progress is not None:
                 await on_progress(event)
 
+        while True:
+            known = await self.store.get_generation(generation_id)
+            if known.is_final:
+                return await self._outcome(known)
+            try:
+                success, value = await self.queue.wait(generation_id, relay, outage_limit=outage_limit)
+            except JobResultMissing:
+                try:
+                    if not await self._requeue_vanished(generation_id):
+                        await asyncio.sleep(VANISHED_RECHECK_S)
+                except QUEUE_AWAY:
+                    pass  # Redis went away again: wait() rides the outage out, then we look again
+                continue
+            return await self._record(generation_id, success, value)
+
+    async def _requeue_vanished(self, generation_id: str) -> bool:
+        """A generation whose job has neither a record nor a result in Redis: queue it again.
+
+        Redis restarted from its append-only file loses up to its last second of writes, so a job
+        enqueued just before can vanish; a result can also expire before anyone recorded it.
+        SQLite holds everything the job needs, so it is rebuilt from there under the same job id
+        (several front ends doing this at once enqueue it once: arq refuses an existing id).
+        Bounded: after ``MAX_REQUEUES`` the generation fails (GenerationFailed) rather than loop;
+        one cancelled meanwhile ends cancelled (GenerationCancelled). Redis errors (QUEUE_AWAY)
+        propagate: nothing is decided while it is away. False: nothing to do yet, look again soon.
+        """
+        generation = await self.store.get_generation(generation_id)
+        if generation.is_final:
+            return True
+        if await self.queue.in_progress(generation_id):
+            # A worker runs it: its lease, written back after the restart, outlived the lost
+            # record. Its result will come; should the worker die, the lease lapses and we requeue.
+            return False
+        if await self.queue.cancel_requested(generation_id):
+            await self.store.end_generation(generation_id, "cancelled", None)
+            raise GenerationCancelled(generation_id)
         try:
-            success, value = await self.queue.wait(generation_id, relay, outage_limit=outage_limit)
-        except JobResultMissing:
-            await self.store.end_generation(generation_id, "failed", "the job's result expired or was lost")
-            raise GenerationFailed(generation_id, "the job's result expired or was lost") from None
-        return await self._record(generation_id, success, value)
+            payload = await self._rebuilt_job(generation)
+        except QUEUE_AWAY:
+            raise
+        except (StudioError, OSError) as error:  # a LoRA deleted meanwhile, an artifact gone
+            reason = f"its job was lost and could not be queued again ({error})"
+            await self.store.end_generation(generation_id, "failed", reason)
+            raise GenerationFailed(generation_id, reason) from None
+        if not await self.store.count_requeue(generation_id, MAX_REQUEUES):
+            reason = f"the queue lost its job {MAX_REQUEUES + 1} times; please try again later"
+            await self.store.end_generation(generation_id, "failed", reason)
+            raise GenerationFailed(generation_id, reason)
+        queued = await self.queue.enqueue(jobs.INFERENCE, jobs.GENERATE, generation_id, payload)
+        log.warning(
+            "generation %s: its job had vanished from Redis; %s",
+            generation_id,
+            "queued it again" if queued else "another process queued it again",
+        )
+        return True
+
+    async def _rebuilt_job(self, generation: Generation) -> dict[str, Any]:
+        """The job ``submit`` queued for this generation, rebuilt from the store and artifacts."""
+        recipe = generation.recipe
+        init = mask = None
+        if recipe.init_image is not None:
+            init = await asyncio.to_thread(self.artifacts.get, recipe.init_image, ".img")
+        if recipe.mask is not None:
+            mask = await asyncio.to_thread(self.artifacts.get, recipe.mask)
+        # Its owner, as far as the LoRAs' visibility goes (the name is only ever displayed).
+        owner = Requester(generation.owner_id, generation.owner_id, server=generation.server)
+        return await self._generate_job(owner, generation.id, recipe, init, mask)
 
     async def collect(self) -> list[Finished]:
-        """Record every unfinished generation whose job has ended (e.g. while this process was down)."""
+        """Record every unfinished generation whose job has ended (e.g. while this process was down).
+
+        One whose job vanished from Redis is queued again (``_requeue_vanished``).
+        """
         finished = []
         for generation in await self.store.unfinished_generations():
             found = await self.queue.result(generation.id)
             if found is None:
                 if not await self.queue.exists(generation.id):
-                    await self.store.end_generation(generation.id, "failed", "the job was lost")
+                    with contextlib.suppress(GenerationFailed, GenerationCancelled, *QUEUE_AWAY):
+                        await self._requeue_vanished(generation.id)
                 continue
             try:
                 finished.append(await self._record(generation.id, *found))

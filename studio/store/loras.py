@@ -35,6 +35,23 @@ class LoraRows:
         """Only for a run whose job never reached the queue."""
         await self.store._write("DELETE FROM loras WHERE id = ? AND status = 'queued'", (lora_id,))
 
+    async def count_requeue(self, lora_id: str, limit: int) -> bool:
+        """Count one more re-enqueue of an unfinished run's job; False once ``limit`` were made."""
+        changed = await self.store._write(
+            "UPDATE loras SET requeues = requeues + 1 "
+            "WHERE id = ? AND status IN ('queued', 'running', 'retrying') AND requeues < ?",
+            (lora_id, limit),
+        )
+        return changed > 0
+
+    async def dataset(self, lora_id: str) -> dict[str, list[str]] | None:
+        """The run's stored dataset (image digests and captions), None if it was never stored."""
+        row = await self.store._one("SELECT dataset_json FROM loras WHERE id = ?", (lora_id,))
+        if row is None or row["dataset_json"] is None:
+            return None
+        found: dict[str, list[str]] = json.loads(row["dataset_json"])
+        return found
+
     async def get(self, lora_id: str) -> Lora:
         row = await self.store._one("SELECT * FROM loras WHERE id = ?", (lora_id,))
         if row is None:
@@ -188,7 +205,11 @@ class LoraRows:
             )
 
 
+# Columns the entity does not carry: bookkeeping, the loss curve (parsed below), the dataset.
+_NOT_ON_LORA = ("name_key", "losses_json", "requeues", "dataset_json")
+
+
 def _lora(row: aiosqlite.Row) -> Lora:
-    columns = {key: row[key] for key in row.keys() if key not in ("name_key", "losses_json")}  # noqa: SIM118
+    columns = {key: row[key] for key in row.keys() if key not in _NOT_ON_LORA}  # noqa: SIM118
     losses = tuple(json.loads(row["losses_json"])) if row["losses_json"] else ()
     return Lora(**columns, losses=losses)

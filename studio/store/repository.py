@@ -255,6 +255,18 @@ class Store:
             (status, error, time.time(), generation_id),
         )
 
+    async def count_requeue(self, generation_id: str, limit: int) -> bool:
+        """Count one more re-enqueue of an unfinished generation's job; False once ``limit`` were made.
+
+        One UPDATE: front ends that find the same job gone at once cannot both pass the limit.
+        """
+        changed = await self._write(
+            "UPDATE generations SET requeues = requeues + 1 "
+            "WHERE id = ? AND status IN ('queued', 'running') AND requeues < ?",
+            (generation_id, limit),
+        )
+        return changed > 0
+
     async def get_generation(self, generation_id: str) -> Generation:
         row = await self._one("SELECT * FROM generations WHERE id = ?", (generation_id,))
         if row is None:
