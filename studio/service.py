@@ -623,16 +623,21 @@ class Studio:
         return idea
 
     async def generate_idea(
-        self, requester: Requester, message_id: str, index: int, deliver_to: str | None = None
+        self,
+        requester: Requester,
+        message_id: str,
+        index: int,
+        deliver_to: str | None = None,
+        result_id: str | None = None,
     ) -> Generation:
-        """Generate suggested prompt ``index`` of a brainstorm, in its project."""
+        """Generate suggested prompt ``index`` of a brainstorm, in its project (``result_id``: its id)."""
         found = await self._ideation(message_id)
         idea = brainstorm(found.concept, found.seed, self.vocabulary)
         if not 0 <= index < len(idea.prompts):
             raise NotFound("That suggestion does not exist.")
         recipe = self.plan(idea.prompts[index], defaults=await self.defaults_for(requester))
         project = await self.store.get_project(found.project_id)
-        return await self.submit(requester, recipe, project, deliver_to=deliver_to)
+        return await self.submit(requester, recipe, project, deliver_to=deliver_to, generation_id=result_id)
 
     async def position(self, generation_id: str) -> int | None:
         return await self.queue.position(jobs.INFERENCE, generation_id)

@@ -11,6 +11,7 @@ from discord.ext import commands
 from bot import render
 from bot.exts.ideate._views import idea_view
 from bot.interactions import reply
+from bot.pending import Command
 from bot.projects import post_status, project_target, requester_of
 from studio.ideate import GROUPS, MAX_CONCEPT_CHARS, Brainstorm
 
@@ -65,15 +66,30 @@ class IdeateCog(commands.Cog, name="Ideate"):
         await self.bot.studio.record_ideation(requester, project, str(message.id), idea)
         await reply(interaction, f"Brainstorm ready in {target.mention}.")
 
+    async def cog_load(self) -> None:
+        self.bot.pending.handle("ideate-generate", self._generate)
+
     async def on_generate(self, interaction: discord.Interaction[Any], index: int) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        assert interaction.message is not None and isinstance(interaction.channel, discord.abc.Messageable)
-        requester = requester_of(interaction)
+        assert interaction.message is not None
+        # It starts a generation: recorded before "thinking…", finished after a restart (bot/pending.py).
+        said = {"message": str(interaction.message.id), "index": index}
+        command = await self.bot.pending.acknowledge(interaction, "ideate-generate", said)
+        if command is not None:
+            await self.bot.pending.run(command)
+
+    async def _generate(self, command: Command) -> None:
+        said = command.options
+        channel = await command.channel()
+        await command.working_in(channel)
         generation = await self.bot.studio.generate_idea(
-            requester, str(interaction.message.id), index, deliver_to=str(interaction.channel_id)
+            command.requester,
+            str(said["message"]),
+            int(said["index"]),
+            deliver_to=str(channel.id),
+            result_id=command.generation_id,
         )
-        await post_status(self.bot, interaction.channel, generation)
-        await reply(interaction, f"Generating suggestion {index + 1} — queued.")
+        await post_status(self.bot, channel, generation)
+        await command.answer(f"Generating suggestion {int(said['index']) + 1} — queued.")
 
     async def on_shuffle(self, interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer()  # acknowledged; the message itself changes below
