@@ -111,9 +111,13 @@ class LoraRows:
         return changed > 0
 
     async def record_step(self, lora_id: str, step: int, loss: float | None) -> None:
+        # A step proves the run is running, even if its "started" event was missed (pub/sub drops
+        # what is published before the follower subscribes, and a worker can start a run first).
         await self.store._write(
-            "UPDATE loras SET step = ?, loss = COALESCE(?, loss) WHERE id = ? AND status = 'running'",
-            (step, loss, lora_id),
+            "UPDATE loras SET status = 'running', step = ?, loss = COALESCE(?, loss), error = NULL, "
+            "attempts = MAX(attempts, 1), started_at = COALESCE(started_at, ?) "
+            "WHERE id = ? AND status IN ('queued', 'running', 'retrying')",
+            (step, loss, time.time(), lora_id),
         )
 
     async def end(self, lora_id: str, status: TrainingStatus, error: str | None) -> None:
