@@ -56,6 +56,11 @@ class JobResultMissing(Exception):
     """The job has neither a result nor a queued/running job record (expired or never enqueued)."""
 
 
+class _Deadline(Exception):
+    """``wait``'s own time limit, kept apart from TimeoutError: that is an OSError, which
+    REDIS_DOWN counts as an outage (and logged "Redis is unreachable" every few seconds)."""
+
+
 class JobQueue:
     def __init__(self, redis: ArqRedis, settings: Settings) -> None:
         self.redis = redis
@@ -136,6 +141,8 @@ class JobQueue:
         while True:
             try:
                 return await self._wait_connected(job_id, on_progress, deadline, outage)
+            except _Deadline:
+                raise TimeoutError(job_id) from None  # waited long enough: no outage involved
             except REDIS_DOWN as error:
                 pause = outage.failed(error)
                 if outage_limit is not None and outage.seconds >= outage_limit:
@@ -165,7 +172,7 @@ class JobQueue:
                     if not await self.exists(job_id):
                         raise JobResultMissing(job_id)
                 if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(job_id)
+                    raise _Deadline(job_id)
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is None:
                     check = True
