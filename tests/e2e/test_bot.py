@@ -143,8 +143,10 @@ async def test_imagine_opens_a_thread_and_delivers_a_grid_with_buttons(
 async def test_progress_is_shown_and_edits_are_throttled(
     bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
 ) -> None:
-    status, _ = await imagine(fake, {"prompt": "a slow sea --size 256x256", "steps": 150})
-    result = await finished(fake, status.id, timeout=240)  # seconds idle, minutes on a loaded CPU
+    # 150 steps at 512x512: about 10 s on an idle 2-core machine (256x256 took 2.4 s, too short
+    # for the precondition below), a minute or two on a loaded one.
+    status, _ = await imagine(fake, {"prompt": "a slow sea --size 512x512", "steps": 150})
+    result = await finished(fake, status.id, timeout=280)
     assert result.content.startswith("✅")
     # Progress edits start 1.5 s into a job and come at most every 1.5 s: only a job that runs
     # for several intervals is sure to show one. Check that precondition rather than assume it.
@@ -309,8 +311,9 @@ async def test_status_and_the_per_user_cap(
 async def test_a_job_finished_while_the_bot_was_down_is_delivered_once(
     bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
 ) -> None:
-    # Seconds of work on a CPU, so the bot is surely stopped before it ends (checked below).
-    status, _ = await imagine(fake, {"prompt": "patience --size 256x256", "steps": 60})
+    # About 10 s of work on an idle 2-core CPU (256x256 x 60 steps took 1 s: a stop could lose
+    # the race), so the bot is surely stopped before it ends (checked below).
+    status, _ = await imagine(fake, {"prompt": "patience --size 512x512", "steps": 150})
     generation = generation_of(status)
     bot.stop()
     await fake.wait_disconnected()

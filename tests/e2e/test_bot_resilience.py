@@ -63,8 +63,9 @@ async def test_an_unexpected_failure_gets_an_apology_and_a_log_line(
 async def test_a_result_that_arrived_while_the_bot_was_down_is_delivered_on_start(
     bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
 ) -> None:
-    # Seconds of work on a CPU, so the bot is stopped before it ends (asserted below).
-    status, _ = await imagine(fake, {"prompt": "while you were out --size 256x256", "steps": 60})
+    # About 10 s of work on an idle 2-core CPU (256x256 x 60 steps took 1 s: a stop could lose
+    # the race), so the bot is stopped before it ends (asserted below).
+    status, _ = await imagine(fake, {"prompt": "while you were out --size 512x512", "steps": 150})
     generation = next(i for i in custom_ids(status) if i.startswith("at:x:")).split(":")[2]
     bot.stop()
     await fake.wait_disconnected()
