@@ -76,9 +76,9 @@ class InteractionRows:
         )
 
     async def finish(self, interaction_id: str, outcome: str) -> bool:
-        """Mark it done once; False if it already was."""
+        """Mark it done once; False if it already was. Its token (a credential) is not kept."""
         changed = await self.store._write(
-            "UPDATE interactions SET done_at = ?, outcome = ? WHERE id = ? AND done_at IS NULL",
+            "UPDATE interactions SET done_at = ?, outcome = ?, token = '' WHERE id = ? AND done_at IS NULL",
             (time.time(), outcome, interaction_id),
         )
         return changed > 0
