@@ -40,7 +40,19 @@ async def project_target(
     command: str = "/imagine",
 ) -> tuple[discord.Thread, Project]:
     """The project thread to work in: this one if it is a project, else a new one from this channel."""
-    channel = interaction.channel
+    return await project_in(bot, interaction.channel, interaction.user, requester, title, private, command)
+
+
+async def project_in(
+    bot: AtelierBot,
+    channel: Any,
+    user: discord.abc.User,
+    requester: Requester,
+    title: str,
+    private: bool = False,
+    command: str = "/imagine",
+) -> tuple[discord.Thread, Project]:
+    """``channel`` if it is a project thread, else a new project thread of it for ``user``."""
     if isinstance(channel, discord.Thread):
         project = await bot.studio.project_for_thread(str(channel.id))
         if project is None:
@@ -48,7 +60,7 @@ async def project_target(
         return channel, project
     if not isinstance(channel, discord.TextChannel):
         raise StudioError(f"Use {command} in a server text channel or in an Atelier project thread.")
-    return await new_project_thread(bot, channel, interaction.user, requester, title, private)
+    return await new_project_thread(bot, channel, user, requester, title, private)
 
 
 async def new_project_thread(

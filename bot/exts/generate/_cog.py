@@ -18,7 +18,7 @@ from bot.choices import base_model_choices, lora_choices
 from bot.interactions import reply
 from bot.links import parse_link, read_upload
 from bot.pending import Command
-from bot.projects import new_project_thread, post_status, requester_of
+from bot.projects import post_status, project_in, requester_of
 from studio.entities import Project, Requester
 from studio.errors import InvalidRecipe, StudioError, TooManyJobs
 from studio.families import ASPECTS
@@ -187,14 +187,7 @@ class GenerateCog(commands.Cog, name="Generate"):
             if project is None:  # stopped between opening the thread and recording its project
                 project = await self.studio.open_project(requester, thread.name, str(thread.id))
             return thread, project
-        if isinstance(channel, discord.Thread):
-            found = await self.studio.project_for_thread(str(channel.id))
-            if found is None:
-                raise StudioError(f"This thread is not an Atelier project: use {name} in a text channel.")
-            return channel, found
-        if not isinstance(channel, discord.TextChannel):
-            raise StudioError(f"Use {name} in a server text channel or in an Atelier project thread.")
-        return await new_project_thread(self.bot, channel, await command.user(), requester, title, private)
+        return await project_in(self.bot, channel, await command.user(), requester, title, private, name)
 
     @app_commands.command(name="remix", description="Img2img: a new image from your upload and a prompt")
     @app_commands.describe(
