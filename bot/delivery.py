@@ -13,17 +13,17 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot import render
-from bot.exts.generate._views import result_view
+from bot.ui.generation import result_view
 from studio import jobs
 from studio.entities import Generation
 from studio.errors import GenerationCancelled, GenerationFailed
-from studio.outage import QUEUE_AWAY, REDIS_LOST, Outage
+from studio.outage import REDIS_LOST, Outage
+from studio.tracking import Retry, Tracker
 
 if TYPE_CHECKING:
     from bot.app import AtelierBot
@@ -34,68 +34,43 @@ RETRY_PAUSES_S = (2.0, 10.0, 30.0)  # transient failures (Discord 5xx, a busy da
 OUTAGE_CAP_S = 5.0  # while Redis is away: the longest pause between tries (they never run out)
 
 
-async def with_retries(
-    what: str, attempt: Callable[[], Awaitable[None]], dropped: Callable[[], Awaitable[object]]
-) -> None:
-    """Deliver with pauses between tries for transient failures (Discord 5xx, a busy database).
-
-    A status message that is gone (deleted) drops the delivery: ``dropped`` records it as done.
-    After the last try it is left for the next start. A Redis outage is not a failed try: the
-    delivery keeps following, however long Redis is away, and is made once when it is back.
-    """
-    outage = Outage(f"delivering {what}", log, first_s=0.5, cap_s=OUTAGE_CAP_S)
-    number = 0
-    while True:
-        try:
-            await attempt()
-            return
-        except asyncio.CancelledError:
-            raise
-        except discord.NotFound:
-            log.warning("status message of %s is gone; delivery dropped", what)
-            await dropped()
-            return
-        except QUEUE_AWAY as error:
-            await asyncio.sleep(outage.failed(error))
-            continue
-        except Exception:
-            pause = RETRY_PAUSES_S[number] if number < len(RETRY_PAUSES_S) else None
-            number += 1
-            then = f"retrying in {pause:g}s" if pause is not None else "retried at the next start"
-            log.exception("delivering %s failed (attempt %d); %s", what, number, then)
-            if pause is None:
-                return
-            await asyncio.sleep(pause)
+def delivery_tracker(what: str) -> Tracker[str]:
+    """Deliveries into Discord, keyed by id: transient failures (Discord 5xx, a busy database)
+    are tried again after a pause, and after the last try left for the next start. A Redis outage
+    is not a failed try: the delivery keeps following, however long Redis is away."""
+    return Tracker(
+        what,
+        log,
+        outage=lambda key: Outage(f"{what} {key}", log, first_s=0.5, cap_s=OUTAGE_CAP_S),
+        retry=Retry(RETRY_PAUSES_S, then="retried at the next start"),
+    )
 
 
 class Delivery:
     def __init__(self, bot: AtelierBot) -> None:
         self.bot = bot
-        self.tasks: dict[str, asyncio.Task[None]] = {}
-        self._side_tasks: set[asyncio.Task[None]] = set()
+        self.following = delivery_tracker("delivering generation")
+        # Status messages promised before a restart and being posted by ``resume``.
+        self.posting_missing: Tracker[str] = Tracker("posting the status of", log)
 
     @property
     def resuming(self) -> bool:
         """Whether status messages promised before a restart are still being posted."""
-        return bool(self._side_tasks)
+        return len(self.posting_missing) > 0
 
     def track(self, generation_id: str, channel_id: str, message_id: str) -> None:
-        if generation_id in self.tasks:
-            return
-        task = asyncio.create_task(self._deliver(generation_id, channel_id, message_id))
-        self.tasks[generation_id] = task
-        task.add_done_callback(lambda _: self.tasks.pop(generation_id, None))
+        self.following.track(generation_id, lambda: self._deliver(generation_id, channel_id, message_id))
 
     async def resume(self) -> int:
         """Track every generation whose result has not been delivered yet (after a restart)."""
         pending = await self.bot.studio.undelivered()
         for delivery in pending:
             if delivery.status_message_id is None:  # promised before a stop, never posted
-                task = asyncio.create_task(
-                    self._post_missing_status(delivery.generation_id, delivery.channel_id)
+                generation_id, channel_id = delivery.generation_id, delivery.channel_id
+                self.posting_missing.track(
+                    generation_id,
+                    lambda g=generation_id, c=channel_id: self._post_missing_status(g, c),  # type: ignore[misc]
                 )
-                self._side_tasks.add(task)
-                task.add_done_callback(self._side_tasks.discard)
             else:
                 self.track(delivery.generation_id, delivery.channel_id, delivery.status_message_id)
         return len(pending)
@@ -135,17 +110,15 @@ class Delivery:
         return None
 
     async def close(self) -> None:
-        for task in list(self.tasks.values()):
-            task.cancel()
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.posting_missing.stop()
+        await self.following.stop()
 
     async def _deliver(self, generation_id: str, channel_id: str, message_id: str) -> None:
-        async def attempt() -> None:
+        try:
             await self._follow_and_finish(generation_id, await self._message(channel_id, message_id))
-
-        await with_retries(
-            f"generation {generation_id}", attempt, lambda: self.bot.studio.mark_delivered(generation_id)
-        )
+        except discord.NotFound:
+            log.warning("status message of generation %s is gone; delivery dropped", generation_id)
+            await self.bot.studio.mark_delivered(generation_id)
 
     async def _message(self, channel_id: str, message_id: str) -> discord.PartialMessage:
         channel = self.bot.get_channel(int(channel_id)) or await self.bot.fetch_channel(int(channel_id))

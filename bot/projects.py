@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot import render
-from bot.exts.generate._views import status_view
+from bot.ui.generation import status_view
 from studio.entities import Generation, Project, Requester
 from studio.errors import StudioError
 

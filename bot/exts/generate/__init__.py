@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 async def setup(bot: AtelierBot) -> None:
     from bot.exts.generate._cog import GenerateCog
-    from bot.exts.generate._views import ActionButton, FavouriteSelect
+    from bot.ui.generation import ActionButton, FavouriteSelect
 
     bot.add_dynamic_items(ActionButton, FavouriteSelect)  # buttons keep working after restarts
     await bot.add_cog(GenerateCog(bot))

@@ -1,22 +1,37 @@
-"""Buttons and menus. Persistent: their custom ids carry all they need, so they outlive restarts."""
+"""A generation's status and result controls: Cancel, U/V/🔁 and the favourites menu.
+
+Persistent: their custom ids carry all they need, so they outlive restarts (and messages posted
+long ago carry them: the formats never change). The shell posts them (status messages, results);
+the generate feature answers them, reached by cog name when clicked, and registers them.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import discord
 
 from bot.interactions import guarded
 
-if TYPE_CHECKING:
-    from bot.exts.generate._cog import GenerateCog
-
 ACTIONS = {"u": "post image", "v": "variations", "r": "reroll", "x": "cancel"}
+ANSWERED_BY = "Generate"  # the cog that answers these controls
 
 
-def _cog(interaction: discord.Interaction[Any]) -> GenerateCog:
-    cog = interaction.client.get_cog("Generate")  # type: ignore[attr-defined]
+class ResultActions(Protocol):
+    """What a click needs from the cog named ``ANSWERED_BY``."""
+
+    async def on_action(
+        self, interaction: discord.Interaction[Any], action: str, generation_id: str, index: int
+    ) -> None: ...
+
+    async def on_favourites(
+        self, interaction: discord.Interaction[Any], generation_id: str, count: int, picked: list[int]
+    ) -> None: ...
+
+
+def _cog(interaction: discord.Interaction[Any]) -> ResultActions:
+    cog = interaction.client.get_cog(ANSWERED_BY)  # type: ignore[attr-defined]
     assert cog is not None
     return cog  # type: ignore[no-any-return]
 
