@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot import render
-from bot.delivery import ThrottledEditor, with_retries
-from bot.exts.forge import _render as training_render
-from bot.exts.forge._views import training_view
+from bot.delivery import ThrottledEditor, delivery_tracker
+from bot.ui import training as training_render
+from bot.ui.training import training_view
 from studio import jobs
 from studio.entities import Lora
 
@@ -31,14 +31,10 @@ log = logging.getLogger(__name__)
 class TrainingDelivery:
     def __init__(self, bot: AtelierBot) -> None:
         self.bot = bot
-        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.following = delivery_tracker("delivering training")
 
     def track(self, lora_id: str, channel_id: str, message_id: str) -> None:
-        if lora_id in self.tasks:
-            return
-        task = asyncio.create_task(self._deliver(lora_id, channel_id, message_id))
-        self.tasks[lora_id] = task
-        task.add_done_callback(lambda _: self.tasks.pop(lora_id, None))
+        self.following.track(lora_id, lambda: self._deliver(lora_id, channel_id, message_id))
 
     async def post_status(self, channel: discord.abc.Messageable, lora: Lora) -> discord.Message:
         """The status message of a new run, tracked until it becomes the result."""
@@ -69,9 +65,7 @@ class TrainingDelivery:
         return len(pending)
 
     async def close(self) -> None:
-        for task in list(self.tasks.values()):
-            task.cancel()
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.following.stop()
 
     async def _channel(self, channel_id: str) -> discord.abc.Messageable:
         channel = self.bot.get_channel(int(channel_id)) or await self.bot.fetch_channel(int(channel_id))
@@ -79,14 +73,13 @@ class TrainingDelivery:
         return channel
 
     async def _deliver(self, lora_id: str, channel_id: str, message_id: str) -> None:
-        async def attempt() -> None:
+        try:
             channel = await self._channel(channel_id)
             assert isinstance(channel, discord.Thread | discord.TextChannel)
             await self._follow_and_finish(lora_id, channel, channel.get_partial_message(int(message_id)))
-
-        await with_retries(
-            f"training {lora_id}", attempt, lambda: self.bot.studio.forge.mark_delivered(lora_id)
-        )
+        except discord.NotFound:
+            log.warning("status message of training %s is gone; delivery dropped", lora_id)
+            await self.bot.studio.forge.mark_delivered(lora_id)
 
     async def _follow_and_finish(
         self, lora_id: str, channel: discord.abc.Messageable, message: discord.PartialMessage

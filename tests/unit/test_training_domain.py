@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from bot.exts.forge import _render
+from bot.ui import training as _render
 from studio.catalogue import ModelEntry
 from studio.entities import Lora, Requester
 from studio.errors import DatasetRejected, InvalidRecipe

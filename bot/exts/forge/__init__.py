@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 async def setup(bot: AtelierBot) -> None:
     from bot.exts.forge._cog import ForgeCog, ModelsCog
-    from bot.exts.forge._views import CancelTrainingButton
+    from bot.ui.training import CancelTrainingButton
 
     await bot.add_cog(ForgeCog(bot))
     await bot.add_cog(ModelsCog(bot))

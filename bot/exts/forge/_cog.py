@@ -12,10 +12,11 @@ from discord.ext import commands
 
 from bot import render
 from bot.choices import base_model_choices, lora_choices
-from bot.exts.forge import _render as training_render
+from bot.exts.forge._render import base_embed
 from bot.interactions import reply
 from bot.links import linked_attachments, looks_like_image, read_upload
 from bot.projects import new_project_thread, requester_of
+from bot.ui.training import lora_embed
 from studio.entities import Project
 from studio.errors import DatasetRejected, StudioError, UnknownModel
 from studio.forge import TrainingRequest
@@ -221,11 +222,11 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
         except UnknownModel:
             entry = None
         if entry is not None:
-            embed = training_render.base_embed(entry)
+            embed = base_embed(entry)
             sample = await self.bot.studio.sample_of_model(requester, entry.id)
         else:
             lora = await forge.lora(requester, name)
-            embed = training_render.lora_embed(lora)
+            embed = lora_embed(lora)
             shown = lora.comparison or lora.sample
             sample = await forge.artifact(shown) if shown else None
         files = []
