@@ -10,9 +10,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
-from bot.exts.remix._cog import RemixButton
 from bot.interactions import guarded, reply
 from bot.projects import requester_of
+from bot.ui.remix import RemixButton
 from studio.service import BROWSE_PAGE, PERIODS, FeedEntry
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ if TYPE_CHECKING:
 
 
 async def setup(bot: AtelierBot) -> None:
-    from bot.exts.remix._cog import AtelierCog, RemixButton
+    from bot.exts.remix._cog import AtelierCog
+    from bot.ui.remix import RemixButton
 
     bot.add_dynamic_items(RemixButton)
     await bot.add_cog(AtelierCog(bot))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -15,6 +14,7 @@ from discord.ext import commands
 from bot import render
 from bot.interactions import guarded, reply, report
 from bot.projects import new_project_thread, post_status, requester_of
+from bot.ui.remix import REMIX, RemixButton
 from studio.entities import Generation, ImageRecord, Requester
 from studio.errors import StudioError
 from studio.recipe import MAX_PROMPT_CHARS
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from bot.app import AtelierBot
 
 log = logging.getLogger(__name__)
-REMIX = "🔀"
 
 
 class RemixModal(discord.ui.Modal, title="Remix"):
@@ -53,37 +52,6 @@ class RemixModal(discord.ui.Modal, title="Remix"):
 
     async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:  # type: ignore[override]
         await report(interaction, error)
-
-
-class RemixButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"at:m:(?P<gen>[0-9a-f]{32}):(?P<n>\d)"
-):
-    def __init__(
-        self, generation_id: str, index: int, label: str | None = None, row: int | None = None
-    ) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=label or f"Remix {index + 1}",
-                emoji=REMIX,
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"at:m:{generation_id}:{index}",
-                row=index // 5 if row is None else row,
-            )
-        )
-        self.generation_id, self.index = generation_id, index
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> RemixButton:
-        return cls(match["gen"], int(match["n"]))
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        cog: AtelierCog = interaction.client.get_cog("atelier")
-        async with guarded(interaction):
-            # A modal must be the first answer, so only a quick lookup comes before it.
-            image = await cog.bot.studio.remixable(requester_of(interaction), self.generation_id, self.index)
-            await interaction.response.send_modal(RemixModal(cog, image, cog.bot.studio.remix_text(image)))
 
 
 def share_view(generation: Generation) -> discord.ui.View:
@@ -119,9 +87,12 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
         post = await self.bot.studio.post_for_message(str(message.id))
         if post is None:
             raise StudioError("That message isn't an Atelier image: use Remix on a result or a posted image.")
-        image = await self.bot.studio.remixable(
-            requester_of(interaction), post.generation_id, post.image_index or 0
-        )
+        await self.open_remix(interaction, post.generation_id, post.image_index or 0)
+
+    async def open_remix(self, interaction: discord.Interaction[Any], generation_id: str, index: int) -> None:
+        """The remix form, prefilled with that image's recipe (the Remix button and menu)."""
+        # A modal must be the first answer, so only a quick lookup comes before it.
+        image = await self.bot.studio.remixable(requester_of(interaction), generation_id, index)
         await interaction.response.send_modal(RemixModal(self, image, self.bot.studio.remix_text(image)))
 
     @remix_channel.command(name="add", description="Share public results in this channel (admins)")
