@@ -82,7 +82,7 @@ async def one_job(studio: Studio, options: Draft, run: int, cold: bool) -> JobSa
     found = await studio.queue.result(gen.id)  # the worker's raw reply, as arq stored it
     if found is None or not found[0]:
         raise RuntimeError(f"no successful result for {gen.id}: {found}")
-    result = jobs.GenerateResult.model_validate(found[1])
+    result = jobs.GENERATE_SPEC.result_of(found[1])
     return JobSample(run, cold, end_to_end, result.load_seconds, result.pipeline_seconds)
 
 

@@ -142,14 +142,14 @@ async def grid(config: str, studio: Studio, pngs: list[bytes]) -> GridSample:
     job_id = jobs.grid_job_id(f"bench-{secrets.token_hex(8)}")
     payload = jobs.ComposeGridJob(images=pngs).model_dump()
     started = time.perf_counter()
-    await studio.queue.enqueue(jobs.POST, jobs.COMPOSE_GRID, job_id, payload)
+    await studio.queue.enqueue(jobs.COMPOSE_GRID, job_id, payload)
     if config == "arq":
         value = await arq_job(studio, job_id, jobs.POST).result(poll_delay=ARQ_POLL_S)
     else:
         success, value = await studio.queue.wait(job_id)
         if not success:
             raise RuntimeError(f"grid job failed: {value}")
-    png = jobs.ComposeGridResult.model_validate(value).png
+    png = jobs.COMPOSE_GRID_SPEC.result_of(value).png
     round_trip = time.perf_counter() - started
     record = await arq_record(studio.queue.redis, job_id)
     inputs = sum(len(p) for p in pngs)

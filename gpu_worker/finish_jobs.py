@@ -49,13 +49,13 @@ def _checked(data: bytes, max_pixels: int, max_bytes: int | None = None) -> byte
     return data
 
 
-def run_grade(job: jobs.GradeJob, max_pixels: int) -> jobs.ComposeGridResult:
+def run_grade(job: jobs.GradeJob, max_pixels: int) -> jobs.GradeResult:
     image = decode_image(_checked(job.image, max_pixels), max_pixels).convert("RGB")  # ICC: to sRGB
     grade = Grade.model_validate(job.grade)
     if job.preview:
         image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
-        return jobs.ComposeGridResult(png=_png(before_after(image, apply_grade(image, grade))))
-    return jobs.ComposeGridResult(png=_png(apply_grade(image, grade)))
+        return jobs.GradeResult(png=_png(before_after(image, apply_grade(image, grade))))
+    return jobs.GradeResult(png=_png(apply_grade(image, grade)))
 
 
 def run_export(job: jobs.ExportJob, max_pixels: int) -> jobs.ExportResult:

@@ -61,49 +61,27 @@ def worker_settings(settings: Settings, kind: str) -> type:
     if kind not in jobs.QUEUES:
         raise ValueError(f"unknown queue {kind!r}; choose one of {', '.join(jobs.QUEUES)}")
     queue_name = settings.queue_name(kind)
-    if kind == jobs.INFERENCE:
-        functions = [
-            func(
-                tasks.generate,
-                name=jobs.GENERATE,
-                timeout=settings.inference_timeout_s,
-                max_tries=settings.max_tries,
-            ),
-            func(
-                tasks.upscale,
-                name=jobs.UPSCALE,
-                timeout=settings.inference_timeout_s,
-                max_tries=settings.max_tries,
-            ),
-        ]
-        startup: Any = _startup_inference
-        shutdown: Any = _shutdown_inference
-        max_jobs = settings.max_jobs_per_worker  # one GPU runs one job at a time
-    elif kind == jobs.TRAINING:
+    timeout, max_tries = {
+        jobs.INFERENCE: (settings.inference_timeout_s, settings.max_tries),
         # Its own queue and workers: arq's recovery waits for the longest timeout of a worker's
         # functions, so hours of training time limit must never sit in an inference worker.
-        functions = [
-            func(
-                tasks.train_lora,
-                name=jobs.TRAIN_LORA,
-                timeout=settings.training_timeout_s,
-                max_tries=settings.training_max_tries,
-            )
-        ]
-        startup, shutdown = _startup_training, None
+        jobs.TRAINING: (settings.training_timeout_s, settings.training_max_tries),
+        jobs.POST: (settings.post_timeout_s, settings.max_tries),
+    }[kind]
+    functions = [
+        func(task.run, name=task.job.name, timeout=timeout, max_tries=max_tries)
+        for task in tasks.TASKS
+        if task.job.queue == kind
+    ]
+    startup: Any = None
+    shutdown: Any = None
+    if kind == jobs.INFERENCE:
+        startup, shutdown = _startup_inference, _shutdown_inference
+        max_jobs = settings.max_jobs_per_worker  # one GPU runs one job at a time
+    elif kind == jobs.TRAINING:
+        startup = _startup_training
         max_jobs = 1  # a run takes the whole GPU
     else:
-        functions = [
-            func(coroutine, name=name, timeout=settings.post_timeout_s, max_tries=settings.max_tries)
-            for coroutine, name in (
-                (tasks.compose_grid, jobs.COMPOSE_GRID),
-                (tasks.board_sheet, jobs.BOARD_SHEET),
-                (tasks.collage, jobs.COLLAGE),
-                (tasks.grade, jobs.GRADE),
-                (tasks.export, jobs.EXPORT),
-            )
-        ]
-        startup = shutdown = None
         max_jobs = max(2, os.cpu_count() or 2)
     worker_id = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     attributes: dict[str, Any] = {

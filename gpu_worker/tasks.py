@@ -1,4 +1,8 @@
-"""The arq job functions: thin coroutines that decode a payload, run the work in a thread, reply."""
+"""The arq job functions: thin coroutines that decode a payload, run the work in a thread, reply.
+
+Each is bound to its entry of studio.jobs.JOBS by ``@task``: the payload is read as that
+job's payload type, and only that job's result type may be the reply.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from arq.worker import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -21,6 +26,35 @@ from studio.recipe import Recipe
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)
+
+Payload = TypeVar("Payload", bound=jobs._Payload)
+Result = TypeVar("Result", bound=jobs._Payload)
+
+
+@dataclass(frozen=True)
+class Task(Generic[Payload, Result]):
+    """A worker's half of one job: ``work`` takes the job's payload and returns its result."""
+
+    job: jobs.JobSpec[Payload, Result]
+    work: Callable[[dict[str, Any], Payload], Awaitable[Result]]
+
+    async def run(self, ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+        """What arq calls: the wire's dicts in and out (msgpack, see studio.jobs)."""
+        result = await self.work(ctx, self.job.payload_of(payload))
+        if type(result) is not self.job.result:
+            raise TypeError(
+                f"{self.job.name} replied {type(result).__name__}, not {self.job.result.__name__}"
+            )
+        return result.model_dump()
+
+
+def task(
+    job: jobs.JobSpec[Payload, Result],
+) -> Callable[[Callable[[dict[str, Any], Payload], Awaitable[Result]]], Task[Payload, Result]]:
+    def bind(work: Callable[[dict[str, Any], Payload], Awaitable[Result]]) -> Task[Payload, Result]:
+        return Task(job, work)
+
+    return bind
 
 
 async def _publish(ctx: dict[str, Any], job_id: str, event: jobs.ProgressEvent) -> None:
@@ -92,21 +126,21 @@ def _publisher(ctx: dict[str, Any], job_id: str) -> Callable[[jobs.ProgressEvent
     return publish
 
 
-async def generate(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+@task(jobs.GENERATE_SPEC)
+async def generate(ctx: dict[str, Any], job: jobs.GenerateJob) -> jobs.GenerateResult:
     from gpu_worker import inference  # torch and diffusers: inference workers only
 
     settings: Settings = ctx["settings"]
     job_id: str = ctx["job_id"]
     attempt: int = ctx["job_try"]
-    job = jobs.GenerateJob.model_validate(payload)
 
-    def reply(status: str, error: str | None = None) -> dict[str, Any]:
+    def reply(status: str, error: str | None = None) -> jobs.GenerateResult:
         return jobs.GenerateResult(
             generation_id=job.generation_id,
-            status=status,
+            status=status,  # type: ignore[arg-type]
             attempt=attempt,
-            error=error,  # type: ignore[arg-type]
-        ).model_dump()
+            error=error,
+        )
 
     async with _running(ctx, job_id, attempt) as cancel:
         publish = _publisher(ctx, job_id)
@@ -120,7 +154,7 @@ async def generate(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, An
             recipe = Recipe.model_validate(job.recipe)
             files: AdapterFiles = ctx["adapter_files"]
             await files.fetch(ctx["redis"], settings.queue_prefix, job.adapters)
-            result = await asyncio.to_thread(
+            return await asyncio.to_thread(
                 inference.generate_images,
                 ctx["cache"],
                 job,
@@ -131,7 +165,6 @@ async def generate(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, An
                 attempt,
                 files.path,
             )
-            return result.model_dump()
         except inference.Cancelled:
             return reply("cancelled")
         except (inference.UserFacingError, AdapterMissing) as exc:
@@ -139,20 +172,20 @@ async def generate(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, An
             return reply("failed", str(exc))
 
 
-async def train_lora(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+@task(jobs.TRAIN_LORA_SPEC)
+async def train_lora(ctx: dict[str, Any], job: jobs.TrainJob) -> jobs.TrainResult:
     from gpu_worker import training_job  # torch, diffusers and peft: training workers only
 
     job_id: str = ctx["job_id"]
     attempt: int = ctx["job_try"]
-    job = jobs.TrainJob.model_validate(payload)
 
-    def reply(status: str, error: str | None = None) -> dict[str, Any]:
+    def reply(status: str, error: str | None = None) -> jobs.TrainResult:
         return jobs.TrainResult(
             training_id=job.training_id,
             status=status,  # type: ignore[arg-type]
             attempt=attempt,
             error=error,
-        ).model_dump()
+        )
 
     async with _running(ctx, job_id, attempt) as cancel:
         publish = _publisher(ctx, job_id)
@@ -166,10 +199,9 @@ async def train_lora(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, 
         try:
             if cancel.is_set():
                 return reply("cancelled")
-            result = await asyncio.to_thread(
+            return await asyncio.to_thread(
                 training_job.run_training, ctx["device"], job, on_progress, on_sample, cancel, attempt
             )
-            return result.model_dump()
         except training_job.Cancelled:
             return reply("cancelled")
         except training_job.UserFacingError as exc:
@@ -177,53 +209,61 @@ async def train_lora(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, 
             return reply("failed", str(exc))
 
 
-async def upscale(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+@task(jobs.UPSCALE_SPEC)
+async def upscale(ctx: dict[str, Any], job: jobs.UpscaleJob) -> jobs.UpscaleResult:
     from gpu_worker.finish_jobs import run_upscale
 
     settings: Settings = ctx["settings"]
-    job = jobs.UpscaleJob.model_validate(payload)
     async with job_lease(ctx["redis"], ctx["job_id"], settings.job_lease_s):
-        result = await asyncio.to_thread(run_upscale, job, settings, ctx["cache"], ctx["upscalers"])
-    return result.model_dump()
+        return await asyncio.to_thread(run_upscale, job, settings, ctx["cache"], ctx["upscalers"])
 
 
-async def grade(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+@task(jobs.GRADE_SPEC)
+async def grade(ctx: dict[str, Any], job: jobs.GradeJob) -> jobs.GradeResult:
     from gpu_worker.finish_jobs import run_grade
 
-    job = jobs.GradeJob.model_validate(payload)
-    result = await asyncio.to_thread(run_grade, job, ctx["settings"].max_upload_pixels)
-    return result.model_dump()
+    return await asyncio.to_thread(run_grade, job, ctx["settings"].max_upload_pixels)
 
 
-async def export(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+@task(jobs.EXPORT_SPEC)
+async def export(ctx: dict[str, Any], job: jobs.ExportJob) -> jobs.ExportResult:
     from gpu_worker.finish_jobs import run_export
 
-    job = jobs.ExportJob.model_validate(payload)
-    result = await asyncio.to_thread(run_export, job, ctx["settings"].max_upload_pixels)
-    return result.model_dump()
+    return await asyncio.to_thread(run_export, job, ctx["settings"].max_upload_pixels)
 
 
-async def compose_grid(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+@task(jobs.COMPOSE_GRID_SPEC)
+async def compose_grid(ctx: dict[str, Any], job: jobs.ComposeGridJob) -> jobs.GridResult:
     from gpu_worker.grid import compose_grid as compose
 
-    job = jobs.ComposeGridJob.model_validate(payload)
-    png = await asyncio.to_thread(compose, job.images, job.labels)
-    return jobs.ComposeGridResult(png=png).model_dump()
+    return jobs.GridResult(png=await asyncio.to_thread(compose, job.images, job.labels))
 
 
-async def board_sheet(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+@task(jobs.BOARD_SHEET_SPEC)
+async def board_sheet(ctx: dict[str, Any], job: jobs.BoardSheetJob) -> jobs.BoardSheetResult:
     from gpu_worker.collage import board_sheet as compose
 
-    job = jobs.BoardSheetJob.model_validate(payload)
-    return jobs.ComposeGridResult(png=await asyncio.to_thread(compose, job.images)).model_dump()
+    return jobs.BoardSheetResult(png=await asyncio.to_thread(compose, job.images))
 
 
-async def collage(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+@task(jobs.COLLAGE_SPEC)
+async def collage(ctx: dict[str, Any], job: jobs.CollageJob) -> jobs.CollageResult:
     from gpu_worker.collage import collage as compose
 
-    job = jobs.CollageJob.model_validate(payload)
-    png = await asyncio.to_thread(compose, job.images, job.width, job.height)
-    return jobs.ComposeGridResult(png=png).model_dump()
+    return jobs.CollageResult(png=await asyncio.to_thread(compose, job.images, job.width, job.height))
+
+
+# One task per job of studio.jobs.JOBS; the worker settings register them by their job's queue.
+TASKS: tuple[Task[Any, Any], ...] = (
+    generate,
+    upscale,
+    train_lora,
+    compose_grid,
+    board_sheet,
+    collage,
+    grade,
+    export,
+)
 
 
 async def announce_end(ctx: dict[str, Any]) -> None:

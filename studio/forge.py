@@ -192,7 +192,7 @@ class Forge:
         )
         payload = self._train_job(lora_id, model, plan.trigger, plan.params, plan.images, plan.captions)
         try:
-            await self.queue.enqueue(jobs.TRAINING, jobs.TRAIN_LORA, lora_id, payload)
+            await self.queue.enqueue(jobs.TRAIN_LORA, lora_id, payload)
         except BaseException:
             await self.store.loras.delete_unqueued(lora_id)
             raise
@@ -373,7 +373,7 @@ class Forge:
             reason = f"the queue lost its job {MAX_REQUEUES + 1} times; please try again later"
             await self.store.loras.end(lora_id, "failed", reason)
             return True
-        queued = await self.queue.enqueue(jobs.TRAINING, jobs.TRAIN_LORA, lora_id, payload)
+        queued = await self.queue.enqueue(jobs.TRAIN_LORA, lora_id, payload)
         log.warning(
             "training %s: its job had vanished from Redis; %s",
             lora_id,
@@ -385,7 +385,7 @@ class Forge:
         if not success or not isinstance(value, dict) or "status" not in value:
             await self.store.loras.end(lora_id, "failed", failure_reason(value))
             return
-        result = jobs.TrainResult.model_validate(value)
+        result = jobs.TRAIN_LORA_SPEC.result_of(value)
         if result.status != "done" or result.weights is None or result.kohya is None:
             await self.store.loras.end(
                 lora_id, "cancelled" if result.status == "cancelled" else "failed", result.error

@@ -6,7 +6,8 @@ Redis run code in a worker. Payloads are plain dicts validated by the pydantic m
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
 
 import msgpack
 from pydantic import BaseModel, ConfigDict, Field
@@ -103,18 +104,32 @@ class ComposeGridJob(_Payload):
     labels: bool = True
 
 
-class ComposeGridResult(_Payload):
+class PngResult(_Payload):
+    """What a job that makes one image replies; each such job has its own subclass."""
+
     png: bytes
+
+
+class GridResult(PngResult):
+    pass
 
 
 class BoardSheetJob(_Payload):
     images: list[bytes]
 
 
+class BoardSheetResult(PngResult):
+    pass
+
+
 class CollageJob(_Payload):
     images: list[bytes]
     width: int
     height: int
+
+
+class CollageResult(PngResult):
+    pass
 
 
 class TrainingParams(_Payload):
@@ -191,6 +206,10 @@ class GradeJob(_Payload):
     preview: bool = False  # a before/after side-by-side instead of the graded image alone
 
 
+class GradeResult(PngResult):
+    pass
+
+
 class ExportJob(_Payload):
     image: bytes
     spec: dict[str, Any]  # studio.finishing.ExportSpec.model_dump()
@@ -215,6 +234,54 @@ class ProgressEvent(_Payload):
     total: int = 0
     loss: float | None = None
     png: bytes | None = None
+
+
+_PayloadT_co = TypeVar("_PayloadT_co", bound=_Payload, covariant=True)
+_ResultT_co = TypeVar("_ResultT_co", bound=_Payload, covariant=True)
+# For functions that take a job and its payload, and return its result.
+PayloadT = TypeVar("PayloadT", bound=_Payload)
+ResultT = TypeVar("ResultT", bound=_Payload)
+
+
+@dataclass(frozen=True)
+class JobSpec(Generic[_PayloadT_co, _ResultT_co]):
+    """One job of the contract: the name workers register it under, its queue, what goes in and out."""
+
+    name: str
+    queue: str
+    payload: type[_PayloadT_co]
+    result: type[_ResultT_co]
+
+    def payload_of(self, value: object) -> _PayloadT_co:
+        return self.payload.model_validate(value)
+
+    def result_of(self, value: object) -> _ResultT_co:
+        return self.result.model_validate(value)
+
+
+GENERATE_SPEC = JobSpec(GENERATE, INFERENCE, GenerateJob, GenerateResult)
+UPSCALE_SPEC = JobSpec(UPSCALE, INFERENCE, UpscaleJob, UpscaleResult)
+TRAIN_LORA_SPEC = JobSpec(TRAIN_LORA, TRAINING, TrainJob, TrainResult)
+COMPOSE_GRID_SPEC = JobSpec(COMPOSE_GRID, POST, ComposeGridJob, GridResult)
+BOARD_SHEET_SPEC = JobSpec(BOARD_SHEET, POST, BoardSheetJob, BoardSheetResult)
+COLLAGE_SPEC = JobSpec(COLLAGE, POST, CollageJob, CollageResult)
+GRADE_SPEC = JobSpec(GRADE, POST, GradeJob, GradeResult)
+EXPORT_SPEC = JobSpec(EXPORT, POST, ExportJob, ExportResult)
+
+# Every job by name: callers enqueue and read results through it, workers register from it.
+JOBS: dict[str, JobSpec[_Payload, _Payload]] = {
+    spec.name: spec
+    for spec in (
+        GENERATE_SPEC,
+        UPSCALE_SPEC,
+        TRAIN_LORA_SPEC,
+        COMPOSE_GRID_SPEC,
+        BOARD_SHEET_SPEC,
+        COLLAGE_SPEC,
+        GRADE_SPEC,
+        EXPORT_SPEC,
+    )
+}
 
 
 def _default(obj: object) -> object:

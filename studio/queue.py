@@ -88,12 +88,12 @@ class JobQueue:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    async def enqueue(self, kind: str, function: str, job_id: str, payload: dict[str, Any]) -> bool:
-        """Enqueue once: False when a job or result with this id already exists (a no-op)."""
+    async def enqueue(self, function: str, job_id: str, payload: dict[str, Any]) -> bool:
+        """Enqueue once, on the job's own queue (studio.jobs.JOBS): False when a job or result
+        with this id already exists (a no-op)."""
+        queue_name = self.settings.queue_name(jobs.JOBS[function].queue)
         try:
-            job = await self.redis.enqueue_job(
-                function, payload, _job_id=job_id, _queue_name=self.settings.queue_name(kind)
-            )
+            job = await self.redis.enqueue_job(function, payload, _job_id=job_id, _queue_name=queue_name)
         except (OSError, RedisError) as exc:
             raise QueueUnavailable(f"Could not enqueue the job: Redis said {type(exc).__name__}.") from None
         return job is not None
@@ -212,34 +212,34 @@ class JobQueue:
 
     async def run(
         self,
-        kind: str,
-        function: str,
-        payload: dict[str, Any],
+        job: jobs.JobSpec[jobs.PayloadT, jobs.ResultT],
+        payload: jobs.PayloadT,
         *,
         timeout: float,
         what: str,
         job_id: str | None = None,
         user_facing: frozenset[str] = frozenset(),
-    ) -> dict[str, Any]:
+    ) -> jobs.ResultT:
         """One job from enqueue to result, for callers that wait for it (grids, finishing).
 
         WorkerUnavailable when no worker answers within ``timeout``; a failed job is a
         StudioError in words: the worker's own message for the exception names in
         ``user_facing``, otherwise a generic sentence (and the reason is logged).
         """
-        job_id = job_id or f"{function}:{uuid.uuid4().hex}"
+        kind = job.queue
+        job_id = job_id or f"{job.name}:{uuid.uuid4().hex}"
         if not await self._worker_in_sight(kind):  # fail at once rather than wait out the time limit
             raise WorkerUnavailable(
                 f"{what} cannot start: no {kind} worker is running. Please try again later."
             )
-        await self.enqueue(kind, function, job_id, payload)
+        await self.enqueue(job.name, job_id, payload.model_dump())
         success, value = await self._wait_while_served(kind, job_id, timeout, what)
         await self.expire_result(job_id, self.settings.recorded_result_ttl_s)
         if success and isinstance(value, dict):
-            return value
+            return job.result_of(value)
         if isinstance(value, dict) and value.get("error") in user_facing:
             raise StudioError(f"{what} could not be made: {failure_reason(value)}")
-        log.error("%s failed: %s", function, failure_reason(value))
+        log.error("%s failed: %s", job.name, failure_reason(value))
         raise StudioError(f"{what} failed on the worker; an image may be unusual. It has been logged.")
 
     async def _wait_while_served(self, kind: str, job_id: str, timeout: float, what: str) -> tuple[bool, Any]:

@@ -143,7 +143,7 @@ async def test_queue_bytes_are_msgpack_not_pickle_and_duplicates_are_noops(idle:
         assert decoded["f"] == jobs.GENERATE
         assert jobs.GenerateJob.model_validate(decoded["a"][0]).generation_id == generation.id
         # The generation id is the job id: enqueueing it again is a no-op.
-        again = await studio.queue.enqueue(jobs.INFERENCE, jobs.GENERATE, generation.id, decoded["a"][0])
+        again = await studio.queue.enqueue(jobs.GENERATE, generation.id, decoded["a"][0])
         assert again is False
         assert await studio.queue.position(jobs.INFERENCE, generation.id) == 0
         assert await studio.queue.redis.zcard(idle.settings().queue_name(jobs.INFERENCE)) == 1

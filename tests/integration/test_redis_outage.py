@@ -184,7 +184,7 @@ async def test_a_malformed_progress_message_is_ignored(idle: Deployment) -> None
     queue = await JobQueue.connect(idle.settings())
     try:
         job_id = f"malformed-{time.monotonic_ns()}"
-        await queue.enqueue(jobs.INFERENCE, jobs.GENERATE, job_id, {})  # no worker: it stays queued
+        await queue.enqueue(jobs.GENERATE, job_id, {})  # no worker: it stays queued
         seen: list[jobs.ProgressEvent] = []
 
         async def on_progress(event: jobs.ProgressEvent) -> None:

@@ -63,7 +63,7 @@ def _noise(side: int) -> Image.Image:
 async def _run(studio: Studio, function: str, payload: dict[str, Any]) -> tuple[bool, Any]:
     queue: JobQueue = studio.queue
     job_id = f"trust-{uuid.uuid4().hex}"
-    assert await queue.enqueue(jobs.INFERENCE, function, job_id, payload)
+    assert await queue.enqueue(function, job_id, payload)
     return await queue.wait(job_id, timeout=WAIT_S)
 
 
@@ -222,7 +222,7 @@ async def test_training_payloads_name_a_catalogue_model_and_send_pngs(
             sample_recipe=sample.model_dump(mode="json"),
         )
         job_id = f"trust-train-{uuid.uuid4().hex}"
-        assert await studio.queue.enqueue(jobs.TRAINING, jobs.TRAIN_LORA, job_id, job.model_dump())
+        assert await studio.queue.enqueue(jobs.TRAIN_LORA, job_id, job.model_dump())
         success, value = await studio.queue.wait(job_id, timeout=WAIT_S)
         assert success, value
         return dict(value)
