@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import signal
 import sys
@@ -158,26 +157,6 @@ class AtelierBot(commands.Bot):
         if guild is not None:
             self.remember_guild_limit(guild.id, limit)
         return limit
-
-    async def send_fitted(
-        self, channel: discord.abc.Messageable, content: str, original: bytes, data: bytes, filename: str
-    ) -> discord.Message:
-        """Send an image, re-fitting it smaller whenever Discord answers 413 (never fail on size)."""
-        from bot.render import fit_image
-
-        while True:
-            try:
-                return await channel.send(content, file=discord.File(io.BytesIO(data), filename))
-            except discord.HTTPException as error:
-                if error.status != 413:
-                    raise
-                guild = getattr(channel, "guild", None)
-                limit = self.limit_after_413(
-                    guild if isinstance(guild, discord.Guild) else None, len(data), error
-                )
-                data, filename = await asyncio.to_thread(
-                    fit_image, original, limit, filename.rsplit(".", 1)[0]
-                )
 
 
 def main() -> int:

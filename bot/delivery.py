@@ -10,7 +10,7 @@ undelivered generation, so jobs that finished while it was down are delivered th
 from __future__ import annotations
 
 import asyncio
-import io
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ import discord
 
 from bot import render
 from bot.ui.generation import result_view
+from bot.ui.images import Picture, send_images
 from studio import jobs
 from studio.entities import Generation
 from studio.errors import GenerationCancelled, GenerationFailed
@@ -66,10 +67,9 @@ class Delivery:
         pending = await self.bot.studio.undelivered()
         for delivery in pending:
             if delivery.status_message_id is None:  # promised before a stop, never posted
-                generation_id, channel_id = delivery.generation_id, delivery.channel_id
                 self.posting_missing.track(
-                    generation_id,
-                    lambda g=generation_id, c=channel_id: self._post_missing_status(g, c),  # type: ignore[misc]
+                    delivery.generation_id,
+                    functools.partial(self._post_missing_status, delivery.generation_id, delivery.channel_id),
                 )
             else:
                 self.track(delivery.generation_id, delivery.channel_id, delivery.status_message_id)
@@ -179,22 +179,12 @@ class Delivery:
             await editor.final(content=content + " · grid unavailable, use U1…", embed=embed, view=view)
             return
         guild = message.guild if isinstance(message.guild, discord.Guild) else None
-        limit = self.bot.upload_limit(guild)
-        name = f"atelier-{generation.id[:8]}"
-        while True:
-            data, filename = await asyncio.to_thread(render.fit_image, png, limit, name)
-            try:
-                await editor.final(
-                    content=content,
-                    embed=embed,
-                    view=view,
-                    attachments=[discord.File(io.BytesIO(data), filename)],
-                )
-                break
-            except discord.HTTPException as error:
-                if error.status != 413:
-                    raise
-                limit = self.bot.limit_after_413(guild, len(data), error)  # lower than we knew
+        await send_images(
+            self.bot,
+            [Picture(png, f"atelier-{generation.id[:8]}")],
+            lambda files: editor.final(content=content, embed=embed, view=view, attachments=files),
+            guild=guild,
+        )
         remix = self.bot.get_cog("atelier")
         if remix is not None and guild is not None:
             try:

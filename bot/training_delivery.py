@@ -7,8 +7,6 @@ once; on start the bot resumes every run not yet delivered.
 
 from __future__ import annotations
 
-import asyncio
-import io
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -18,6 +16,7 @@ import discord
 from bot import render
 from bot.delivery import ThrottledEditor, delivery_tracker
 from bot.ui import training as training_render
+from bot.ui.images import Picture, guild_of, send_images
 from bot.ui.training import training_view
 from studio import jobs
 from studio.entities import Lora
@@ -92,10 +91,12 @@ class TrainingDelivery:
 
         async def on_update(lora: Lora, event: jobs.ProgressEvent | None) -> None:
             if event is not None and event.type == "sample" and event.png is not None:
-                await channel.send(
-                    f"🖼️ Checkpoint at step {event.step}/{total}: `{lora.trigger}`",
-                    file=discord.File(io.BytesIO(event.png), f"{lora.name}-step{event.step}.png"),
-                    allowed_mentions=render.NO_PINGS,
+                text = f"🖼️ Checkpoint at step {event.step}/{total}: `{lora.trigger}`"
+                await send_images(
+                    self.bot,
+                    [Picture(event.png, f"{lora.name}-step{event.step}")],
+                    lambda files: channel.send(text, files=files, allowed_mentions=render.NO_PINGS),
+                    guild=guild_of(channel),
                 )
                 return
             if event is not None and event.type == "started":
@@ -120,17 +121,18 @@ class TrainingDelivery:
         await forge.mark_delivered(lora_id)
 
     async def _post_result(self, lora: Lora, editor: ThrottledEditor) -> None:
-        files = []
+        pictures = []
         if lora.comparison is not None:
             png = await self.bot.studio.forge.artifact(lora.comparison)
-            guild = editor.message.guild if isinstance(editor.message.guild, discord.Guild) else None
-            data, filename = await asyncio.to_thread(
-                render.fit_image, png, self.bot.upload_limit(guild), f"{lora.name}-v{lora.version}-compare"
-            )
-            files.append(discord.File(io.BytesIO(data), filename))
-        await editor.final(
-            content=training_render.done(lora),
-            embed=training_render.lora_embed(lora),
-            view=None,
-            attachments=files,
+            pictures.append(Picture(png, f"{lora.name}-v{lora.version}-compare"))
+        await send_images(
+            self.bot,
+            pictures,
+            lambda files: editor.final(
+                content=training_render.done(lora),
+                embed=training_render.lora_embed(lora),
+                view=None,
+                attachments=files,
+            ),
+            guild=guild_of(editor.message),
         )

@@ -20,7 +20,9 @@ ANSWERED_BY = "atelier"  # the cog that answers the button
 class Remixer(Protocol):
     """What a click needs from the cog named ``ANSWERED_BY``."""
 
-    async def open_remix(self, interaction: discord.Interaction[Any], generation_id: str, index: int) -> None: ...
+    async def open_remix(
+        self, interaction: discord.Interaction[Any], generation_id: str, index: int
+    ) -> None: ...
 
 
 class RemixButton(

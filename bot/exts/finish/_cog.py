@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,8 @@ from bot.exts.finish._views import AdjustModal, grade_view
 from bot.interactions import reply
 from bot.links import parse_link, read_upload
 from bot.projects import post_status, project_target, requester_of
+from bot.ui.captions import upscale_caption
+from bot.ui.images import FittedFile, Picture, send_images
 from studio.entities import ImageRecord
 from studio.errors import InvalidRecipe, StudioError
 from studio.finishing import EXPORT_PRESETS, FORMATS, GRADE_PRESETS, ExportSpec, Grade
@@ -56,17 +57,15 @@ class FinishCog(commands.Cog, name="Finish"):
         self, interaction: discord.Interaction[Any], content: str, png: bytes, name: str, **kw: Any
     ) -> discord.Message:
         """Post into this channel, re-encoded to fit Discord's limit when need be (full size is kept)."""
-        self.bot.remember_limit(interaction)
-        data, filename = await asyncio.to_thread(
-            render.fit_image, png, self.bot.upload_limit(interaction.guild), name
-        )
         channel = interaction.channel
         assert isinstance(channel, discord.abc.Messageable)
-        if data is not png:
-            content += " · re-encoded to fit Discord; the full-size file is kept"
-        return await channel.send(
-            content, file=discord.File(io.BytesIO(data), filename), allowed_mentions=render.NO_PINGS, **kw
-        )
+
+        async def post(files: list[FittedFile]) -> discord.Message:
+            refitted = any(file.refitted for file in files)
+            note = " · re-encoded to fit Discord; the full-size file is kept" if refitted else ""
+            return await channel.send(content + note, files=files, allowed_mentions=render.NO_PINGS, **kw)
+
+        return await send_images(self.bot, [Picture(png, name)], post, interaction=interaction)
 
     # /upscale
 
@@ -251,11 +250,6 @@ class FinishCog(commands.Cog, name="Finish"):
             interaction, grade_caption(adjusted), preview, f"grade-{new.id[:8]}", view=grade_view(new.id)
         )
         await reply(interaction, "New preview posted.")
-
-
-def upscale_caption(method: str | None, factor: int, width: int | None, height: int | None) -> str:
-    how = "resampling and sharpening (no upscale model is configured)" if method == "resampling" else method
-    return f"⬆️ Upscaled {factor}× to {width}×{height} · {how}"
 
 
 def grade_caption(grade: Grade, short: bool = False) -> str:

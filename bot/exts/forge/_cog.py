@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from bot.exts.forge._render import base_embed
 from bot.interactions import reply
 from bot.links import linked_attachments, looks_like_image, read_upload
 from bot.projects import new_project_thread, requester_of
+from bot.ui.images import FittedFile, Picture, send_images
 from bot.ui.training import lora_embed
 from studio.entities import Project
 from studio.errors import DatasetRejected, StudioError, UnknownModel
@@ -229,18 +229,18 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
             embed = lora_embed(lora)
             shown = lora.comparison or lora.sample
             sample = await forge.artifact(shown) if shown else None
-        files = []
-        if sample is not None:
-            data, filename = await asyncio.to_thread(
-                render.fit_image, sample, self.bot.upload_limit(interaction.guild), f"{name}-sample"
-            )
-            files.append(discord.File(io.BytesIO(data), filename))
-            embed.set_image(url=f"attachment://{filename}")
-        else:
+        if sample is None:
             embed.set_footer(text="No sample image yet.")
-        await interaction.followup.send(
-            embed=embed, files=files, ephemeral=True, allowed_mentions=render.NO_PINGS
-        )
+
+        async def answer(files: list[FittedFile]) -> None:
+            for file in files:  # the embed shows the file under the name it is sent with
+                embed.set_image(url=f"attachment://{file.filename}")
+            await interaction.followup.send(
+                embed=embed, files=files, ephemeral=True, allowed_mentions=render.NO_PINGS
+            )
+
+        pictures = [Picture(sample, f"{name}-sample")] if sample is not None else []
+        await send_images(self.bot, pictures, answer, interaction=interaction)
 
     @app_commands.command(
         name="delete", description="Delete one of your LoRA models (admins: any on this server)"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import logging
@@ -19,6 +18,8 @@ from bot.interactions import reply
 from bot.links import parse_link, read_upload
 from bot.pending import Command
 from bot.projects import post_status, project_in, requester_of
+from bot.ui.captions import upscale_caption
+from bot.ui.images import Picture, send_images
 from studio.entities import Project, Requester
 from studio.errors import InvalidRecipe, StudioError, TooManyJobs
 from studio.families import ASPECTS
@@ -335,8 +336,6 @@ class GenerateCog(commands.Cog, name="Generate"):
         self, interaction: discord.Interaction[Any], requester: Requester, generation_id: str, index: int
     ) -> None:
         """U: image n upscaled 2x and posted on its own (the full-size file is kept)."""
-        from bot.exts.finish._cog import upscale_caption
-
         generation = await self.studio.generation(generation_id)
         if generation.owner_id != requester.id:
             raise StudioError("Only the person who made these images can upscale them.")
@@ -344,18 +343,15 @@ class GenerateCog(commands.Cog, name="Generate"):
         finish = await self.studio.finisher.upscale(requester, await self.studio.image_png(image), 2, image)
         _, png = await self.studio.finisher.finish(requester, finish.id)
         assert png is not None
-        self.bot.remember_limit(interaction)
-        limit = self.bot.upload_limit(interaction.guild)
-        data, filename = await asyncio.to_thread(render.fit_image, png, limit, f"atelier-{image.seed}")
         channel = interaction.channel
         assert isinstance(channel, discord.abc.Messageable)
         caption = upscale_caption(finish.method, 2, finish.width, finish.height).removeprefix("⬆️ ")
-        message = await self.bot.send_fitted(
-            channel,
-            f"Image {index + 1} · seed {image.seed} · {caption} · react {render.STAR} to favourite",
-            png,
-            data,
-            filename,
+        content = f"Image {index + 1} · seed {image.seed} · {caption} · react {render.STAR} to favourite"
+        message = await send_images(
+            self.bot,
+            [Picture(png, f"atelier-{image.seed}")],
+            lambda files: channel.send(content, files=files),
+            interaction=interaction,
         )
         await self.studio.record_image_post(generation_id, index, str(message.channel.id), str(message.id))
         await reply(interaction, f"Posted image {index + 1}, upscaled 2× (result id `{finish.id}`).")

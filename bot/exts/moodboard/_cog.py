@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import render
 from bot.interactions import reply
 from bot.links import MAX_IMAGES_PER_MESSAGE, linked_images, looks_like_image, read_upload
 from bot.projects import requester_of
+from bot.ui.images import Picture, send_images
 from studio.entities import Project
 from studio.errors import StudioError
 
@@ -83,13 +82,16 @@ class MoodboardCog(commands.GroupCog, name="moodboard", description="A project's
         await interaction.response.defer(ephemeral=True, thinking=True)
         project = await self._project(interaction)
         sheet = await self.bot.studio.board_sheet(project)
-        self.bot.remember_limit(interaction)
-        limit = self.bot.upload_limit(interaction.guild)
-        data, filename = await asyncio.to_thread(render.fit_image, sheet, limit, "moodboard")
         channel = interaction.channel
         assert isinstance(channel, discord.abc.Messageable)
         count = len(await self.bot.studio.board(project))
-        await self.bot.send_fitted(channel, f"🖼️ Mood board · {count} image(s)", sheet, data, filename)
+        content = f"🖼️ Mood board · {count} image(s)"
+        await send_images(
+            self.bot,
+            [Picture(sheet, "moodboard")],
+            lambda files: channel.send(content, files=files),
+            interaction=interaction,
+        )
         await reply(interaction, "Posted the board.")
 
     @app_commands.command(name="remove", description="Remove image number N from the board")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -14,6 +13,7 @@ from discord.ext import commands
 from bot import render
 from bot.interactions import guarded, reply, report
 from bot.projects import new_project_thread, post_status, requester_of
+from bot.ui.images import FittedFile, Picture, send_images
 from bot.ui.remix import REMIX, RemixButton
 from studio.entities import Generation, ImageRecord, Requester
 from studio.errors import StudioError
@@ -167,20 +167,22 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
             return
         prompt = render.quote(generation.recipe.prompt, 300)
         text = f"{REMIX} {render.credit(generation.owner_id)} made *{prompt}* — remix it!"
-        data, filename = await asyncio.to_thread(
-            render.fit_image, png, self.bot.upload_limit(guild), f"atelier-{generation.id[:8]}"
-        )  # once, for every channel
+        picture = Picture(png, f"atelier-{generation.id[:8]}")  # fitted once, for every channel
         for channel_id in channels:
             channel = guild.get_channel(int(channel_id))
             if not isinstance(channel, discord.TextChannel):
                 continue
-            message = await channel.send(
-                text,
-                file=discord.File(io.BytesIO(data), filename),
-                view=share_view(generation),
-                allowed_mentions=render.NO_PINGS,
+            message = await send_images(
+                self.bot, [picture], partial(self._post_share, channel, text, generation), guild=guild
             )
             await self.bot.studio.record_share_post(generation.id, str(channel.id), str(message.id))
+
+    async def _post_share(
+        self, channel: discord.TextChannel, text: str, generation: Generation, files: list[FittedFile]
+    ) -> discord.Message:
+        return await channel.send(
+            text, files=files, view=share_view(generation), allowed_mentions=render.NO_PINGS
+        )
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
