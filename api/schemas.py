@@ -13,7 +13,7 @@ from fastapi import UploadFile
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from studio.families import ASPECTS
-from studio.finishing import EXPORT_PRESETS, GRADE_PRESETS, GRADE_RANGES, ExportFormat
+from studio.finishing import EXPORT_PRESETS, GRADE_PRESETS, GRADE_SLIDERS, ExportFormat
 from studio.recipe import (
     MAX_BATCH,
     MAX_GUIDANCE,
@@ -208,11 +208,13 @@ class InpaintUpload(InpaintFields):
 
 
 def _slider(name: str) -> Any:
-    low, high, meaning = GRADE_RANGES[name]
-    return Field(default=0.0, ge=low, le=high, description=meaning)
+    slider = GRADE_SLIDERS[name]
+    return Field(default=0.0, ge=slider.low, le=slider.high, description=slider.meaning)
 
 
 class GradeFields(Strict):
+    """A grade's fields: one per slider of studio.finishing.Grade (a unit test holds them equal)."""
+
     preset: GradePreset | None = None
     exposure: float = _slider("exposure")
     contrast: float = _slider("contrast")

@@ -7,13 +7,14 @@ work is numpy float32 in display (sRGB-ish) values; blur and sharpening are Pill
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from studio.finishing import GRADE_PRESETS, GRADE_RANGES, Grade
+from studio.finishing import GRADE_PRESETS, GRADE_SLIDERS, Grade
 
 Pixels = npt.NDArray[np.float32]  # H x W x 3, 0..1 (values may stray outside until the end)
 RGB = tuple[float, float, float]
@@ -24,15 +25,10 @@ GAMMA = 2.2
 
 @dataclass(frozen=True)
 class Look:
-    """A preset: slider offsets (the same units as Grade) and the effects that have no slider."""
+    """A preset: offsets to the grade's sliders (by name, the same units) and the effects that
+    have no slider."""
 
-    exposure: float = 0.0
-    contrast: float = 0.0
-    saturation: float = 0.0
-    temperature: float = 0.0
-    tint: float = 0.0
-    grain: float = 0.0
-    vignette: float = 0.0
+    offsets: Mapping[str, float] = field(default_factory=dict)
     mono: bool = False  # black and white
     black: float = 0.0  # raised black point (faded film), 0..1 of the range
     white: float = 1.0  # lowered white point
@@ -42,42 +38,30 @@ class Look:
 
 
 LOOKS: dict[str, Look] = {
-    "warm": Look(temperature=30, saturation=10),
-    "cool": Look(temperature=-30, tint=-5, contrast=5, black=0.04),
+    "warm": Look({"temperature": 30, "saturation": 10}),
+    "cool": Look({"temperature": -30, "tint": -5, "contrast": 5}, black=0.04),
     "teal-orange": Look(
-        contrast=12, saturation=8, shadows=(-0.06, 0.02, 0.07), highlights=(0.08, 0.02, -0.07)
+        {"contrast": 12, "saturation": 8}, shadows=(-0.06, 0.02, 0.07), highlights=(0.08, 0.02, -0.07)
     ),
-    "noir": Look(mono=True, contrast=45, vignette=40),
-    "vintage": Look(temperature=20, saturation=-30, contrast=-10, grain=18, black=0.10, white=0.95),
-    "film": Look(contrast=15, saturation=-5, grain=8, black=0.02, mute_greens=0.4),
+    "noir": Look({"contrast": 45, "vignette": 40}, mono=True),
+    "vintage": Look(
+        {"temperature": 20, "saturation": -30, "contrast": -10, "grain": 18}, black=0.10, white=0.95
+    ),
+    "film": Look({"contrast": 15, "saturation": -5, "grain": 8}, black=0.02, mute_greens=0.4),
 }
 if LOOKS.keys() != GRADE_PRESETS.keys():
     raise RuntimeError("every grade preset of studio.finishing needs a look here")
+if any(name not in GRADE_SLIDERS for look in LOOKS.values() for name in look.offsets):
+    raise RuntimeError("a look's offsets name the sliders of studio.finishing.Grade")
 IDENTITY = Look()
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The grade's sliders with the preset's added, each clamped to its range."""
-
-    exposure: float
-    contrast: float
-    saturation: float
-    temperature: float
-    tint: float
-    grain: float
-    vignette: float
-    sharpen: float
-    blur: float
-
-
-def settings_for(grade: Grade, look: Look) -> Settings:
-    def total(name: str) -> float:
-        low, high, _ = GRADE_RANGES[name]
-        value = float(getattr(grade, name)) + float(getattr(look, name, 0.0))
-        return min(high, max(low, value))
-
-    return Settings(**{name: total(name) for name in GRADE_RANGES})
+def settings_for(grade: Grade, look: Look) -> dict[str, float]:
+    """The grade's sliders with the preset's offsets added, each clamped to its range."""
+    return {
+        name: min(slider.high, max(slider.low, value + float(look.offsets.get(name, 0.0))))
+        for (name, slider), value in zip(GRADE_SLIDERS.items(), grade.sliders.values(), strict=True)
+    }
 
 
 def apply_grade(image: Image.Image, grade: Grade) -> Image.Image:
@@ -87,18 +71,18 @@ def apply_grade(image: Image.Image, grade: Grade) -> Image.Image:
         return rgb.copy()  # convert() may hand back the caller's own object
     look = LOOKS[grade.preset] if grade.preset else IDENTITY
     values = settings_for(grade, look)
-    if values.blur > 0:
-        rgb = rgb.filter(ImageFilter.GaussianBlur(values.blur))
-    if values.sharpen > 0:
-        rgb = rgb.filter(ImageFilter.UnsharpMask(radius=2, percent=round(values.sharpen * 2), threshold=2))
+    if values["blur"] > 0:
+        rgb = rgb.filter(ImageFilter.GaussianBlur(values["blur"]))
+    if values["sharpen"] > 0:
+        rgb = rgb.filter(ImageFilter.UnsharpMask(radius=2, percent=round(values["sharpen"] * 2), threshold=2))
     x = np.asarray(rgb, dtype=np.float32) / np.float32(255)
-    x = _light(x, values.exposure, values.temperature, values.tint)
+    x = _light(x, values["exposure"], values["temperature"], values["tint"])
     x = _split_tone(x, look.shadows, look.highlights)
-    x = _contrast(x, values.contrast / 100)
-    x = _saturation(x, -1.0 if look.mono else values.saturation / 100, look.mute_greens)
+    x = _contrast(x, values["contrast"] / 100)
+    x = _saturation(x, -1.0 if look.mono else values["saturation"] / 100, look.mute_greens)
     x = _fade(x, look.black, look.white)
-    x = _vignette(x, values.vignette / 100)
-    x = _grain(x, values.grain / 100, grade.seed)
+    x = _vignette(x, values["vignette"] / 100)
+    x = _grain(x, values["grain"] / 100, grade.seed)
     return Image.fromarray(_to_uint8(x), "RGB")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -23,35 +23,49 @@ GRADE_PRESETS: dict[str, str] = {
     "film": "gentle S-curve, muted greens, fine grain",
 }
 
-# name: (low, high, what it does) -- the sliders of /grade and the API.
-GRADE_RANGES: dict[str, tuple[float, float, str]] = {
-    "exposure": (-3.0, 3.0, "stops of light, -3 to 3"),
-    "contrast": (-100.0, 100.0, "percent, -100 (flat) to 100"),
-    "saturation": (-100.0, 100.0, "percent, -100 (grey) to 100"),
-    "temperature": (-100.0, 100.0, "-100 (blue) to 100 (amber)"),
-    "tint": (-100.0, 100.0, "-100 (green) to 100 (magenta)"),
-    "grain": (0.0, 100.0, "film grain strength, 0 to 100"),
-    "vignette": (0.0, 100.0, "darkened corners, 0 to 100"),
-    "sharpen": (0.0, 100.0, "unsharp mask strength, 0 to 100"),
-    "blur": (0.0, 20.0, "gaussian blur radius in pixels, 0 to 20"),
-}
+
+@dataclass(frozen=True)
+class Slider:
+    """One grade adjustment: its range and its words. Each Grade slider field is annotated with one."""
+
+    low: float
+    high: float
+    meaning: str  # the API's description, and the sentence when a value is out of range
+    short: str = ""  # the /grade option's description, when it is not ``meaning``
+    signed: bool = False  # an offset either way (captions show +/-), not an amount from 0
+
+    @property
+    def hint(self) -> str:
+        return self.short or self.meaning
 
 
 class Grade(BaseModel):
-    """A grade: an optional preset, then the adjustments on top of it (0 changes nothing)."""
+    """A grade: an optional preset, then the adjustments on top of it (0 changes nothing).
+
+    The sliders are declared here once, each a float field with its ``Slider``; the API's
+    fields, the /grade options, the Adjust form, the captions and the worker follow GRADE_SLIDERS.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     preset: str | None = None
-    exposure: float = 0.0
-    contrast: float = 0.0
-    saturation: float = 0.0
-    temperature: float = 0.0
-    tint: float = 0.0
-    grain: float = 0.0
-    vignette: float = 0.0
-    sharpen: float = 0.0
-    blur: float = 0.0
+    exposure: Annotated[
+        float, Slider(-3.0, 3.0, "stops of light, -3 to 3", "Stops, -3 to 3", signed=True)
+    ] = 0.0
+    contrast: Annotated[
+        float, Slider(-100.0, 100.0, "percent, -100 (flat) to 100", "-100 to 100", signed=True)
+    ] = 0.0
+    saturation: Annotated[
+        float, Slider(-100.0, 100.0, "percent, -100 (grey) to 100", "-100 to 100", signed=True)
+    ] = 0.0
+    temperature: Annotated[float, Slider(-100.0, 100.0, "-100 (blue) to 100 (amber)", signed=True)] = 0.0
+    tint: Annotated[float, Slider(-100.0, 100.0, "-100 (green) to 100 (magenta)", signed=True)] = 0.0
+    grain: Annotated[float, Slider(0.0, 100.0, "film grain strength, 0 to 100", "Film grain, 0 to 100")] = 0.0
+    vignette: Annotated[float, Slider(0.0, 100.0, "darkened corners, 0 to 100", "0 to 100")] = 0.0
+    sharpen: Annotated[float, Slider(0.0, 100.0, "unsharp mask strength, 0 to 100", "0 to 100")] = 0.0
+    blur: Annotated[
+        float, Slider(0.0, 20.0, "gaussian blur radius in pixels, 0 to 20", "Radius in pixels, 0 to 20")
+    ] = 0.0
     seed: int = 0  # grain is noise: the same seed gives the same grain
 
     @field_validator("preset")
@@ -69,16 +83,30 @@ class Grade(BaseModel):
         return key
 
     def model_post_init(self, context: object) -> None:
-        for name, (low, high, meaning) in GRADE_RANGES.items():
+        for name, slider in GRADE_SLIDERS.items():
             value = getattr(self, name)
-            if not (math.isfinite(value) and low <= value <= high):
-                raise InvalidRecipe(name, f"`{name}` must be {meaning} (got {value:g}).")
+            if not (math.isfinite(value) and slider.low <= value <= slider.high):
+                raise InvalidRecipe(name, f"`{name}` must be {slider.meaning} (got {value:g}).")
         if not 0 <= self.seed < 2**32:
             raise InvalidRecipe("seed", "The grain seed must be between 0 and 4294967295.")
 
     @property
+    def sliders(self) -> dict[str, float]:
+        """Each slider's value, in the order of GRADE_SLIDERS."""
+        return {name: float(getattr(self, name)) for name in GRADE_SLIDERS}
+
+    @property
     def is_identity(self) -> bool:
-        return self.preset is None and all(getattr(self, name) == 0 for name in GRADE_RANGES)
+        return self.preset is None and not any(self.sliders.values())
+
+
+# The sliders by name, in the order they are declared (and shown everywhere).
+GRADE_SLIDERS: dict[str, Slider] = {
+    name: meta
+    for name, field in Grade.model_fields.items()
+    for meta in field.metadata
+    if isinstance(meta, Slider)
+}
 
 
 ExportFormat = Literal["png", "jpeg", "webp", "avif"]

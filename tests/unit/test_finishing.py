@@ -20,7 +20,7 @@ from gpu_worker.export import (
 )
 from gpu_worker.grade import LOOKS, apply_grade, before_after
 from gpu_worker.upscale import passes_for, resample, tiled, to_image, to_tensor, upscale, upscale_with
-from studio.finishing import EXPORT_PRESETS, GRADE_PRESETS, GRADE_RANGES, ExportSpec, Grade
+from studio.finishing import EXPORT_PRESETS, GRADE_PRESETS, GRADE_SLIDERS, ExportSpec, Grade
 from studio.jobs import UpscaleJob, UpscalerRef
 
 PARAMETERS = (
@@ -66,7 +66,7 @@ def test_every_preset_changes_the_image_and_keeps_its_size(preset: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [(name, high / 2 if high > 0 else low / 2) for name, (low, high, _) in GRADE_RANGES.items()],
+    [(name, s.high / 2 if s.high > 0 else s.low / 2) for name, s in GRADE_SLIDERS.items()],
 )
 def test_every_slider_changes_the_image(name: str, value: float) -> None:
     image = photo(64, 48)

@@ -18,7 +18,7 @@ from bot.ui.captions import upscale_caption
 from bot.ui.images import FittedFile, Picture, send_images
 from studio.entities import ImageRecord
 from studio.errors import InvalidRecipe, StudioError
-from studio.finishing import EXPORT_PRESETS, FORMATS, GRADE_PRESETS, ExportSpec, Grade
+from studio.finishing import EXPORT_PRESETS, FORMATS, GRADE_PRESETS, GRADE_SLIDERS, ExportSpec, Grade
 from studio.recipe import Draft
 
 if TYPE_CHECKING:
@@ -155,15 +155,7 @@ class FinishCog(commands.Cog, name="Finish"):
         link="Or a link to an Atelier image",
         number="Which image of a grid (1-8)",
         preset="A look to start from",
-        exposure="Stops, -3 to 3",
-        contrast="-100 to 100",
-        saturation="-100 to 100",
-        temperature="-100 (blue) to 100 (amber)",
-        tint="-100 (green) to 100 (magenta)",
-        grain="Film grain, 0 to 100",
-        vignette="0 to 100",
-        sharpen="0 to 100",
-        blur="Radius in pixels, 0 to 20",
+        **{name: slider.hint for name, slider in GRADE_SLIDERS.items()},
     )
     @app_commands.choices(
         preset=[app_commands.Choice(name=f"{k} — {v}"[:100], value=k) for k, v in GRADE_PRESETS.items()]
@@ -255,14 +247,9 @@ class FinishCog(commands.Cog, name="Finish"):
 def grade_caption(grade: Grade, short: bool = False) -> str:
     parts = [grade.preset] if grade.preset else []
     parts += [
-        f"{name} {getattr(grade, name):+g}"
-        for name in ("exposure", "contrast", "saturation", "temperature", "tint")
-        if getattr(grade, name)
-    ]
-    parts += [
-        f"{name} {getattr(grade, name):g}"
-        for name in ("grain", "vignette", "sharpen", "blur")
-        if getattr(grade, name)
+        f"{name} {value:+g}" if GRADE_SLIDERS[name].signed else f"{name} {value:g}"
+        for name, value in grade.sliders.items()
+        if value
     ]
     text = ", ".join(parts) or "no change"
     return text if short else f"🎨 Before / after · {text}"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.interactions import guarded, report
-from studio.finishing import Grade
+from studio.finishing import GRADE_SLIDERS, Grade
 
 if TYPE_CHECKING:
     from bot.exts.finish._cog import FinishCog
@@ -62,9 +62,10 @@ def grade_view(finish_id: str) -> discord.ui.View:
 
 
 class AdjustModal(discord.ui.Modal, title="Adjust the grade"):
-    """Five sliders as numbers (a modal holds five inputs); the rest are kept as they were."""
+    """The preset and the first four sliders as numbers (a modal holds five inputs); the rest are
+    kept as they were."""
 
-    FIELDS = ("preset", "exposure", "contrast", "saturation", "temperature")
+    FIELDS = ("preset", *list(GRADE_SLIDERS)[:4])
 
     def __init__(self, cog: FinishCog, finish_id: str, grade: Grade) -> None:
         super().__init__(custom_id=f"at:gm:{finish_id}", timeout=900)
