@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from studio.errors import CatalogueError, UnknownModel
 from studio.families import FAMILIES, Family, FamilyName
 from studio.jobs import UpscalerRef
+from studio.tomlfile import entry, read_toml, table
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -105,30 +105,17 @@ def _resolve_source(raw: str, base: Path, path: str, entry: str) -> str:
 def load_catalogue(path: str | Path) -> Catalogue:
     file = Path(path)
     where = str(file)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CatalogueError(where, "file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogueError(where, f"not valid TOML ({exc})") from None
+    data = read_toml(file)
     models = data.get("models")
     if not isinstance(models, dict) or not models:
         raise CatalogueError(where, "no [models.<id>] tables found")
     entries: dict[str, ModelEntry] = {}
-    for model_id, raw in models.items():
-        if not isinstance(raw, dict):
-            raise CatalogueError(where, "must be a table", model_id)
+    for model_id, found in models.items():
+        raw = table(found, where, model_id, "model")
         if "source" in raw and isinstance(raw["source"], str):
             raw = {**raw, "source": _resolve_source(raw["source"], file.parent, where, model_id)}
-        try:
-            entry = ModelEntry(id=model_id, **raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or None
-            raise CatalogueError(where, first["msg"], model_id, field) from None
-        except TypeError as exc:
-            raise CatalogueError(where, str(exc), model_id) from None
-        entries[entry.id] = entry
+        model = entry(ModelEntry, raw, where, model_id, "model", id=model_id)
+        entries[model.id] = model
     default = data.get("default_model", next(iter(entries)))
     if default not in entries:
         raise CatalogueError(where, f"default_model '{default}' is not one of the [models] entries")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import random
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from studio.errors import CatalogueError, InvalidRecipe
+from studio.tomlfile import read_toml
 
 GROUPS: tuple[str, ...] = ("subject", "style", "mood", "lighting", "technical")
 KEYWORDS_PER_GROUP = 5
@@ -34,14 +34,8 @@ class Brainstorm:
 
 
 def load_vocabulary(path: str | Path) -> Vocabulary:
-    file = Path(path)
-    where = str(file)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CatalogueError(where, "file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogueError(where, f"not valid TOML ({exc})") from None
+    where = str(Path(path))
+    data = read_toml(path)
     banks: dict[str, tuple[str, ...]] = {}
     for group in GROUPS:
         terms = data.get(group)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from studio.errors import CatalogueError, StudioError
+from studio.errors import StudioError
 from studio.families import ASPECTS
+from studio.tomlfile import entry, read_toml, table
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 PLACEHOLDER = "{prompt}"
@@ -76,20 +76,7 @@ def load_styles(path: str | Path) -> StyleBook:
     where = str(file)
     if not file.exists():
         return StyleBook({})
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogueError(where, f"not valid TOML ({exc})") from None
     styles: dict[str, Style] = {}
-    for name, raw in (data.get("styles") or {}).items():
-        if not isinstance(raw, dict):
-            raise CatalogueError(where, "must be a table", name, kind="style")
-        try:
-            styles[name] = Style(name=name, **raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or None
-            raise CatalogueError(where, first["msg"], name, field, kind="style") from None
-        except TypeError as exc:
-            raise CatalogueError(where, str(exc), name, kind="style") from None
+    for name, found in (read_toml(file).get("styles") or {}).items():
+        styles[name] = entry(Style, table(found, where, name, "style"), where, name, "style", name=name)
     return StyleBook(styles)
