@@ -14,9 +14,12 @@ Usage (same process or the bot in another one)::
     fake.assert_clean()                      # no Discord rule was broken
     await fake.stop()
 
-Modules: ``server`` (FakeDiscord: REST, CDN, test helpers), ``gateway`` (the websocket),
-``rules`` (Discord's limits and error answers), ``state`` (records). ``tests/e2e/test_fake_discord.py``
-shows it driving a real bot.
+Modules: ``server`` (FakeDiscord: the app, the REST plumbing, the test-facing names), ``world``
+(every record, the clock, the violations), one module per resource (``guilds``, ``channels`` and
+``messages``, ``reactions``, ``threads``, ``interactions``, ``commands`` with ``options``,
+``components``, ``cdn``, ``gateway``), ``limits`` (rate limits), ``holds``, ``routing`` (the
+REST vocabulary), ``rules`` (Discord's limits and error answers, in one place) and ``state``
+(records). ``tests/e2e/test_fake_discord.py`` shows it driving a real bot.
 """
 
 from tests.fake_discord.rules import DiscordError

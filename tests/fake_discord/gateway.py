@@ -58,20 +58,24 @@ EVENT_INTENTS: dict[str, int] = {
 
 
 class GatewayHost(Protocol):
-    """What the gateway needs from the server."""
+    """What the gateway needs from the server: the bot's credentials and where to report."""
 
     token: str
     allowed_intents: int
+
+    def record_violation(self, text: str) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+
+class GatewayPayloads(Protocol):
+    """The world as the gateway shows it on IDENTIFY and on a member request."""
 
     def ready_payload(self, session_id: str) -> dict[str, Any]: ...
 
     def guild_create_payloads(self) -> list[dict[str, Any]]: ...
 
     def members_chunk_payload(self, request: dict[str, Any]) -> dict[str, Any]: ...
-
-    def record_violation(self, text: str) -> None: ...
-
-    def note(self, text: str) -> None: ...
 
 
 @dataclass(eq=False)
@@ -120,8 +124,9 @@ class GatewaySession:
 class Gateway:
     """Accepts gateway websockets and fans dispatches out to the live sessions."""
 
-    def __init__(self, host: GatewayHost) -> None:
+    def __init__(self, host: GatewayHost, payloads: GatewayPayloads) -> None:
         self.host = host
+        self.payloads = payloads
         self.sessions: dict[str, GatewaySession] = {}
         self.sockets: set[web.WebSocketResponse] = set()
         self.identify_count = 0
@@ -202,7 +207,9 @@ class Gateway:
                     if session is None:
                         await ws.close(code=4003, message=b"Not authenticated.")
                         break
-                    await session.dispatch("GUILD_MEMBERS_CHUNK", self.host.members_chunk_payload(data or {}))
+                    await session.dispatch(
+                        "GUILD_MEMBERS_CHUNK", self.payloads.members_chunk_payload(data or {})
+                    )
                 elif op in (OP_PRESENCE, OP_VOICE_STATE):
                     pass
                 else:
@@ -240,8 +247,8 @@ class Gateway:
         session = GatewaySession(id=secrets.token_hex(16), intents=intents, ws=ws)
         self.sessions[session.id] = session
         self.identify_count += 1
-        await session.dispatch("READY", self.host.ready_payload(session.id))
-        for guild in self.host.guild_create_payloads():
+        await session.dispatch("READY", self.payloads.ready_payload(session.id))
+        for guild in self.payloads.guild_create_payloads():
             await session.dispatch("GUILD_CREATE", guild)
         session.ready = True
         for callback in self.on_identify:
