@@ -64,7 +64,7 @@ class Delivery:
 
     async def resume(self) -> int:
         """Track every generation whose result has not been delivered yet (after a restart)."""
-        pending = await self.bot.studio.undelivered()
+        pending = await self.bot.studio.store.undelivered()
         for delivery in pending:
             if delivery.status_message_id is None:  # promised before a stop, never posted
                 self.posting_missing.track(
@@ -83,15 +83,15 @@ class Delivery:
             assert isinstance(channel, discord.abc.Messageable)
             posted = await self._find_status(channel, generation_id)
             if posted is not None:  # sent just before the stop, but not recorded: adopt it
-                await self.bot.studio.record_status_post(
+                await self.bot.studio.generations.record_status_post(
                     generation_id, str(posted.channel.id), str(posted.id)
                 )
                 self.track(generation_id, str(posted.channel.id), str(posted.id))
                 return
-            await post_status(self.bot, channel, await self.bot.studio.generation(generation_id))
+            await post_status(self.bot, channel, await self.bot.studio.store.get_generation(generation_id))
         except discord.NotFound:
             log.warning("channel of %s is gone; delivery dropped", generation_id)
-            await self.bot.studio.mark_delivered(generation_id)
+            await self.bot.studio.store.mark_delivered(generation_id)
         except Exception:
             log.exception("could not post the status of %s; retried at the next start", generation_id)
 
@@ -118,7 +118,7 @@ class Delivery:
             await self._follow_and_finish(generation_id, await self._message(channel_id, message_id))
         except discord.NotFound:
             log.warning("status message of generation %s is gone; delivery dropped", generation_id)
-            await self.bot.studio.mark_delivered(generation_id)
+            await self.bot.studio.store.mark_delivered(generation_id)
 
     async def _message(self, channel_id: str, message_id: str) -> discord.PartialMessage:
         channel = self.bot.get_channel(int(channel_id)) or await self.bot.fetch_channel(int(channel_id))
@@ -127,7 +127,7 @@ class Delivery:
 
     async def _follow_and_finish(self, generation_id: str, message: discord.PartialMessage) -> None:
         studio = self.bot.studio
-        generation = await studio.generation(generation_id)
+        generation = await studio.store.get_generation(generation_id)
         editor = ThrottledEditor(message, self.bot.discord_settings.progress_edit_interval_s)
         started = asyncio.Event()
         clock = {"t": time.monotonic(), "attempt": 1}
@@ -148,7 +148,7 @@ class Delivery:
             while not started.is_set():
                 await asyncio.sleep(POSITION_POLL_S)
                 try:
-                    position = await studio.position(generation_id)
+                    position = await studio.queue.position(jobs.INFERENCE, generation_id)
                 except REDIS_LOST:
                     continue  # Redis is away: the position shows again once it is back
                 if position is not None and not started.is_set():
@@ -156,7 +156,7 @@ class Delivery:
 
         watcher = asyncio.create_task(show_position())
         try:
-            finished = await studio.follow(generation_id, on_progress)
+            finished = await studio.results.follow(generation_id, on_progress)
         except GenerationCancelled:
             await editor.final(content="❌ Cancelled. " + render.summary(generation.recipe), view=None)
         except GenerationFailed as failure:
@@ -166,12 +166,13 @@ class Delivery:
             await self._post_result(finished.generation, message, editor)
         finally:
             watcher.cancel()
-        await studio.mark_delivered(generation_id)
+        await studio.store.mark_delivered(generation_id)
 
     async def _post_result(
         self, generation: Generation, message: discord.PartialMessage, editor: ThrottledEditor
     ) -> None:
-        png = await self.bot.studio.grid_png(generation)
+        grid = generation.grid_artifact
+        png = await self.bot.studio.artifacts.read(grid) if grid is not None else None
         embed = render.result_embed(generation, render.credit(generation.owner_id))
         view = result_view(generation.id, generation.recipe.batch)
         content = f"✅ Done · {render.summary(generation.recipe)}"

@@ -84,7 +84,7 @@ class TrainingDelivery:
         self, lora_id: str, channel: discord.abc.Messageable, message: discord.PartialMessage
     ) -> None:
         forge = self.bot.studio.forge
-        lora = await forge.run(lora_id)
+        lora = await self.bot.studio.store.loras.get(lora_id)
         total = forge.params_of(lora).steps
         editor = ThrottledEditor(message, self.bot.discord_settings.progress_edit_interval_s)
         pace: dict[str, float] = {}  # time and step of the attempt's first progress, for the ETA

@@ -13,8 +13,9 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from studio.entities import ApiGeneration, ApiKey, Requester
+from studio.entities import ApiKey, Requester
 from studio.errors import InvalidRecipe, NotFound, QuotaExceeded
+from studio.notices import DeliveryNotice, DeliveryNotices
 from studio.settings import Settings
 from studio.store import Store
 from studio.store.repository import new_id
@@ -41,9 +42,10 @@ class MintedKey:
 
 
 class ApiKeys:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, notices: DeliveryNotices | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.notices = notices  # None where nothing is promised to Discord (the CLI's key commands)
 
     async def mint(self, requester: Requester, name: str | None = None) -> MintedKey:
         live = await self.store.keys.live_of(requester.id)
@@ -105,30 +107,24 @@ class ApiKeys:
 
     # Generations started through the API
 
-    async def record_generation(self, key: ApiKey, generation_id: str, webhook_url: str | None) -> None:
+    async def record_generation(
+        self, key: ApiKey, generation_id: str, webhook_url: str | None, thread_id: str | None = None
+    ) -> None:
+        """Remember the API started it; with a Discord thread to show it in (its delivery already
+        promised by the submit), tell the bot at once."""
         await self.store.keys.add_generation(generation_id, key.id, webhook_url)
-
-    async def api_generation(self, generation_id: str) -> ApiGeneration | None:
-        return await self.store.keys.generation(generation_id)
+        if thread_id is not None and self.notices is not None:
+            await self.notices.announce(DeliveryNotice(generation_id, thread_id))
 
     async def webhook_secret(self, key_id: str) -> str | None:
         """The secret that signs a key's webhooks; None once the key is revoked."""
         key = await self.store.keys.get(key_id)
         return key.webhook_secret if key is not None and key.revoked_at is None else None
 
-    async def unfinished_generations(self) -> list[ApiGeneration]:
-        """Every API generation not yet finished, or whose webhook is still pending."""
-        return await self.store.keys.unfinished_generations()
-
-    async def pending_webhooks(self) -> list[ApiGeneration]:
-        return await self.store.keys.pending_webhooks()
-
     async def webhook_attempted(self, generation_id: str, error: str | None, final: bool = False) -> None:
-        await self.store.keys.webhook_attempted(generation_id, error, final)
-
-    async def promised_threads(self) -> list[tuple[str, str]]:
-        """API generations to be shown in a Discord thread whose status message is not posted yet."""
-        return await self.store.keys.promised_threads()
+        """One more attempt at a webhook: delivered (no error), failed for good, or still pending."""
+        status = "delivered" if error is None else "failed" if final else "pending"
+        await self.store.keys.webhook_attempted(generation_id, status, error)
 
 
 def _checked_name(name: str) -> str:

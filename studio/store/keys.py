@@ -93,9 +93,8 @@ class KeyRows:
         )
         return [_generation(r) for r in rows]
 
-    async def webhook_attempted(self, generation_id: str, error: str | None, final: bool) -> None:
-        """One more attempt: delivered (no error), failed for good, or still pending."""
-        status = "delivered" if error is None else "failed" if final else "pending"
+    async def webhook_attempted(self, generation_id: str, status: str, error: str | None) -> None:
+        """One more attempt, and the webhook's status after it (while it is still pending)."""
         await self.store._write(
             "UPDATE api_generations SET webhook_attempts = webhook_attempts + 1, webhook_status = ?, "
             "webhook_error = ? WHERE generation_id = ? AND webhook_status = 'pending'",
