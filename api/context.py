@@ -9,7 +9,7 @@ from fastapi import Request
 from api.followers import Followers
 from api.ratelimit import RateLimiter
 from api.webhooks import WebhookSender
-from studio.service import Studio
+from studio.app import Studio
 from studio.settings import Settings
 
 

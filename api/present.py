@@ -7,10 +7,11 @@ import json
 from fastapi import Request
 
 from api import schemas
+from studio import jobs
+from studio.app import Studio
 from studio.entities import ApiGeneration, Finish, Generation, ImageRecord, Lora
 from studio.forge import Forge
 from studio.recipe import Recipe
-from studio.service import Studio
 
 CONTENT_TYPES = {
     ".png": "image/png",
@@ -58,8 +59,10 @@ def recipe_out(recipe: Recipe) -> schemas.RecipeOut:
 async def generation_out(
     studio: Studio, generation: Generation, links: Links, record: ApiGeneration | None = None
 ) -> schemas.GenerationOut:
-    images = await studio.images_of(generation) if generation.status == "done" else []
-    position = await studio.position(generation.id) if generation.status == "queued" else None
+    images = await studio.store.images_of(generation.id) if generation.status == "done" else []
+    position = (
+        await studio.queue.position(jobs.INFERENCE, generation.id) if generation.status == "queued" else None
+    )
     webhook = None
     if record is not None and record.webhook_url is not None:
         webhook = schemas.WebhookOut(

@@ -46,10 +46,10 @@ from bench._harness import (
     write_json,
 )
 from studio import jobs
-from studio.app import open_studio
+from studio.app import Studio, open_studio
 from studio.entities import Requester
 from studio.recipe import Draft
-from studio.service import Finished, Studio
+from studio.results import Finished
 
 IMAGES = 4
 SEED = 42
@@ -93,17 +93,17 @@ async def run_mode(mode: str, studio: Studio, timed: TimedWait) -> Sample:
     started = time.perf_counter()
     grid = 0.0
     if mode == "batch":
-        gen = await studio.imagine(ME, PROMPT, BATCH)
-        finished = [await studio.follow(gen.id)]
+        gen = await studio.generations.imagine(ME, PROMPT, BATCH)
+        finished = [await studio.results.follow(gen.id)]
         grid = timed.returned[jobs.grid_job_id(gen.id)] - timed.returned[gen.id]
     elif mode == "sequential":
         finished = []
         for i in range(IMAGES):
-            gen = await studio.imagine(ME, PROMPT, single(i))
-            finished.append(await studio.follow(gen.id))
+            gen = await studio.generations.imagine(ME, PROMPT, single(i))
+            finished.append(await studio.results.follow(gen.id))
     else:
-        gens = [await studio.imagine(ME, PROMPT, single(i)) for i in range(IMAGES)]
-        finished = list(await asyncio.gather(*(studio.follow(g.id) for g in gens)))
+        gens = [await studio.generations.imagine(ME, PROMPT, single(i)) for i in range(IMAGES)]
+        finished = list(await asyncio.gather(*(studio.results.follow(g.id) for g in gens)))
     end_to_end = time.perf_counter() - started
     images = sum(len(f.images) for f in finished)
     if images != IMAGES:

@@ -42,10 +42,9 @@ from bench._harness import (
     write_json,
 )
 from studio import jobs
-from studio.app import open_studio
+from studio.app import Studio, open_studio
 from studio.entities import Requester
 from studio.recipe import Draft
-from studio.service import Studio
 
 PROMPT = "a lighthouse at dusk"
 ME = Requester(id="bench:cold-warm", name="bench")
@@ -74,8 +73,8 @@ class WorkerRun:
 
 async def one_job(studio: Studio, options: Draft, run: int, cold: bool) -> JobSample:
     started = time.perf_counter()
-    gen = await studio.imagine(ME, PROMPT, options)
-    finished = await studio.follow(gen.id)
+    gen = await studio.generations.imagine(ME, PROMPT, options)
+    finished = await studio.results.follow(gen.id)
     end_to_end = time.perf_counter() - started
     if finished.generation.status != "done":
         raise RuntimeError(f"generation {gen.id} ended {finished.generation.status}")

@@ -80,8 +80,8 @@ async def one_run(lane: Lane, lease: float) -> Sample:
             if event.type == "step" and event.step >= 2:
                 stepping.set()
 
-        generation = await studio.imagine(ME, PROMPT)
-        follow = asyncio.create_task(studio.follow(generation.id, on_progress))
+        generation = await studio.generations.imagine(ME, PROMPT)
+        follow = asyncio.create_task(studio.results.follow(generation.id, on_progress))
         await asyncio.wait_for(stepping.wait(), 120)
         victim = await busiest(inference)
         victim.process.send_signal(signal.SIGKILL)

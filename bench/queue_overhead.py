@@ -54,10 +54,9 @@ from bench._harness import (
     write_json,
 )
 from studio import jobs
-from studio.app import open_studio
+from studio.app import Studio, open_studio
 from studio.entities import Requester
 from studio.recipe import Draft
-from studio.service import Studio
 
 ARQ_POLL_S = 0.5  # arq's default, for both the worker's queue poll and Job.result
 PROMPT = "a lighthouse at dusk"
@@ -110,13 +109,13 @@ def arq_job(studio: Studio, job_id: str, kind: str) -> Job:
 async def generation(config: str, studio: Studio, timed: TimedWait) -> GenSample:
     started_wall = time.time()
     started = time.perf_counter()
-    gen = await studio.imagine(ME, PROMPT, SINGLE)
+    gen = await studio.generations.imagine(ME, PROMPT, SINGLE)
     if config == "arq":
         await arq_job(studio, gen.id, jobs.INFERENCE).result(poll_delay=ARQ_POLL_S)
         waited = time.time()
-        finished = await studio.follow(gen.id)  # finds the result at once; records it
+        finished = await studio.results.follow(gen.id)  # finds the result at once; records it
     else:
-        finished = await studio.follow(gen.id)
+        finished = await studio.results.follow(gen.id)
         waited = timed.returned[gen.id]
     end_to_end = time.perf_counter() - started
     ended_wall = time.time()
@@ -158,10 +157,10 @@ async def grid(config: str, studio: Studio, pngs: list[bytes]) -> GridSample:
 
 async def warm_up(studio: Studio) -> list[bytes]:
     """Load the model, run the first inferences and a grid; return the 4 PNGs of that batch."""
-    gen = await studio.imagine(ME, PROMPT, BATCH)
-    finished = await studio.follow(gen.id)
+    gen = await studio.generations.imagine(ME, PROMPT, BATCH)
+    finished = await studio.results.follow(gen.id)
     for _ in range(WARMUP_SINGLES):
-        await studio.follow((await studio.imagine(ME, PROMPT, SINGLE)).id)
+        await studio.results.follow((await studio.generations.imagine(ME, PROMPT, SINGLE)).id)
     return [studio.artifacts.get(image.artifact) for image in finished.images]
 
 

@@ -53,11 +53,10 @@ from bench._harness import (
 )
 from studio import jobs
 from studio.apikeys import ApiKeys
-from studio.app import open_studio
+from studio.app import Studio, open_studio
 from studio.entities import Requester
 from studio.errors import StudioError
 from studio.queue import JobQueue
-from studio.service import Studio
 from studio.store import Store
 from tests.integration.own_redis import OwnRedis, free_port
 
@@ -207,11 +206,11 @@ async def submit(
         if event.type == "step" and event.step >= 2:
             stepping.set()
 
-    generation = await studio.imagine(ME, LONG.format(n=number))
+    generation = await studio.generations.imagine(ME, LONG.format(n=number))
 
     async def follow() -> None:
         try:
-            await studio.follow(generation.id, on_progress)
+            await studio.results.follow(generation.id, on_progress)
         except StudioError as error:  # counted as lost by the report
             print(f"  generation {generation.id}: {error}", file=sys.stderr)
 

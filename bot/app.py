@@ -21,9 +21,8 @@ from bot.ratelimit import GlobalLimiter, limit_globally
 from bot.render import DEFAULT_UPLOAD_LIMIT, NO_PINGS, limit_after_413
 from bot.settings import DiscordSettings, load_discord_settings
 from bot.training_delivery import TrainingDelivery
-from studio.app import open_studio
+from studio.app import Studio, open_studio
 from studio.errors import StudioError
-from studio.service import Studio
 from studio.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)

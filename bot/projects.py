@@ -8,6 +8,7 @@ import discord
 
 from bot import render
 from bot.ui.generation import status_view
+from studio import jobs
 from studio.entities import Generation, Project, Requester
 from studio.errors import StudioError
 
@@ -54,7 +55,7 @@ async def project_in(
 ) -> tuple[discord.Thread, Project]:
     """``channel`` if it is a project thread, else a new project thread of it for ``user``."""
     if isinstance(channel, discord.Thread):
-        project = await bot.studio.project_for_thread(str(channel.id))
+        project = await bot.studio.store.project_by_thread(str(channel.id))
         if project is None:
             raise StudioError(f"This thread is not an Atelier project: use {command} in a text channel.")
         return channel, project
@@ -73,7 +74,7 @@ async def new_project_thread(
 ) -> tuple[discord.Thread, Project]:
     """A new project for ``requester`` in a new thread of ``channel``."""
     thread = await _open_thread(channel, user, title, private)
-    return thread, await bot.studio.open_project(requester, thread.name, str(thread.id))
+    return thread, await bot.studio.projects.open(requester, thread.name, str(thread.id))
 
 
 async def _open_thread(
@@ -102,10 +103,10 @@ async def post_status(
 ) -> discord.Message:
     """The status message of a new generation, tracked until it becomes the result."""
     status = await channel.send(
-        render.queued(generation, await bot.studio.position(generation.id)),
+        render.queued(generation, await bot.studio.queue.position(jobs.INFERENCE, generation.id)),
         view=status_view(generation.id),
         allowed_mentions=render.NO_PINGS,
     )
-    await bot.studio.record_status_post(generation.id, str(status.channel.id), str(status.id))
+    await bot.studio.generations.record_status_post(generation.id, str(status.channel.id), str(status.id))
     bot.delivery.track(generation.id, str(status.channel.id), str(status.id))
     return status

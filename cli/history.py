@@ -35,8 +35,8 @@ def format_row(g: Generation) -> str:
 
 async def history(args: argparse.Namespace) -> int:
     async with open_studio(load_settings()) as studio:
-        await studio.collect()  # record jobs that finished while nobody was waiting
-        rows = await studio.history(None if args.all_users else requester(), args.limit)
+        await studio.results.collect()  # record jobs that finished while nobody was waiting
+        rows = await studio.store.list_generations(None if args.all_users else requester().id, args.limit)
     if not rows:
         print("no generations yet")
     for row in rows:

@@ -26,21 +26,6 @@ def requester() -> Requester:
     return Requester(id=f"cli:{name}", name=name)
 
 
-def options_from(args: argparse.Namespace) -> Draft:
-    return Draft(
-        model=args.model,
-        negative_prompt=args.negative,
-        aspect=args.aspect,
-        batch=args.batch,
-        seed=args.seed,
-        steps=args.steps,
-        guidance=args.guidance,
-        sampler=args.sampler,
-        strength=args.strength,
-        style=args.style,
-    )
-
-
 async def imagine(args: argparse.Namespace) -> int:
     settings = load_settings()
     init = None
@@ -50,7 +35,9 @@ async def imagine(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise StudioError(f"Cannot read the init image {args.init}: {exc.strerror}.") from None
     async with open_studio(settings) as studio:
-        generation = await studio.imagine(requester(), args.prompt, options_from(args), args.project, init)
+        generation = await studio.generations.imagine(
+            requester(), args.prompt, Draft.from_options(vars(args)), args.project, init
+        )
         recipe = generation.recipe
         print(
             f"generation {generation.id}: {recipe.batch}x {recipe.width}x{recipe.height} on {recipe.model}, "
@@ -71,13 +58,13 @@ async def imagine(args: argparse.Namespace) -> int:
                 )
         bar = ProgressBar()
         with contextlib.suppress(*REDIS_DOWN):
-            bar.queued(await studio.position(generation.id))
+            bar.queued(await studio.queue.position(jobs.INFERENCE, generation.id))
         try:
             # Waits out a Redis outage; a very long one ends with one line (QueueUnavailable).
-            finished = await studio.follow(generation.id, bar, outage_limit=OUTAGE_LIMIT_S)
+            finished = await studio.results.follow(generation.id, bar, outage_limit=OUTAGE_LIMIT_S)
         except asyncio.CancelledError:  # Ctrl-C: stop the job too, rather than leave it running
             with contextlib.suppress(*REDIS_DOWN):
-                await studio.cancel(requester(), generation.id)
+                await studio.generations.cancel(requester(), generation.id)
             print(f"\ncancelling generation {generation.id}", file=sys.stderr)
             raise
         out = Path(args.out)

@@ -1,18 +1,103 @@
-"""Wiring: settings -> catalogue, store, queue, artifacts -> the Studio use cases. In one place."""
+"""Wiring: settings -> catalogue, store, queue, artifacts -> the feature use cases. In one place."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+from studio.acknowledgements import Acknowledgements
+from studio.apikeys import ApiKeys
 from studio.artifacts import Artifacts
-from studio.catalogue import load_catalogue
-from studio.ideate import load_vocabulary
+from studio.boards import Boards
+from studio.catalogue import Catalogue, load_catalogue
+from studio.community import Community
+from studio.finisher import Finisher
+from studio.forge import Forge
+from studio.generations import Generations
+from studio.ideas import Ideas
+from studio.ideate import Vocabulary, load_vocabulary
+from studio.notices import DeliveryNotices
+from studio.preferences import Preferences
+from studio.projects import Projects
 from studio.queue import JobQueue
-from studio.service import Studio
+from studio.refine import Refine
+from studio.results import Results
 from studio.settings import Settings
 from studio.store import Store
-from studio.styles import load_styles
+from studio.styles import StyleBook, load_styles
+from studio.training_sets import TrainingSets
+
+
+@dataclass(frozen=True)
+class Studio:
+    """The studio as front ends see it: its ports and one object per feature.
+
+    Reads may go to the ports directly (``store`` queries, ``queue.position``/``depth``,
+    ``artifacts.read``), and so may a front end's own bookkeeping of where it posted a message
+    and that it delivered a result (``store.add_post``, ``store.mark_delivered``): they carry no
+    rule. Every other change, and every read with a rule (who may see or use what), goes
+    through a feature's use case.
+    """
+
+    settings: Settings
+    catalogue: Catalogue
+    styles: StyleBook
+    store: Store
+    queue: JobQueue
+    artifacts: Artifacts
+    preferences: Preferences  # /settings: defaults beneath every prompt
+    projects: Projects
+    boards: Boards  # mood boards
+    generations: Generations  # prepare + start: every generation, whatever made it
+    results: Results  # follow a generation and record its images
+    refine: Refine  # reroll, variations, remix clones, favourites, lineage
+    ideas: Ideas  # /ideate brainstorms
+    finishing: Finisher  # inpaint, upscale, grade, export
+    community: Community  # the feed, remix channels, model samples
+    forge: Forge  # custom LoRA models
+    keys: ApiKeys
+    acknowledged: Acknowledgements
+    training_sets: TrainingSets
+
+
+def build_studio(
+    settings: Settings,
+    catalogue: Catalogue,
+    styles: StyleBook,
+    vocabulary: Vocabulary,
+    store: Store,
+    queue: JobQueue,
+    artifacts: Artifacts,
+) -> Studio:
+    forge = Forge(settings, catalogue, store, queue, artifacts)
+    preferences = Preferences(catalogue, styles, store)
+    boards = Boards(settings, store, queue, artifacts)
+    generations = Generations(
+        settings, catalogue, styles, store, queue, artifacts, forge, boards, preferences
+    )
+    refine = Refine(store, artifacts, generations)
+    return Studio(
+        settings=settings,
+        catalogue=catalogue,
+        styles=styles,
+        store=store,
+        queue=queue,
+        artifacts=artifacts,
+        preferences=preferences,
+        projects=Projects(store),
+        boards=boards,
+        generations=generations,
+        results=Results(settings, store, queue, artifacts, generations),
+        refine=refine,
+        ideas=Ideas(vocabulary, store, generations, preferences),
+        finishing=Finisher(settings, catalogue, store, queue, artifacts, generations, refine, preferences),
+        community=Community(catalogue, styles, store, artifacts),
+        forge=forge,
+        keys=ApiKeys(settings, store, DeliveryNotices(queue.redis, settings.queue_prefix)),
+        acknowledged=Acknowledgements(store),
+        training_sets=TrainingSets(settings, store, artifacts),
+    )
 
 
 @contextlib.asynccontextmanager
@@ -23,8 +108,8 @@ async def open_studio(settings: Settings) -> AsyncIterator[Studio]:
     queue = await JobQueue.connect(settings)
     try:
         async with Store(settings.database_path) as store:
-            yield Studio(
-                settings, catalogue, store, queue, Artifacts(settings.artifacts_dir), styles, vocabulary
+            yield build_studio(
+                settings, catalogue, styles, vocabulary, store, queue, Artifacts(settings.artifacts_dir)
             )
     finally:
         await queue.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -43,3 +44,7 @@ class Artifacts:
 
     def get(self, sha: str, suffix: str = ".png") -> bytes:
         return self.path(sha, suffix).read_bytes()
+
+    async def read(self, sha: str, suffix: str = ".png") -> bytes:
+        """``get`` off the event loop (a large file blocks nothing)."""
+        return await asyncio.to_thread(self.get, sha, suffix)

@@ -1,4 +1,10 @@
-"""Finishing use cases: inpaint, upscale, grade and export an image, from any front end."""
+"""Finishing use cases: inpaint, upscale, grade and export an image, from any front end.
+
+Each is prepared (the source image checked, the settings validated, the person's right to the
+image or result checked) into a plan, then run. An inpaint is a generation: its plan is a
+``GenerationPlan``, started by ``Generations.start``. Upscales, grades and exports run one
+worker job each and keep the result at full size.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +14,25 @@ import json
 import math
 import zipfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PIL import Image, ImageDraw
 
 from studio import jobs
-from studio.artifacts import digest
+from studio.artifacts import Artifacts, digest
+from studio.catalogue import Catalogue
 from studio.entities import Finish, ImageRecord, Project, Requester
-from studio.errors import InvalidRecipe, NotFound, NotYours
+from studio.errors import InvalidRecipe, NotFound, NotYours, StudioError
 from studio.finishing import EXPORT_PRESETS, ExportSpec, Grade, check_upscale
+from studio.generations import GenerationPlan, Generations
+from studio.preferences import Preferences
+from studio.queue import JobQueue
 from studio.recipe import Draft, Recipe
+from studio.refine import Refine
+from studio.settings import Settings
+from studio.store import Store
 from studio.store.repository import new_id
 from studio.uploads import UploadRejected, inspect_image, verify_image
-
-if TYPE_CHECKING:
-    from studio.defaults import Defaults
-    from studio.entities import Generation
-    from studio.service import Studio
 
 INPAINT_STRENGTH = 0.95  # high: the masked area takes the prompt, the rest is kept exactly anyway
 MAX_PACK_IMAGES = 24
@@ -35,10 +43,27 @@ _SUFFIX = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "avif": ".avif"}
 
 
 @dataclass(frozen=True)
-class InpaintPlan:
-    recipe: Recipe
+class UpscalePlan:
+    requester: Requester
     image: bytes
-    mask: bytes  # PNG, the image's size, white = repaint
+    factor: int
+    source: ImageRecord | None  # the Atelier image it is (None: an upload)
+
+
+@dataclass(frozen=True)
+class GradePlan:
+    requester: Requester
+    image: bytes
+    grade: Grade
+    source: ImageRecord | None
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    requester: Requester
+    image: bytes
+    spec: ExportSpec
+    source: ImageRecord | None
 
 
 @dataclass(frozen=True)
@@ -50,18 +75,41 @@ class Exported:
 
 
 class Finisher:
-    def __init__(self, studio: Studio) -> None:
-        self.studio = studio
-        self.settings = studio.settings
-        self.store = studio.store
-        self.queue = studio.queue
-        self.artifacts = studio.artifacts
+    def __init__(
+        self,
+        settings: Settings,
+        catalogue: Catalogue,
+        store: Store,
+        queue: JobQueue,
+        artifacts: Artifacts,
+        generations: Generations,
+        refine: Refine,
+        preferences: Preferences,
+    ) -> None:
+        self.settings = settings
+        self.catalogue = catalogue
+        self.store = store
+        self.queue = queue
+        self.artifacts = artifacts
+        self.generations = generations
+        self.refine = refine
+        self.preferences = preferences
 
     # Sources: an Atelier image (public or the person's own) or an upload
 
     async def image(self, requester: Requester, generation_id: str, index: int) -> tuple[ImageRecord, bytes]:
-        image = await self.studio.remixable(requester, generation_id, index)
-        return image, await self.studio.image_png(image)
+        image = await self.refine.remixable(requester, generation_id, index)
+        return image, await self.artifacts.read(image.artifact)
+
+    async def own_image(
+        self, requester: Requester, generation_id: str, index: int
+    ) -> tuple[ImageRecord, bytes]:
+        """Image ``index`` of a batch of the requester's own (its U button upscales it)."""
+        generation = await self.store.get_generation(generation_id)
+        if generation.owner_id != requester.id:
+            raise StudioError("Only the person who made these images can upscale them.")
+        image = await self.store.image_at(generation_id, index)
+        return image, await self.artifacts.read(image.artifact)
 
     async def checked_upload(self, data: bytes) -> tuple[int, int]:
         info = await asyncio.to_thread(
@@ -69,18 +117,29 @@ class Finisher:
         )
         return info.width, info.height
 
-    # Inpaint
+    # Inpaint: a generation
 
-    async def plan_inpaint(
+    async def prepare_inpaint(
         self,
+        requester: Requester,
         text: str,
         image: bytes,
         mask: bytes | None = None,
         box: str | None = None,
         options: Draft | None = None,
-        defaults: Defaults | None = None,
-    ) -> InpaintPlan:
-        """A repaint of the mask's white area (an uploaded mask, or a box in percent)."""
+        *,
+        parent: ImageRecord | None = None,
+        private: bool | None = False,
+        project: str = "default",
+        thread_id: str | None = None,
+    ) -> GenerationPlan:
+        """A repaint of the mask's white area (an uploaded mask, or a box in percent), the
+        person's defaults beneath. ``thread_id``: deliver into that project thread of theirs;
+        ``private``: None leaves it to their defaults."""
+        target: str | Project = project
+        if thread_id is not None:
+            target = await self.generations.own_thread_project(requester, thread_id)
+        defaults = await self.preferences.defaults_for(requester)
         if (mask is None) == (box is None):
             raise InvalidRecipe("mask", "Give a mask image (white = repaint) or a box `x,y,w,h` in percent.")
         width, height = await self.checked_upload(image)
@@ -89,16 +148,20 @@ class Finisher:
         else:
             assert mask is not None
             png = await self._checked_mask(mask, width, height)
-        model = self.studio.catalogue.get(
-            (options.model if options else None) or (defaults.model if defaults else None)
-        )
+        model = self.catalogue.get((options.model if options else None) or defaults.model)
         work_w, work_h = _working_size(width, height, model.family_spec.max_side, model.family_spec.min_side)
         said = (options or Draft()).merged(Draft(width=work_w, height=work_h))
         if said.strength is None:
             said = said.merged(Draft(strength=INPAINT_STRENGTH))
-        recipe = self.studio.plan(text, said, digest(image), defaults)
-        recipe = Recipe.model_validate({**recipe.model_dump(), "mask": digest(png), "aspect": None})
-        return InpaintPlan(recipe, image, png)
+        recipe = self.generations.recipe(text, said, digest(image), defaults)
+        update: dict[str, Any] = {"mask": digest(png), "aspect": None}
+        if parent is not None:
+            update["parent_image"] = parent.id
+        recipe = Recipe.model_validate({**recipe.model_dump(), **update})
+        chosen = private if private is not None else bool(defaults.private)
+        plan = GenerationPlan(requester, recipe, target, image, png, chosen, deliver_to=thread_id)
+        await self.generations.check(plan)
+        return plan
 
     async def _checked_mask(self, mask: bytes, width: int, height: int) -> bytes:
         try:
@@ -116,60 +179,61 @@ class Finisher:
         except UploadRejected as error:
             raise InvalidRecipe("mask", f"The mask was refused: {error}") from None
 
-    async def inpaint(
-        self,
-        requester: Requester,
-        plan: InpaintPlan,
-        project: Project,
-        parent: ImageRecord | None = None,
-        deliver_to: str | None = None,
-        private: bool = False,
-    ) -> Generation:
-        recipe = plan.recipe
-        if parent is not None:
-            recipe = recipe.model_copy(update={"parent_image": parent.id})
-        return await self.studio.submit(
-            requester, recipe, project, plan.image, private, deliver_to=deliver_to, mask=plan.mask
-        )
+    # Upscale
 
-    # Upscale, grade, export: one worker job each, the result kept at full size
-
-    async def upscale(
+    async def prepare_upscale(
         self, requester: Requester, image: bytes, factor: int, source: ImageRecord | None = None
-    ) -> Finish:
+    ) -> UpscalePlan:
         width, height = await self.checked_upload(image)
         check_upscale(factor, width, height)
-        upscaler = self.studio.catalogue.upscaler
+        return UpscalePlan(requester, image, factor, source)
+
+    async def upscale(self, plan: UpscalePlan) -> Finish:
         payload = jobs.UpscaleJob(
-            image=image,
-            factor=factor,
-            model=upscaler,
+            image=plan.image,
+            factor=plan.factor,
+            model=self.catalogue.upscaler,
             tile=self.settings.upscale_tile,
-            prompt=source.recipe.prompt if source else "",
+            prompt=plan.source.recipe.prompt if plan.source else "",
         )
-        value = await self._run(jobs.INFERENCE, jobs.UPSCALE, payload.model_dump(), "The upscale")
-        result = jobs.UpscaleResult.model_validate(value)
+        result = await self._run(jobs.UPSCALE_SPEC, payload, "The upscale")
         return await self._record(
-            requester,
+            plan.requester,
             "upscale",
-            image,
-            source,
-            {"factor": factor},
+            plan.image,
+            plan.source,
+            {"factor": plan.factor},
             result.png,
             ".png",
             method=result.method,
             size=(result.width, result.height),
         )
 
-    async def preview_grade(
+    # Grade: previewed first (before/after), applied at full size on demand
+
+    async def prepare_grade(
         self, requester: Requester, image: bytes, grade: Grade, source: ImageRecord | None = None
-    ) -> Finish:
-        """A before/after of the grade; the graded image itself is made when it is applied."""
+    ) -> GradePlan:
         await self.checked_upload(image)
-        payload = jobs.GradeJob(image=image, grade=grade.model_dump(), preview=True)
-        value = await self._run(jobs.POST, jobs.GRADE, payload.model_dump(), "The grade")
-        preview = jobs.ComposeGridResult.model_validate(value).png
-        finish = await self._record(requester, "grade", image, source, grade.model_dump(), None, ".png")
+        return GradePlan(requester, image, grade, source)
+
+    async def prepare_regrade(
+        self, requester: Requester, finish_id: str, changes: dict[str, Any]
+    ) -> GradePlan:
+        """A grade's source again, with some of its settings changed: its owner only."""
+        finish, grade = await self.grade_of(requester, finish_id)
+        adjusted = Grade.model_validate({**grade.model_dump(), **changes})
+        source = await self.artifacts.read(finish.source, ".img")
+        record = await self.store.image(finish.source_image) if finish.source_image else None
+        return GradePlan(requester, source, adjusted, record)
+
+    async def preview_grade(self, plan: GradePlan) -> Finish:
+        """A before/after of the grade; the graded image itself is made when it is applied."""
+        payload = jobs.GradeJob(image=plan.image, grade=plan.grade.model_dump(), preview=True)
+        preview = (await self._run(jobs.GRADE_SPEC, payload, "The grade")).png
+        finish = await self._record(
+            plan.requester, "grade", plan.image, plan.source, plan.grade.model_dump(), None, ".png"
+        )
         await self.store.finishes.set_preview(finish.id, await asyncio.to_thread(self.artifacts.put, preview))
         return await self.store.finishes.get(finish.id)
 
@@ -181,27 +245,31 @@ class Finisher:
         finish, grade = await self.grade_of(requester, finish_id)
         if finish.artifact is not None:
             return finish
-        source = await self.source_png(finish)
+        source = await self.artifacts.read(finish.source, ".img")
         payload = jobs.GradeJob(image=source, grade=grade.model_dump())
-        value = await self._run(jobs.POST, jobs.GRADE, payload.model_dump(), "The grade")
-        png = jobs.ComposeGridResult.model_validate(value).png
+        png = (await self._run(jobs.GRADE_SPEC, payload, "The grade")).png
         sha = await asyncio.to_thread(self.artifacts.put, png)
         await self.store.finishes.set_applied(finish.id, sha, await asyncio.to_thread(_size_of, png))
         return await self.store.finishes.get(finish.id)
 
-    async def export(
+    # Export
+
+    async def prepare_export(
         self, requester: Requester, image: bytes, spec: ExportSpec, source: ImageRecord | None = None
-    ) -> Exported:
+    ) -> ExportPlan:
         await self.checked_upload(image)
+        return ExportPlan(requester, image, spec, source)
+
+    async def export(self, plan: ExportPlan) -> Exported:
+        source, spec = plan.source, plan.spec
         parameters = source.recipe.to_a1111() if source else None
-        payload = jobs.ExportJob(image=image, spec=spec.model_dump(), parameters=parameters)
-        value = await self._run(jobs.POST, jobs.EXPORT, payload.model_dump(), "The export")
-        result = jobs.ExportResult.model_validate(value)
+        payload = jobs.ExportJob(image=plan.image, spec=spec.model_dump(), parameters=parameters)
+        result = await self._run(jobs.EXPORT_SPEC, payload, "The export")
         suffix = _SUFFIX[result.format]
         finish = await self._record(
-            requester,
+            plan.requester,
             "export",
-            image,
+            plan.image,
             source,
             spec.model_dump(),
             result.data,
@@ -226,29 +294,25 @@ class Finisher:
             )
         files: list[tuple[str, bytes]] = []
         for number, image in enumerate(favourites, start=1):
-            png = await self.studio.image_png(image)
+            png = await self.artifacts.read(image.artifact)
             for spec in specs:
-                exported = await self.export(requester, png, spec, image)
+                exported = await self.export(await self.prepare_export(requester, png, spec, image))
                 files.append((f"{spec.preset}/{number:02d}-{exported.filename}", exported.data))
         return await asyncio.to_thread(_zip, files), len(files)
+
+    # Results
 
     async def finish(self, requester: Requester, finish_id: str) -> tuple[Finish, bytes | None]:
         """A result and its bytes (None while a grade is only previewed): its owner only."""
         finish = await self._owned(requester, finish_id)
         if finish.artifact is None:
             return finish, None
-        return finish, await asyncio.to_thread(self.artifacts.get, finish.artifact, finish.suffix)
-
-    async def source_png(self, finish: Finish) -> bytes:
-        return await asyncio.to_thread(self.artifacts.get, finish.source, ".img")
-
-    async def source_record(self, finish: Finish) -> ImageRecord | None:
-        return await self.store.image(finish.source_image) if finish.source_image else None
+        return finish, await self.artifacts.read(finish.artifact, finish.suffix)
 
     async def preview_png(self, finish: Finish) -> bytes:
         if finish.preview is None:
             raise NotFound("That grade has no preview.")
-        return await asyncio.to_thread(self.artifacts.get, finish.preview)
+        return await self.artifacts.read(finish.preview)
 
     async def _owned(self, requester: Requester, finish_id: str, kind: str | None = None) -> Finish:
         finish = await self.store.finishes.get(finish_id)
@@ -287,12 +351,14 @@ class Finisher:
             height=size[1] if size else None,
         )
 
-    async def _run(self, kind: str, function: str, payload: dict[str, Any], what: str) -> dict[str, Any]:
+    async def _run(
+        self, job: jobs.JobSpec[jobs.PayloadT, jobs.ResultT], payload: jobs.PayloadT, what: str
+    ) -> jobs.ResultT:
         timeout = (
-            self.settings.inference_timeout_s if kind == jobs.INFERENCE else self.settings.post_timeout_s
+            self.settings.inference_timeout_s if job.queue == jobs.INFERENCE else self.settings.post_timeout_s
         )
         return await self.queue.run(
-            kind, function, payload, timeout=timeout + 30, what=what, user_facing=USER_FACING_FAILURES
+            job, payload, timeout=timeout + 30, what=what, user_facing=USER_FACING_FAILURES
         )
 
 

@@ -430,8 +430,12 @@ class Forge:
     async def position(self, lora_id: str) -> int | None:
         return await self.queue.position(jobs.TRAINING, lora_id)
 
-    async def run(self, lora_id: str) -> Lora:
-        return await self.store.loras.get(lora_id)
+    async def owned_run(self, requester: Requester, lora_id: str) -> Lora:
+        """A training run of the requester's; another person's does not exist for them."""
+        lora = await self.store.loras.get(lora_id)
+        if lora.owner_id != requester.id:
+            raise NotFound("That training run does not exist.")
+        return lora
 
     async def set_status_message(self, lora_id: str, channel_id: str, message_id: str) -> None:
         await self.store.loras.set_status_message(lora_id, channel_id, message_id)

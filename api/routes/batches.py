@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import defaultdict
 
 from fastapi import APIRouter, Request
@@ -11,15 +10,13 @@ from fastapi import APIRouter, Request
 from api import schemas
 from api.auth import CallerDep
 from api.batching import parse_template, rows_from_csv
-from api.generating import destination, draft_of, launch
+from api.generating import destination, recorded
 from api.present import Links
 from api.routing import StrictJsonRoute
-from studio.entities import Generation
-from studio.errors import InvalidRecipe, StudioError
-from studio.recipe import Recipe
+from studio.errors import InvalidRecipe
+from studio.recipe import Draft
 
 router = APIRouter(tags=["generations"], route_class=StrictJsonRoute)
-log = logging.getLogger(__name__)
 # One batch of a person's at a time in this process, so two cannot both pass the capacity check.
 _locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -40,29 +37,22 @@ async def create_batch(body: schemas.BatchIn, caller: CallerDep, request: Reques
         raise InvalidRecipe(
             "rows", f"A batch holds at most {settings.api_max_batch_rows} rows; this one has {len(rows)}."
         )
-    where = await destination(caller, body.project, body.private, body.webhook_url, body.discord_thread_id)
-    options = draft_of(body)
-    recipes: list[Recipe] = []
-    for number, row in enumerate(rows, start=1):
-        text = template.fill(row, number)
-        try:
-            recipes.append(studio.plan(text, options, defaults=where.defaults))
-        except StudioError as error:
-            raise InvalidRecipe("rows", f"Row {number}: {error}") from None
-    checked: set[tuple[object, ...]] = set()
-    for recipe in recipes:  # rows may name their own LoRAs with --lora
-        if recipe.loras and (recipe.family, recipe.loras) not in checked:
-            await studio.forge.adapters_for(caller.requester, recipe, share=False)
-            checked.add((recipe.family, recipe.loras))
+    where = destination(caller, body.project, body.private, body.webhook_url, body.discord_thread_id)
+    # Filled as they are planned: a row's error is the first one met, in order.
+    texts = (template.fill(row, number) for number, row in enumerate(rows, start=1))
     async with _locks[caller.requester.id]:
-        await studio.check_capacity(caller.requester, len(recipes), settings.api_batch_max_jobs)
-        started: list[Generation] = []
-        try:
-            for recipe in recipes:
-                started.append(await launch(caller, where, recipe, capacity_checked=True))
-        except BaseException:
-            await _withdraw(caller, started)
-            raise
+        batch = await studio.generations.prepare_batch(
+            caller.requester,
+            texts,
+            Draft.from_options(dict(body)),
+            private=where.private,
+            project=where.project,
+            thread_id=where.deliver_to,
+            limit=settings.api_batch_max_jobs,
+        )
+        started = await studio.generations.start_batch(
+            batch, lambda generation: recorded(caller, generation, where)
+        )
     links = Links.of(request)
     return schemas.BatchOut(
         count=len(started),
@@ -71,12 +61,3 @@ async def create_batch(body: schemas.BatchIn, caller: CallerDep, request: Reques
             for number, g in enumerate(started, start=1)
         ],
     )
-
-
-async def _withdraw(caller: CallerDep, started: list[Generation]) -> None:
-    """A batch that failed half-way (the queue went away): cancel what was queued, best effort."""
-    for generation in started:
-        try:
-            await caller.api.studio.cancel(caller.requester, generation.id)
-        except Exception:
-            log.warning("could not withdraw generation %s of a failed batch", generation.id, exc_info=True)

@@ -15,12 +15,13 @@ from pydantic import BaseModel
 
 from api import schemas
 from api.auth import Caller, CallerDep
-from api.generating import destination, draft_of_inpaint, project_of, recorded
+from api.generating import destination, launch
 from api.present import CONTENT_TYPES, Links, finish_out, generation_out
 from api.routing import StrictJsonRoute
 from api.uploads import either_body, parsed_body, read_upload
 from studio.entities import ImageRecord
 from studio.finishing import ExportSpec, Grade
+from studio.recipe import Draft
 
 router = APIRouter(tags=["finishing"], route_class=StrictJsonRoute)
 FinishId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -47,7 +48,9 @@ EXTRA_MODELS = (
 async def source_of(caller: Caller, body: BaseModel) -> tuple[bytes, ImageRecord | None]:
     """The image to work on and, for an Atelier image, its record (lineage, recipe)."""
     if isinstance(body, schemas.ImageSource):
-        record, png = await caller.api.studio.finisher.image(caller.requester, body.generation_id, body.index)
+        record, png = await caller.api.studio.finishing.image(
+            caller.requester, body.generation_id, body.index
+        )
         return png, record
     image = getattr(body, "image")  # noqa: B009 (every upload model has one)
     return await read_upload(image, caller.api.settings.max_upload_bytes), None
@@ -63,7 +66,10 @@ async def upscale(request: Request, caller: CallerDep) -> schemas.FinishOut:
     async with parsed_body(request, schemas.UpscaleJson, schemas.UpscaleUpload) as body:
         assert isinstance(body, schemas.UpscaleFields)
         png, record = await source_of(caller, body)
-    finish = await caller.api.studio.finisher.upscale(caller.requester, png, body.factor, record)
+    finishing = caller.api.studio.finishing
+    finish = await finishing.upscale(
+        await finishing.prepare_upscale(caller.requester, png, body.factor, record)
+    )
     return finish_out(finish, Links.of(request))
 
 
@@ -82,17 +88,22 @@ async def inpaint(request: Request, caller: CallerDep) -> schemas.GenerationOut:
         mask = None
         if mask_file is not None:
             mask = await read_upload(mask_file, caller.api.settings.max_upload_bytes, "The mask")
-    where = await destination(caller, body.project, body.private, body.webhook_url, body.discord_thread_id)
-    plan = await studio.finisher.plan_inpaint(
-        body.prompt, png, mask, body.box, draft_of_inpaint(body), where.defaults
+    where = destination(caller, body.project, body.private, body.webhook_url, body.discord_thread_id)
+    plan = await studio.finishing.prepare_inpaint(
+        caller.requester,
+        body.prompt,
+        png,
+        mask,
+        body.box,
+        Draft.from_options(dict(body)),
+        parent=record,
+        private=where.private,
+        project=where.project,
+        thread_id=where.deliver_to,
     )
-    project = await project_of(caller, where)
-    generation = await studio.finisher.inpaint(
-        caller.requester, plan, project, record, where.deliver_to, private=where.private
-    )
-    await recorded(caller, generation, where)
+    generation = await launch(caller, plan, where)
     return await generation_out(
-        studio, generation, Links.of(request), await studio.keys.api_generation(generation.id)
+        studio, generation, Links.of(request), await studio.store.keys.generation(generation.id)
     )
 
 
@@ -103,14 +114,16 @@ async def inpaint(request: Request, caller: CallerDep) -> schemas.GenerationOut:
     openapi_extra=either_body(schemas.GradeJson, schemas.GradeUpload),
 )
 async def grade(request: Request, caller: CallerDep) -> schemas.FinishOut:
-    finisher = caller.api.studio.finisher
+    finishing = caller.api.studio.finishing
     async with parsed_body(request, schemas.GradeJson, schemas.GradeUpload) as body:
         assert isinstance(body, schemas.GradeFields)
         png, record = await source_of(caller, body)
     wanted = Grade(**body.model_dump(include=set(schemas.GradeFields.model_fields) - {"apply"}))
-    finish = await finisher.preview_grade(caller.requester, png, wanted, record)
+    finish = await finishing.preview_grade(
+        await finishing.prepare_grade(caller.requester, png, wanted, record)
+    )
     if body.apply:
-        finish = await finisher.apply_grade(caller.requester, finish.id)
+        finish = await finishing.apply_grade(caller.requester, finish.id)
     return finish_out(finish, Links.of(request))
 
 
@@ -125,19 +138,20 @@ async def export(request: Request, caller: CallerDep) -> schemas.FinishOut:
         assert isinstance(body, schemas.ExportFields)
         png, record = await source_of(caller, body)
     spec = ExportSpec(**body.model_dump(include=set(schemas.ExportFields.model_fields)))
-    exported = await caller.api.studio.finisher.export(caller.requester, png, spec, record)
+    finishing = caller.api.studio.finishing
+    exported = await finishing.export(await finishing.prepare_export(caller.requester, png, spec, record))
     return finish_out(exported.finish, Links.of(request), exported.filename, exported.quality)
 
 
 @router.post("/grade/{finish_id}/apply", status_code=201, summary="Make a previewed grade at full size")
 async def apply_grade(finish_id: FinishId, request: Request, caller: CallerDep) -> schemas.FinishOut:
-    finish = await caller.api.studio.finisher.apply_grade(caller.requester, finish_id)
+    finish = await caller.api.studio.finishing.apply_grade(caller.requester, finish_id)
     return finish_out(finish, Links.of(request))
 
 
 @router.get("/finishes/{finish_id}", summary="An upscale, grade or export")
 async def get_finish(finish_id: FinishId, request: Request, caller: CallerDep) -> schemas.FinishOut:
-    finish, _ = await caller.api.studio.finisher.finish(caller.requester, finish_id)
+    finish, _ = await caller.api.studio.finishing.finish(caller.requester, finish_id)
     return finish_out(finish, Links.of(request))
 
 
@@ -148,7 +162,7 @@ async def get_finish(finish_id: FinishId, request: Request, caller: CallerDep) -
     responses=FILE,  # type: ignore[arg-type]
 )
 async def finish_file(finish_id: FinishId, caller: CallerDep) -> Response:
-    finish, data = await caller.api.studio.finisher.finish(caller.requester, finish_id)
+    finish, data = await caller.api.studio.finishing.finish(caller.requester, finish_id)
     if data is None:
         return _not_ready()
     filename = f"atelier-{finish.kind}-{finish.id[:8]}{finish.suffix}"
@@ -166,9 +180,9 @@ async def finish_file(finish_id: FinishId, caller: CallerDep) -> Response:
     responses={200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def finish_preview(finish_id: FinishId, caller: CallerDep) -> Response:
-    finisher = caller.api.studio.finisher
-    finish, _ = await finisher.finish(caller.requester, finish_id)
-    return Response(await finisher.preview_png(finish), media_type="image/png")
+    finishing = caller.api.studio.finishing
+    finish, _ = await finishing.finish(caller.requester, finish_id)
+    return Response(await finishing.preview_png(finish), media_type="image/png")
 
 
 def _not_ready() -> Response:

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Form, Path, Query, Request
 
 from api import schemas
 from api.auth import CallerDep
-from api.generating import destination, draft_of, launch
+from api.generating import destination, launch
 from api.present import Links, generation_out
 from api.routing import StrictJsonRoute
 from api.uploads import read_upload
-from studio.errors import NotFound
+from studio.recipe import Draft
 
 router = APIRouter(tags=["generations"], route_class=StrictJsonRoute)
 GenerationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -23,14 +23,22 @@ async def create_generation(
     body: schemas.GenerationIn, caller: CallerDep, request: Request
 ) -> schemas.GenerationOut:
     """Validates everything, records and queues it; poll its `url`, or give a `webhook_url`."""
-    where = await destination(caller, body.project, body.private, body.webhook_url, body.discord_thread_id)
-    recipe = caller.api.studio.plan(body.prompt, draft_of(body), defaults=where.defaults)
-    generation = await launch(caller, where, recipe)
+    where = destination(caller, body.project, body.private, body.webhook_url, body.discord_thread_id)
+    plan = await caller.api.studio.generations.prepare(
+        caller.requester,
+        body.prompt,
+        Draft.from_options(dict(body)),
+        use_defaults=True,
+        private=where.private,
+        project=where.project,
+        thread_id=where.deliver_to,
+    )
+    generation = await launch(caller, plan, where)
     return await generation_out(
         caller.api.studio,
         generation,
         Links.of(request),
-        await caller.api.studio.keys.api_generation(generation.id),
+        await caller.api.studio.store.keys.generation(generation.id),
     )
 
 
@@ -43,11 +51,19 @@ async def remix(
     """img2img: the upload is checked (size, format, pixels, a full decode) before anything is queued."""
     studio = caller.api.studio
     upload = await read_upload(form.image, caller.api.settings.max_upload_bytes)
-    where = await destination(caller, form.project, form.private, form.webhook_url, form.discord_thread_id)
-    recipe = await studio.plan_upload(form.prompt, draft_of(form, form.strength), upload)
-    generation = await launch(caller, where, recipe, init_image=upload)
+    where = destination(caller, form.project, form.private, form.webhook_url, form.discord_thread_id)
+    plan = await studio.generations.prepare(
+        caller.requester,
+        form.prompt,
+        Draft.from_options(dict(form)),
+        upload=upload,
+        private=where.private,
+        project=where.project,
+        thread_id=where.deliver_to,
+    )
+    generation = await launch(caller, plan, where)
     return await generation_out(
-        studio, generation, Links.of(request), await studio.keys.api_generation(generation.id)
+        studio, generation, Links.of(request), await studio.store.keys.generation(generation.id)
     )
 
 
@@ -57,7 +73,7 @@ async def list_generations(
 ) -> schemas.GenerationList:
     studio = caller.api.studio
     links = Links.of(request)
-    found = await studio.history(caller.requester, limit)
+    found = await studio.store.list_generations(caller.requester.id, limit)
     return schemas.GenerationList(generations=[await generation_out(studio, g, links) for g in found])
 
 
@@ -66,10 +82,8 @@ async def get_generation(
     generation_id: GenerationId, caller: CallerDep, request: Request
 ) -> schemas.GenerationOut:
     studio = caller.api.studio
-    generation = await studio.generation(generation_id)
-    if generation.owner_id != caller.requester.id:
-        raise NotFound(f"No generation with id {generation_id}.")
+    generation = await studio.generations.owned(caller.requester, generation_id)
     if not generation.is_final:
         caller.api.followers.generation(generation.id)  # e.g. after a restart of this process
-    record = await studio.keys.api_generation(generation.id)
+    record = await studio.store.keys.generation(generation.id)
     return await generation_out(studio, generation, Links.of(request), record)

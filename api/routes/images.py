@@ -25,8 +25,8 @@ PNG = {200: {"content": {"image/png": {"schema": {"type": "string", "format": "b
 )
 async def image_png(generation_id: GenerationId, index: Index, caller: CallerDep) -> Response:
     studio = caller.api.studio
-    image = await studio.remixable(caller.requester, generation_id, index)
-    png = await studio.image_png(image)
+    image = await studio.refine.remixable(caller.requester, generation_id, index)
+    png = await studio.artifacts.read(image.artifact)
     filename = f"atelier-{generation_id[:8]}-{index + 1}.png"
     return Response(
         png,
@@ -42,5 +42,5 @@ async def image_png(generation_id: GenerationId, index: Index, caller: CallerDep
 async def image_recipe(
     generation_id: GenerationId, index: Index, caller: CallerDep, request: Request
 ) -> schemas.ImageRecipeOut:
-    image = await caller.api.studio.remixable(caller.requester, generation_id, index)
+    image = await caller.api.studio.refine.remixable(caller.requester, generation_id, index)
     return image_recipe_out(image, image.owner_id == caller.requester.id, Links.of(request))

@@ -11,7 +11,7 @@ from api.auth import CallerDep
 from api.present import Links, training_out
 from api.routing import StrictJsonRoute
 from api.uploads import read_upload
-from studio.errors import DatasetRejected, NotFound
+from studio.errors import DatasetRejected
 from studio.forge import TrainingRequest
 from studio.training import TrainingImage, TrainingOptions
 
@@ -64,9 +64,7 @@ async def train(
 
 @router.get("/trainings/{training_id}", summary="A training run: status, step, loss")
 async def get_training(training_id: TrainingId, caller: CallerDep, request: Request) -> schemas.TrainingOut:
-    lora = await caller.api.studio.forge.run(training_id)
-    if lora.owner_id != caller.requester.id:
-        raise NotFound("That training run does not exist.")
+    lora = await caller.api.studio.forge.owned_run(caller.requester, training_id)
     if not lora.is_final:
         caller.api.followers.training(lora.id)
     return training_out(lora, Links.of(request))

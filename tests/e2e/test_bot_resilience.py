@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from studio import jobs
 from studio.app import open_studio
 from studio.entities import Requester
+from studio.generations import GenerationPlan
 from tests.e2e.bot_process import BotProcess
 from tests.e2e.test_bot import (
     custom_ids,
@@ -115,11 +116,12 @@ async def test_a_generation_queued_just_before_a_stop_is_delivered_after_it(
     # What the bot had done when it stopped: the job queued with its delivery promised, no
     # status message posted yet.
     async with open_studio(e2e_deployment.settings()) as studio:
-        project = await studio.project_for_thread(str(thread_id))
+        project = await studio.store.project_by_thread(str(thread_id))
         assert project is not None
         alice = Requester(f"discord:{fake.users['alice']}", "alice")
-        generation = await studio.submit(
-            alice, studio.plan("a second lake"), project, deliver_to=str(thread_id)
+        generation = await studio.generations.start(
+            GenerationPlan(alice, studio.generations.recipe("a second lake"), project),
+            deliver_to=str(thread_id),
         )
     known = {m.id for m in fake.bot_messages(thread_id)}
     bot.start()

@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from studio.app import open_studio
-from studio.service import Studio
+from studio.app import Studio, open_studio
 from tests.integration.workers import TEST_REDIS_URL, Deployment
 
 

@@ -17,12 +17,12 @@ BOB = Requester("cli:bob", "bob")
 async def test_a_job_cancelled_while_queued_never_loads_its_model(idle: Deployment) -> None:
     try:
         async with open_studio(idle.settings()) as studio:
-            generation = await studio.imagine(BOB, "a quiet pond --seed 2")
-            await studio.cancel(BOB, generation.id)  # no worker yet: it is still queued
+            generation = await studio.generations.imagine(BOB, "a quiet pond --seed 2")
+            await studio.generations.cancel(BOB, generation.id)  # no worker yet: it is still queued
             idle.start_worker("inference")
             with pytest.raises(GenerationCancelled):
-                await asyncio.wait_for(studio.follow(generation.id), 120)
-            assert (await studio.generation(generation.id)).status == "cancelled"
+                await asyncio.wait_for(studio.results.follow(generation.id), 120)
+            assert (await studio.store.get_generation(generation.id)).status == "cancelled"
         log = idle.logs()
         assert f"{generation.id}:generate" in log  # the worker did take the job up
         assert "loaded model" not in log, log

@@ -7,10 +7,10 @@ import sqlite3
 
 import pytest
 
-from studio.app import open_studio
+from studio.app import Studio, open_studio
 from studio.entities import Requester
 from studio.errors import TooManyJobs
-from studio.service import Studio
+from studio.generations import GenerationPlan
 from tests.integration.workers import Deployment
 
 ALICE = Requester("discord:1", "alice")
@@ -18,9 +18,9 @@ ALICE = Requester("discord:1", "alice")
 
 async def _submit_all(studio: Studio, count: int) -> tuple[int, int]:
     """``count`` submits started at the same instant; (accepted, refused)."""
-    recipe = studio.plan("a crowd of lanterns --seed 1")
+    plan = GenerationPlan(ALICE, studio.generations.recipe("a crowd of lanterns --seed 1"), "default")
     outcomes = await asyncio.gather(
-        *(studio.submit(ALICE, recipe, "default") for _ in range(count)), return_exceptions=True
+        *(studio.generations.start(plan) for _ in range(count)), return_exceptions=True
     )
     unexpected = [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, TooManyJobs)]
     assert not unexpected, unexpected
@@ -43,7 +43,9 @@ async def test_concurrent_submits_accept_exactly_the_cap(idle: Deployment) -> No
         accepted, refused = await _submit_all(studio, cap + 5)
         assert (accepted, refused) == (cap, 5)
         with pytest.raises(TooManyJobs, match=f"already have {cap} jobs"):
-            await studio.submit(ALICE, studio.plan("one more"), "default")
+            await studio.generations.start(
+                GenerationPlan(ALICE, studio.generations.recipe("one more"), "default")
+            )
     assert _in_flight(idle) == cap
 
 
@@ -59,11 +61,11 @@ async def test_two_processes_sharing_the_database_cannot_overshoot(idle: Deploym
 async def test_a_checked_batch_is_held_to_its_own_cap(idle: Deployment) -> None:
     """API batches check the whole batch first, then each row is held to the batch cap (not 3)."""
     async with open_studio(idle.settings()) as studio:
-        recipe = studio.plan("rows of houses")
-        await studio.check_capacity(ALICE, adding=5, limit=6)
+        plan = GenerationPlan(ALICE, studio.generations.recipe("rows of houses"), "default", limit=6)
+        await studio.generations.check_capacity(ALICE, adding=5, limit=6)
         for _ in range(5):
-            await studio.submit(ALICE, recipe, "default", capacity_checked=True, limit=6)
-        await studio.submit(ALICE, recipe, "default", capacity_checked=True, limit=6)
+            await studio.generations.start(plan)
+        await studio.generations.start(plan)
         with pytest.raises(TooManyJobs):
-            await studio.submit(ALICE, recipe, "default", capacity_checked=True, limit=6)
+            await studio.generations.start(plan)
     assert _in_flight(idle) == 6

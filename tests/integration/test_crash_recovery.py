@@ -40,10 +40,10 @@ async def test_sigkilled_worker_job_is_retried_and_recorded_once(crashy: Deploym
             stepping.set()
 
     async with open_studio(crashy.settings()) as studio:
-        generation = await studio.imagine(
+        generation = await studio.generations.imagine(
             Requester("cli:bob", "bob"), "a stormy sea --steps 40 --size 256x256 --batch 2 --seed 9"
         )
-        follow = asyncio.create_task(studio.follow(generation.id, on_progress))
+        follow = asyncio.create_task(studio.results.follow(generation.id, on_progress))
         await asyncio.wait_for(stepping.wait(), 90)
         victim.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
@@ -74,8 +74,8 @@ async def test_without_a_post_worker_a_batch_is_recorded_without_its_grid(
         dep.start_worker("inference")
         await dep.wait_ready(kinds=("inference",))
         async with open_studio(dep.settings()) as studio:
-            generation = await studio.imagine(Requester("cli:bob", "bob"), "two boats --batch 2")
-            finished = await asyncio.wait_for(studio.follow(generation.id), 60)
+            generation = await studio.generations.imagine(Requester("cli:bob", "bob"), "two boats --batch 2")
+            finished = await asyncio.wait_for(studio.results.follow(generation.id), 60)
         assert finished.generation.status == "done" and finished.generation.grid_artifact is None
         assert len(finished.images) == 2
     finally:

@@ -14,7 +14,7 @@ import safetensors.torch
 from PIL import Image, ImageDraw
 
 from studio import jobs
-from studio.app import open_studio
+from studio.app import Studio, open_studio
 from studio.entities import Lora, Requester
 from studio.errors import (
     DatasetRejected,
@@ -25,7 +25,6 @@ from studio.errors import (
     UnknownLora,
 )
 from studio.forge import TrainingRequest
-from studio.service import Studio
 from studio.training import TrainingImage, TrainingOptions
 from tests.integration.workers import Deployment
 
@@ -101,21 +100,22 @@ async def test_training_lowers_the_loss_and_registers_the_model(studio: Studio, 
 async def test_generation_with_the_lora_matches_training_bit_for_bit(studio: Studio, trained: Lora) -> None:
     """A fresh process (the inference worker) loads the saved adapter and gets the same pixels."""
     seed = studio.forge.params_of(trained).seed % (2**32 - 8)
-    with_lora = await studio.imagine(ALICE, f"zqx --seed {seed} --batch 2 --lora redball:1")
-    finished = await asyncio.wait_for(studio.follow(with_lora.id), 120)
+    with_lora = await studio.generations.imagine(ALICE, f"zqx --seed {seed} --batch 2 --lora redball:1")
+    finished = await asyncio.wait_for(studio.results.follow(with_lora.id), 120)
     sample = await studio.forge.artifact(trained.sample or "")
-    first = await studio.image_png(finished.images[0])
+    first = await studio.artifacts.read(finished.images[0].artifact)
     assert np.array_equal(pixels(first), pixels(sample))
 
-    without = await studio.imagine(ALICE, f"zqx --seed {seed} --batch 2")
-    plain = await asyncio.wait_for(studio.follow(without.id), 120)
-    assert not np.array_equal(pixels(await studio.image_png(plain.images[0])), pixels(first))
+    without = await studio.generations.imagine(ALICE, f"zqx --seed {seed} --batch 2")
+    plain = await asyncio.wait_for(studio.results.follow(without.id), 120)
+    assert not np.array_equal(pixels(await studio.artifacts.read(plain.images[0].artifact)), pixels(first))
 
     # Switching back and forth on the warm pipeline: weight 0 is the base model exactly.
-    zero = await studio.imagine(ALICE, f"zqx --seed {seed} --batch 2 --lora redball:0")
-    off = await asyncio.wait_for(studio.follow(zero.id), 120)
+    zero = await studio.generations.imagine(ALICE, f"zqx --seed {seed} --batch 2 --lora redball:0")
+    off = await asyncio.wait_for(studio.results.follow(zero.id), 120)
     assert np.array_equal(
-        pixels(await studio.image_png(off.images[0])), pixels(await studio.image_png(plain.images[0]))
+        pixels(await studio.artifacts.read(off.images[0].artifact)),
+        pixels(await studio.artifacts.read(plain.images[0].artifact)),
     )
     assert off.generation.load_seconds == 0  # the base pipeline was never reloaded
 
@@ -145,9 +145,9 @@ async def test_exports_and_visibility(
     with pytest.raises(UnknownLora):
         await studio.forge.lora(stranger, "redball")  # another server: it does not exist
     with pytest.raises(UnknownLora):
-        await studio.imagine(stranger, "zqx --lora redball")
+        await studio.generations.imagine(stranger, "zqx --lora redball")
     with pytest.raises(InvalidRecipe, match="SD15"):
-        await studio.imagine(ALICE, "zqx --model tiny-sdxl --lora redball")
+        await studio.generations.imagine(ALICE, "zqx --model tiny-sdxl --lora redball")
 
 
 async def test_private_models_are_invisible_to_others(studio: Studio) -> None:
@@ -157,7 +157,7 @@ async def test_private_models_are_invisible_to_others(studio: Studio) -> None:
     assert done.status == "done", done.error
     assert "secretball" not in [m.name for m in (await studio.forge.models(ALICE)).loras]
     with pytest.raises(UnknownLora):
-        await studio.imagine(ALICE, "qqz --lora secretball")
+        await studio.generations.imagine(ALICE, "qqz --lora secretball")
     with pytest.raises(UnknownLora):  # deleting it is refused as if it did not exist
         await studio.forge.delete(ALICE, "secretball")
     # A taken name is refused for others, and for its owner unless a new version is asked for.
@@ -293,7 +293,7 @@ async def test_a_killed_training_worker_shows_retrying_then_resumes(crashy: Depl
         victim.wait()
 
         await asyncio.wait_for(retrying.wait(), 30)  # lease (3 s) + the follower's check (5 s)
-        stored = await studio.forge.run(lora.id)
+        stored = await studio.store.loras.get(lora.id)
         assert stored.status == "retrying" and "training worker stopped" in (stored.error or "")
         crashy.start_worker("training")
         await asyncio.wait_for(second.wait(), 90)

@@ -16,11 +16,10 @@ from PIL import Image
 from sd_parsers import ParserManager
 
 from studio import jobs
-from studio.app import open_studio
+from studio.app import Studio, open_studio
 from studio.entities import Requester
 from studio.errors import GenerationCancelled, QueueUnavailable
 from studio.queue import JobQueue
-from studio.service import Studio
 from tests.integration.workers import ROOT, TEST_REDIS_URL, Deployment
 
 ALICE = Requester(id="cli:alice", name="alice")
@@ -71,38 +70,40 @@ async def test_progress_is_published_per_step_and_images_are_recorded_once(studi
     async def collect(event: jobs.ProgressEvent) -> None:
         events.append(event)
 
-    generation = await studio.imagine(ALICE, "a red cat --steps 5 --batch 2")
-    finished = await studio.follow(generation.id, collect)
+    generation = await studio.generations.imagine(ALICE, "a red cat --steps 5 --batch 2")
+    finished = await studio.results.follow(generation.id, collect)
     assert next(e.type for e in events) == "started"
     assert [(e.step, e.total) for e in events if e.type == "step"] == [(i, 5) for i in range(1, 6)]
     assert finished.generation.status == "done" and finished.generation.attempts == 1
     assert [i.index for i in finished.images] == [0, 1]
     assert [i.seed for i in finished.images] == [generation.recipe.seed, (generation.recipe.seed + 1) % 2**32]
     # Following again (at-least-once delivery) records nothing new.
-    again = await studio.follow(generation.id)
+    again = await studio.results.follow(generation.id)
     assert [i.id for i in again.images] == [i.id for i in finished.images]
 
 
 async def test_second_job_on_a_warm_model_loads_nothing(studio: Studio) -> None:
     loads = []
     for _ in range(2):
-        generation = await studio.imagine(ALICE, "a blue dog --model tiny-sd15")
-        finished = await studio.follow(generation.id)
+        generation = await studio.generations.imagine(ALICE, "a blue dog --model tiny-sd15")
+        finished = await studio.results.follow(generation.id)
         loads.append(finished.generation.load_seconds)
     assert loads[1] == 0.0
 
 
 async def test_sdxl_shaped_model_and_img2img(studio: Studio) -> None:
-    xl = await studio.imagine(ALICE, "a city at night --model tiny-sdxl --ar 16:9 --seed 1")
-    xl_done = await studio.follow(xl.id)
+    xl = await studio.generations.imagine(ALICE, "a city at night --model tiny-sdxl --ar 16:9 --seed 1")
+    xl_done = await studio.results.follow(xl.id)
     data = studio.artifacts.get(xl_done.images[0].artifact)
     assert Image.open(io.BytesIO(data)).size == (xl.recipe.width, xl.recipe.height)
 
     init = io.BytesIO()
     Image.new("RGB", (300, 200), (250, 120, 0)).save(init, format="PNG")
-    remix = await studio.imagine(ALICE, "an orange sea --ar 3:2 --strength 0.5", init_image=init.getvalue())
+    remix = await studio.generations.imagine(
+        ALICE, "an orange sea --ar 3:2 --strength 0.5", init_image=init.getvalue()
+    )
     assert remix.recipe.init_image is not None and remix.recipe.strength == 0.5
-    done = await studio.follow(remix.id)
+    done = await studio.results.follow(remix.id)
     image = Image.open(io.BytesIO(studio.artifacts.get(done.images[0].artifact)))
     assert image.size == (96, 64)
     assert "Denoising strength: 0.5" in image.text["parameters"]
@@ -110,16 +111,16 @@ async def test_sdxl_shaped_model_and_img2img(studio: Studio) -> None:
 
 async def test_cancel_a_running_job(studio: Studio) -> None:
     # 512x512: far too long to end before the cancel arrives.
-    generation = await studio.imagine(ALICE, "a long one --steps 150 --size 512x512")
+    generation = await studio.generations.imagine(ALICE, "a long one --steps 150 --size 512x512")
     started = asyncio.Event()
 
     async def on_progress(event: jobs.ProgressEvent) -> None:
         if event.type == "step":
             started.set()
 
-    follow = asyncio.create_task(studio.follow(generation.id, on_progress))
+    follow = asyncio.create_task(studio.results.follow(generation.id, on_progress))
     await asyncio.wait_for(started.wait(), 60)
-    await studio.cancel(ALICE, generation.id)
+    await studio.generations.cancel(ALICE, generation.id)
     with pytest.raises(GenerationCancelled):
         await asyncio.wait_for(follow, 30)
     record = await studio.store.get_generation(generation.id)
@@ -129,7 +130,7 @@ async def test_cancel_a_running_job(studio: Studio) -> None:
 
 async def test_queue_bytes_are_msgpack_not_pickle_and_duplicates_are_noops(idle: Deployment) -> None:
     async with open_studio(idle.settings()) as studio:
-        generation = await studio.imagine(ALICE, "a cat --seed 3")
+        generation = await studio.generations.imagine(ALICE, "a cat --seed 3")
         raw_redis = aioredis.from_url(TEST_REDIS_URL)
         try:
             raw = await raw_redis.get(jobs.ARQ_JOB_PREFIX + generation.id)
@@ -150,15 +151,15 @@ async def test_queue_bytes_are_msgpack_not_pickle_and_duplicates_are_noops(idle:
 
 
 async def test_a_result_that_arrived_while_nobody_waited_is_collected_once(studio: Studio) -> None:
-    generation = await studio.imagine(ALICE, "a quiet forest --batch 3")
+    generation = await studio.generations.imagine(ALICE, "a quiet forest --batch 3")
     for _ in range(300):
         if await studio.queue.result(generation.id) is not None:
             break
         await asyncio.sleep(0.05)
-    finished = await studio.collect()
+    finished = await studio.results.collect()
     assert generation.id in [f.generation.id for f in finished]
     assert len(await studio.store.images_of(generation.id)) == 3
-    await studio.collect()
+    await studio.results.collect()
     assert len(await studio.store.images_of(generation.id)) == 3
     record = await studio.store.get_generation(generation.id)
     assert record.status == "done" and record.grid_artifact is not None

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from studio.app import Studio
 from studio.entities import Requester
 from studio.errors import InvalidRecipe
 from studio.recipe import Draft
-from studio.service import Studio
 
 ALICE = Requester(id="cli:alice", name="alice")
 
@@ -39,11 +39,11 @@ def rgb(png: bytes) -> np.ndarray:
 
 
 async def repaint(studio: Studio, image: bytes, **kw: object) -> np.ndarray:
-    plan = await studio.finisher.plan_inpaint("a red door --seed 4 --steps 3", image, **kw)  # type: ignore[arg-type]
-    project = await studio.open_project(ALICE, "inpaint")
-    generation = await studio.finisher.inpaint(ALICE, plan, project)
-    finished = await asyncio.wait_for(studio.follow(generation.id), 120)
-    return rgb(await studio.image_png(finished.images[0]))
+    plan = await studio.finishing.prepare_inpaint(ALICE, "a red door --seed 4 --steps 3", image, **kw)  # type: ignore[arg-type]
+    project = await studio.projects.open(ALICE, "inpaint")
+    generation = await studio.generations.start(plan, project=project)
+    finished = await asyncio.wait_for(studio.results.follow(generation.id), 120)
+    return rgb(await studio.artifacts.read(finished.images[0].artifact))
 
 
 @pytest.mark.parametrize("size", [(64, 64), (70, 50)], ids=["multiple-of-8", "odd-size"])
@@ -63,16 +63,16 @@ async def test_a_box_repaints_inside_and_keeps_every_pixel_outside(
 
 async def test_an_uploaded_mask_and_a_reroll_keep_the_rest(studio: Studio) -> None:
     source = picture(seed=2)
-    plan = await studio.finisher.plan_inpaint(
-        "a window --steps 3", source, mask=mask_png((64, 64), (0, 0, 32, 64), colour=200)
+    plan = await studio.finishing.prepare_inpaint(
+        ALICE, "a window --steps 3", source, mask=mask_png((64, 64), (0, 0, 32, 64), colour=200)
     )
     assert plan.recipe.mask is not None and plan.recipe.strength == 0.95
-    project = await studio.open_project(ALICE, "inpaint")
-    first = await studio.finisher.inpaint(ALICE, plan, project)
-    await asyncio.wait_for(studio.follow(first.id), 120)
-    again = await studio.reroll(ALICE, first.id)
-    rerolled = await asyncio.wait_for(studio.follow(again.id), 120)
-    out, original = rgb(await studio.image_png(rerolled.images[0])), rgb(source)
+    project = await studio.projects.open(ALICE, "inpaint")
+    first = await studio.generations.start(plan, project=project)
+    await asyncio.wait_for(studio.results.follow(first.id), 120)
+    again = await studio.generations.start(await studio.refine.prepare_reroll(ALICE, first.id))
+    rerolled = await asyncio.wait_for(studio.results.follow(again.id), 120)
+    out, original = rgb(await studio.artifacts.read(rerolled.images[0].artifact)), rgb(source)
     assert np.array_equal(out[:, 32:], original[:, 32:]) and not np.array_equal(out[:, :32], original[:, :32])
 
 
@@ -108,7 +108,7 @@ async def test_an_uploaded_mask_and_a_reroll_keep_the_rest(studio: Studio) -> No
 async def test_bad_masks_and_boxes_are_refused_before_anything_is_queued(
     studio: Studio, kw: dict[str, object], words: str
 ) -> None:
-    before = len(await studio.history(ALICE, limit=200))
+    before = len(await studio.store.list_generations(ALICE.id, 200))
     with pytest.raises(InvalidRecipe, match=words):
-        await studio.finisher.plan_inpaint("a door", picture(), options=Draft(), **kw)  # type: ignore[arg-type]
-    assert len(await studio.history(ALICE, limit=200)) == before
+        await studio.finishing.prepare_inpaint(ALICE, "a door", picture(), options=Draft(), **kw)  # type: ignore[arg-type]
+    assert len(await studio.store.list_generations(ALICE.id, 200)) == before

@@ -17,11 +17,11 @@ import pytest
 from PIL import Image
 
 from studio import jobs
-from studio.app import open_studio
+from studio.app import Studio, open_studio
 from studio.entities import Requester
 from studio.errors import GenerationCancelled, GenerationFailed
 from studio.forge import TrainingRequest
-from studio.service import MAX_REQUEUES, Studio
+from studio.results import MAX_REQUEUES
 from studio.training import TrainingImage, TrainingOptions
 from tests.integration.workers import Deployment
 
@@ -66,15 +66,17 @@ async def test_a_lost_generation_is_queued_again_and_completes_once(idle: Deploy
     try:
         async with open_studio(idle.settings()) as one, open_studio(idle.settings()) as other:
             upload = picture(1)
-            generation = await one.imagine(BOB, "a harbour at dawn --batch 2 --seed 5", init_image=upload)
+            generation = await one.generations.imagine(
+                BOB, "a harbour at dawn --batch 2 --seed 5", init_image=upload
+            )
             original = await queued_job(one, generation.id)
             assert original is not None and original["a"][0]["init_image"] is not None
             await lose(one, jobs.INFERENCE, generation.id)
 
             # Two front ends follow it at once (the bot and the API): it is queued again once.
             following = [
-                asyncio.create_task(one.follow(generation.id)),
-                asyncio.create_task(other.follow(generation.id)),
+                asyncio.create_task(one.results.follow(generation.id)),
+                asyncio.create_task(other.results.follow(generation.id)),
             ]
             again = await reappears(one, generation.id)
             assert again["f"] == jobs.GENERATE
@@ -90,7 +92,7 @@ async def test_a_lost_generation_is_queued_again_and_completes_once(idle: Deploy
                 "SELECT idx FROM images WHERE generation_id = ? ORDER BY idx", (generation.id,)
             )
             assert [r["idx"] for r in rows] == [0, 1]  # recorded once
-            assert (await one.generation(generation.id)).attempts == 1  # and run once
+            assert (await one.store.get_generation(generation.id)).attempts == 1  # and run once
         assert idle.logs().count(f"{generation.id}:generate") <= 2, idle.logs()  # arq: start + end
     finally:
         idle.stop()
@@ -98,16 +100,16 @@ async def test_a_lost_generation_is_queued_again_and_completes_once(idle: Deploy
 
 async def test_a_job_that_keeps_vanishing_fails_with_a_reason(idle: Deployment) -> None:
     async with open_studio(idle.settings()) as studio:
-        generation = await studio.imagine(BOB, "a lighthouse --seed 3")
+        generation = await studio.generations.imagine(BOB, "a lighthouse --seed 3")
         for count in range(1, MAX_REQUEUES + 1):
             await lose(studio, jobs.INFERENCE, generation.id)
-            await studio.collect()  # a front end's restart pass finds it gone: queued again
+            await studio.results.collect()  # a front end's restart pass finds it gone: queued again
             assert await queued_job(studio, generation.id) is not None
             assert await requeues(studio, "generations", generation.id) == count
         await lose(studio, jobs.INFERENCE, generation.id)
         with pytest.raises(GenerationFailed, match="lost its job"):
-            await asyncio.wait_for(studio.follow(generation.id), 30)
-        stored = await studio.generation(generation.id)
+            await asyncio.wait_for(studio.results.follow(generation.id), 30)
+        stored = await studio.store.get_generation(generation.id)
         assert stored.status == "failed" and "lost its job 4 times" in (stored.error or "")
         assert await queued_job(studio, generation.id) is None
         assert await studio.queue.depth(jobs.INFERENCE) == 0
@@ -115,12 +117,12 @@ async def test_a_job_that_keeps_vanishing_fails_with_a_reason(idle: Deployment) 
 
 async def test_a_cancelled_generation_whose_job_vanished_is_not_queued_again(idle: Deployment) -> None:
     async with open_studio(idle.settings()) as studio:
-        generation = await studio.imagine(BOB, "a windmill --seed 4")
-        await studio.cancel(BOB, generation.id)
+        generation = await studio.generations.imagine(BOB, "a windmill --seed 4")
+        await studio.generations.cancel(BOB, generation.id)
         await lose(studio, jobs.INFERENCE, generation.id)
         with pytest.raises(GenerationCancelled):
-            await asyncio.wait_for(studio.follow(generation.id), 30)
-        assert (await studio.generation(generation.id)).status == "cancelled"
+            await asyncio.wait_for(studio.results.follow(generation.id), 30)
+        assert (await studio.store.get_generation(generation.id)).status == "cancelled"
         assert await queued_job(studio, generation.id) is None
         assert await requeues(studio, "generations", generation.id) == 0
 

@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 
 from studio import jobs
-from studio.app import open_studio
+from studio.app import Studio, open_studio
 from studio.entities import Requester
 from studio.queue import JobQueue
-from studio.service import Studio
 from tests.integration.own_redis import OwnRedis
 from tests.integration.workers import ROOT, Deployment
 
@@ -115,14 +114,16 @@ async def test_workers_and_a_running_generation_ride_out_redis_kills(
 
     # 2. Killed while a generation runs; it ends while Redis is down, its lease lapses, and
     #    Redis comes back from its AOF: the result is kept, stored, and recorded exactly once.
-    generation = await studio.imagine(BOB, "a stormy sea --steps 30 --size 256x256 --batch 2 --seed 9")
+    generation = await studio.generations.imagine(
+        BOB, "a stormy sea --steps 30 --size 256x256 --batch 2 --seed 9"
+    )
     stepping = asyncio.Event()
 
     async def on_progress(event: jobs.ProgressEvent) -> None:
         if event.type == "step" and event.step >= 2:
             stepping.set()
 
-    follow = asyncio.create_task(studio.follow(generation.id, on_progress))
+    follow = asyncio.create_task(studio.results.follow(generation.id, on_progress))
     await asyncio.wait_for(stepping.wait(), 120)
     own_redis.kill()
     held = f"job {generation.id} ended while Redis is away"
@@ -150,8 +151,8 @@ async def test_workers_and_a_running_generation_ride_out_redis_kills(
     # 3. Every worker process is alive, reports in, and takes new work (grids need the post one).
     assert all(w.poll() is None for w in workers), dep.logs()
     await until_live(studio.queue, wanted, 60)
-    again = await studio.imagine(BOB, "a calm sea --batch 2 --seed 3")
-    after = await asyncio.wait_for(studio.follow(again.id), 120)
+    again = await studio.generations.imagine(BOB, "a calm sea --batch 2 --seed 3")
+    after = await asyncio.wait_for(studio.results.follow(again.id), 120)
     assert after.generation.status == "done" and after.generation.grid_artifact is not None
     assert all(w.poll() is None for w in workers), dep.logs()
 

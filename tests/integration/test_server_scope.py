@@ -16,12 +16,12 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from studio.app import open_studio
+from studio.app import Studio, open_studio
 from studio.entities import Generation, ImageRecord, Requester
 from studio.errors import NotFound, UnknownLora
 from studio.forge import TrainingRequest
+from studio.generations import GenerationPlan
 from studio.recipe import Recipe
-from studio.service import Studio
 from studio.store import Store
 from studio.store.migrations import available
 from studio.training import TrainingImage, TrainingOptions
@@ -39,8 +39,8 @@ def member(name: str, server: str | None, **flags: bool) -> Requester:
 
 async def made(studio: Studio, requester: Requester, prompt: str, **submit: object) -> ImageRecord:
     """A real generation through the worker; its one image once recorded."""
-    generation = await studio.imagine(requester, f"{prompt} --steps 2 --batch 1")
-    finished = await asyncio.wait_for(studio.follow(generation.id), 120)
+    generation = await studio.generations.imagine(requester, f"{prompt} --steps 2 --batch 1")
+    finished = await asyncio.wait_for(studio.results.follow(generation.id), 120)
     return finished.images[0]
 
 
@@ -48,7 +48,7 @@ async def feed(studio: Studio, requester: Requester) -> list[str]:
     """Every image id the requester's /browse shows for today, page after page."""
     ids: list[str] = []
     for page in range(1000):
-        entries = await studio.browse(requester, "day", page=page)
+        entries = await studio.community.browse(requester, "day", page=page)
         ids += [entry.image.id for entry in entries]
         if len(entries) < 5:
             return ids
@@ -70,8 +70,8 @@ async def test_browse_shows_only_the_viewers_server(studio: Studio) -> None:
     assert cli.id in unscoped and in_a.id not in unscoped and in_b.id not in unscoped
 
     # Posts (the feed's jump links) come only with images of the viewer's server.
-    await studio.record_status_post(in_a.generation_id, "chan-a", "msg-a")
-    entries = await studio.browse(member("carol", a), "day")
+    await studio.generations.record_status_post(in_a.generation_id, "chan-a", "msg-a")
+    entries = await studio.community.browse(member("carol", a), "day")
     assert [p.message_id for p in entries[0].posts] == ["msg-a"]
 
 
@@ -83,75 +83,83 @@ async def test_remixing_reading_and_favourites_keep_to_the_server(studio: Studio
 
     # Someone of server B cannot remix (or, through the API, read) server A's public image...
     with pytest.raises(NotFound):
-        await studio.remixable(bob, in_a.generation_id, in_a.index)
+        await studio.refine.remixable(bob, in_a.generation_id, in_a.index)
     # ...a member of A can, and its owner can anywhere (an API key minted elsewhere included).
-    assert (await studio.remixable(member("carol", a), in_a.generation_id, 0)).id == in_a.id
+    assert (await studio.refine.remixable(member("carol", a), in_a.generation_id, 0)).id == in_a.id
     alice_in_b = Requester(id=alice.id, name="alice", server=b)
-    assert (await studio.remixable(alice_in_b, in_a.generation_id, 0)).id == in_a.id
+    assert (await studio.refine.remixable(alice_in_b, in_a.generation_id, 0)).id == in_a.id
 
     # Alice is in both servers and favourites one image in each: /favourites lists each one
     # only where it was made, where its link opens.
-    await studio.set_favourite(alice, in_a.generation_id, 0, True)
-    await studio.set_favourite(alice_in_b, in_b.generation_id, 0, True)
-    assert [i.id for i in await studio.favourites(alice)] == [in_a.id]
-    assert [i.id for i in await studio.favourites(alice_in_b)] == [in_b.id]
+    await studio.refine.set_favourite(alice, in_a.generation_id, 0, True)
+    await studio.refine.set_favourite(alice_in_b, in_b.generation_id, 0, True)
+    assert [i.id for i in await studio.refine.favourites(alice)] == [in_a.id]
+    assert [i.id for i in await studio.refine.favourites(alice_in_b)] == [in_b.id]
 
 
 async def test_lineage_shows_another_servers_ancestor_without_a_link(studio: Studio) -> None:
     a, b = guild(), guild()
     alice, carol, bob = member("alice", a), member("carol", a), member("bob", b)
     original = await made(studio, alice, "a red boat --seed 7")
-    await studio.record_status_post(original.generation_id, "chan-a", "msg-original")
+    await studio.generations.record_status_post(original.generation_id, "chan-a", "msg-original")
     # Alice remixes her own image from server B: the remix belongs to B, its parent to A.
     alice_in_b = Requester(id=alice.id, name="alice", server=b)
-    project = await studio.open_project(alice_in_b, "remix", thread_id=f"thread-{uuid.uuid4().hex}")
-    remix = await studio.clone(alice_in_b, original, "a blue boat", project)
+    project = await studio.projects.open(alice_in_b, "remix", thread_id=f"thread-{uuid.uuid4().hex}")
+    plan = await studio.refine.prepare_clone(alice_in_b, original, "a blue boat")
+    remix = await studio.generations.start(plan, project=project)
     assert remix.server == b
-    done = await asyncio.wait_for(studio.follow(remix.id), 120)
-    await studio.record_status_post(remix.id, "chan-b", "msg-remix")
+    done = await asyncio.wait_for(studio.results.follow(remix.id), 120)
+    await studio.generations.record_status_post(remix.id, "chan-b", "msg-remix")
 
-    steps = await studio.lineage(bob, remix.id, 0)
+    steps = await studio.refine.lineage(bob, remix.id, 0)
     assert [s.image.id for s in steps] == [done.images[0].id, original.id]
     assert [p.message_id for p in steps[0].posts] == ["msg-remix"]
     assert steps[1].elsewhere and steps[1].posts == [] and not steps[1].hidden
 
     # In server A the original shows with its link and its (global) remix count; the remix made
     # in B cannot be looked up from A, and the original not from B.
-    seen_in_a = await studio.lineage(carol, original.generation_id, 0)
+    seen_in_a = await studio.refine.lineage(carol, original.generation_id, 0)
     assert [p.message_id for p in seen_in_a[0].posts] == ["msg-original"]
     assert seen_in_a[0].remixes == 1
     with pytest.raises(NotFound):
-        await studio.lineage(carol, remix.id, 0)
+        await studio.refine.lineage(carol, remix.id, 0)
     with pytest.raises(NotFound):
-        await studio.lineage(bob, original.generation_id, 0)
+        await studio.refine.lineage(bob, original.generation_id, 0)
 
 
 async def test_remix_channels_get_only_their_own_servers_results(studio: Studio) -> None:
     a, b = guild(), guild()
-    await studio.set_remix_channel(member("admin", a, admin=True), "remix-a", True)
-    await studio.set_remix_channel(member("admin", b, admin=True), "remix-b", True)
-    public = await studio.imagine(member("alice", a), "a kite --steps 2 --batch 1")
-    private = await studio.submit(member("alice", a), public.recipe, "default", private=True)
-    from_cli = await studio.imagine(Requester(id="cli:dora", name="dora"), "a kite --steps 2 --batch 1")
-    assert await studio.share_channels(public) == ["remix-a"]
-    assert await studio.share_channels(private) == []
-    assert await studio.share_channels(from_cli) == []
+    await studio.community.set_remix_channel(member("admin", a, admin=True), "remix-a", True)
+    await studio.community.set_remix_channel(member("admin", b, admin=True), "remix-b", True)
+    public = await studio.generations.imagine(member("alice", a), "a kite --steps 2 --batch 1")
+    private = await studio.generations.start(GenerationPlan(member("alice", a), public.recipe, private=True))
+    from_cli = await studio.generations.imagine(
+        Requester(id="cli:dora", name="dora"), "a kite --steps 2 --batch 1"
+    )
+    assert await studio.community.share_channels(public) == ["remix-a"]
+    assert await studio.community.share_channels(private) == []
+    assert await studio.community.share_channels(from_cli) == []
     for generation in (public, private, from_cli):
-        await asyncio.wait_for(studio.follow(generation.id), 120)
+        await asyncio.wait_for(studio.results.follow(generation.id), 120)
 
 
 async def test_a_results_server_is_its_threads_server(studio: Studio) -> None:
     """An API key minted in server B that delivers into its owner's thread in A: the result is A's."""
     a, b = guild(), guild()
     alice = member("alice", a)
-    project = await studio.open_project(alice, "thread project", thread_id=f"thread-{uuid.uuid4().hex}")
+    project = await studio.projects.open(alice, "thread project", thread_id=f"thread-{uuid.uuid4().hex}")
     assert project.server == a
     key_in_b = Requester(id=alice.id, name="alice", server=b)
-    in_thread = await studio.submit(key_in_b, studio.plan("a moth --steps 2 --batch 1"), project)
-    elsewhere = await studio.submit(key_in_b, studio.plan("a moth --steps 2 --batch 1"), "api project")
+    moth = "a moth --steps 2 --batch 1"
+    in_thread = await studio.generations.start(
+        GenerationPlan(key_in_b, studio.generations.recipe(moth), project)
+    )
+    elsewhere = await studio.generations.start(
+        GenerationPlan(key_in_b, studio.generations.recipe(moth), "api project")
+    )
     assert (in_thread.server, elsewhere.server) == (a, b)
     for generation in (in_thread, elsewhere):
-        await asyncio.wait_for(studio.follow(generation.id), 120)
+        await asyncio.wait_for(studio.results.follow(generation.id), 120)
 
 
 async def test_a_models_sample_image_comes_from_the_viewers_server(studio: Studio) -> None:
@@ -159,9 +167,13 @@ async def test_a_models_sample_image_comes_from_the_viewers_server(studio: Studi
     alice, bob = member("alice", a), member("bob", b)
     in_a = await made(studio, alice, "a sample in server a --model tiny-sdxl")
     in_b = await made(studio, bob, "a sample in server b --model tiny-sdxl")
-    assert await studio.sample_of_model(member("carol", a), "tiny-sdxl") == await studio.image_png(in_a)
-    assert await studio.sample_of_model(member("dave", b), "tiny-sdxl") == await studio.image_png(in_b)
-    assert await studio.sample_of_model(member("erin", guild()), "tiny-sdxl") is None
+    assert await studio.community.sample_of_model(
+        member("carol", a), "tiny-sdxl"
+    ) == await studio.artifacts.read(in_a.artifact)
+    assert await studio.community.sample_of_model(
+        member("dave", b), "tiny-sdxl"
+    ) == await studio.artifacts.read(in_b.artifact)
+    assert await studio.community.sample_of_model(member("erin", guild()), "tiny-sdxl") is None
 
 
 async def test_a_model_shared_with_a_server_exists_only_there(idle: Deployment) -> None:
@@ -189,12 +201,12 @@ async def test_a_model_shared_with_a_server_exists_only_there(idle: Deployment) 
 
         assert name in [m.name for m in (await studio.forge.models(carol)).loras]
         assert (await studio.forge.lora(carol, name)).id == lora.id
-        await studio.imagine(carol, f"zqx --lora {name}")  # accepted (queued: no worker here)
+        await studio.generations.imagine(carol, f"zqx --lora {name}")  # accepted (queued: no worker here)
         assert name not in [m.name for m in (await studio.forge.models(bob)).loras]
         with pytest.raises(UnknownLora):
             await studio.forge.lora(bob, name)
         with pytest.raises(UnknownLora):
-            await studio.imagine(bob, f"zqx --lora {name}")
+            await studio.generations.imagine(bob, f"zqx --lora {name}")
         # Its owner keeps using it wherever they are (their own models follow them).
         assert (await studio.forge.lora(Requester(id=alice.id, name="alice", server=b), name)).id == lora.id
 

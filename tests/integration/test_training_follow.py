@@ -48,7 +48,7 @@ async def test_a_follower_that_missed_started_shows_the_run_running(trainer: Dep
                         break
         finally:
             await pubsub.aclose()
-        assert (await studio.forge.run(lora_id)).status == "queued"  # nobody relayed "started"
+        assert (await studio.store.loras.get(lora_id)).status == "queued"  # nobody relayed "started"
 
         running = asyncio.Event()
 
@@ -59,7 +59,7 @@ async def test_a_follower_that_missed_started_shows_the_run_running(trainer: Dep
         follow = asyncio.create_task(studio.forge.follow(lora_id, on_update))
         try:
             await asyncio.wait_for(running.wait(), 120)
-            stored = await studio.forge.run(lora_id)
+            stored = await studio.store.loras.get(lora_id)
             assert stored.status == "running" and stored.attempts == 1 and stored.started_at is not None
         finally:
             await studio.forge.cancel(ALICE, lora_id)

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from studio.app import open_studio
+from studio.app import Studio, open_studio
 from studio.catalogue import load_catalogue
 from studio.entities import Requester
 from studio.errors import CatalogueError
-from studio.service import Studio
 from tests.integration.workers import Deployment
 from tests.unit.test_finishing import _tiny_x4_upscaler
 
@@ -49,9 +48,11 @@ async def studio(with_upscaler: Path) -> AsyncIterator[Studio]:
 async def test_the_configured_model_upscales_through_the_worker(studio: Studio) -> None:
     source = io.BytesIO()
     Image.new("RGB", (40, 24), (200, 120, 30)).save(source, format="PNG")
-    finish = await studio.finisher.upscale(ALICE, source.getvalue(), 2)
+    finish = await studio.finishing.upscale(
+        await studio.finishing.prepare_upscale(ALICE, source.getvalue(), 2)
+    )
     assert finish.method == "x4-tiny" and (finish.width, finish.height) == (80, 48)
-    _, data = await studio.finisher.finish(ALICE, finish.id)
+    _, data = await studio.finishing.finish(ALICE, finish.id)
     assert data is not None and Image.open(io.BytesIO(data)).size == (80, 48)
 
 

@@ -17,12 +17,11 @@ from PIL import Image
 
 from gpu_worker.adapters import AdapterFiles, AdapterMissing
 from studio import jobs
-from studio.app import open_studio
+from studio.app import Studio, open_studio
 from studio.artifacts import digest
 from studio.entities import Requester
 from studio.queue import JobQueue
 from studio.recipe import Draft
-from studio.service import Studio
 from tests.integration.workers import Deployment
 
 MAX_BYTES = 1_048_576
@@ -75,9 +74,9 @@ def _generate(
     adapters: list[jobs.AdapterRef] | None = None,
 ) -> dict[str, Any]:
     if init is None:
-        recipe = studio.plan("a lighthouse --steps 2 --seed 3")
+        recipe = studio.generations.recipe("a lighthouse --steps 2 --seed 3")
     else:
-        recipe = studio.plan("a lighthouse --steps 2 --seed 3", Draft(strength=0.5), "0" * 64)
+        recipe = studio.generations.recipe("a lighthouse --steps 2 --seed 3", Draft(strength=0.5), "0" * 64)
     entry = studio.catalogue.get("tiny-sd15")
     return jobs.GenerateJob(
         generation_id=uuid.uuid4().hex,
@@ -172,7 +171,7 @@ async def test_a_gif_or_bmp_upload_still_remixes(studio: Studio, trust_deploymen
     the digest of the upload as it came."""
     for fmt in ("GIF", "BMP"):
         upload = _encode(Image.new("RGB", (64, 64), (10, 200, 10)), fmt)
-        generation = await studio.imagine(
+        generation = await studio.generations.imagine(
             Requester(id="cli:trust", name="trust"),
             "a frog --steps 2",
             Draft(strength=0.5),
@@ -209,7 +208,7 @@ async def test_training_payloads_name_a_catalogue_model_and_send_pngs(
     worker = trust_deployment.start_worker("training")
     await trust_deployment.wait_ready(kinds=("training",))
     tiny = studio.catalogue.get("tiny-sd15")
-    sample = studio.plan("zq cat --steps 1 --seed 1")
+    sample = studio.generations.recipe("zq cat --steps 1 --seed 1")
 
     async def train(model: jobs.ModelRef, image_format: str) -> dict[str, Any]:
         picture = _encode(Image.new("RGB", (64, 64), (90, 30, 160)), image_format)

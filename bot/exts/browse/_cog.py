@@ -13,7 +13,7 @@ from bot import render
 from bot.interactions import guarded, reply
 from bot.projects import requester_of
 from bot.ui.remix import RemixButton
-from studio.service import BROWSE_PAGE, PERIODS, FeedEntry
+from studio.community import BROWSE_PAGE, PERIODS, FeedEntry
 
 if TYPE_CHECKING:
     from bot.app import AtelierBot
@@ -81,7 +81,9 @@ class BrowseCog(commands.Cog, name="Browse"):
         model: str | None,
         style: str | None,
     ) -> tuple[str, discord.ui.View | None]:
-        entries = await self.bot.studio.browse(requester_of(interaction), period, model, style, page)
+        entries = await self.bot.studio.community.browse(
+            requester_of(interaction), period, model, style, page
+        )
         filters = "".join(
             f" · {name} {value}" for name, value in (("model", model), ("style", style)) if value
         )

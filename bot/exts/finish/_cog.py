@@ -41,11 +41,11 @@ async def source_image(
         return await read_upload(image, bot.studio.settings.max_upload_bytes), None
     assert link is not None
     _, message_id = parse_link(interaction, link)
-    post = await bot.studio.post_for_message(str(message_id))
+    post = await bot.studio.store.post(str(message_id))
     if post is None:
         raise StudioError("That message isn't an Atelier image: link a result or a posted image.")
     index = (number - 1) if number is not None else (post.image_index or 0)
-    record, png = await bot.studio.finisher.image(requester_of(interaction), post.generation_id, index)
+    record, png = await bot.studio.finishing.image(requester_of(interaction), post.generation_id, index)
     return png, record
 
 
@@ -90,8 +90,11 @@ class FinishCog(commands.Cog, name="Finish"):
         await interaction.response.defer(ephemeral=True, thinking=True)
         png, record = await source_image(self.bot, interaction, image, link, number)
         times = factor.value if factor else 2
-        finish = await self.bot.studio.finisher.upscale(requester_of(interaction), png, times, record)
-        _, full = await self.bot.studio.finisher.finish(requester_of(interaction), finish.id)
+        finishing = self.bot.studio.finishing
+        finish = await finishing.upscale(
+            await finishing.prepare_upscale(requester_of(interaction), png, times, record)
+        )
+        _, full = await finishing.finish(requester_of(interaction), finish.id)
         assert full is not None
         await self._send_image(
             interaction,
@@ -132,17 +135,13 @@ class FinishCog(commands.Cog, name="Finish"):
         png, record = await source_image(self.bot, interaction, image, link, number)
         mask_bytes = await read_upload(mask, studio.settings.max_upload_bytes) if mask else None
         cleaned = render.strip_mentions(prompt)
-        plan = await studio.finisher.plan_inpaint(
-            cleaned, png, mask_bytes, box, Draft(strength=strength), await studio.defaults_for(requester)
+        plan = await studio.finishing.prepare_inpaint(
+            requester, cleaned, png, mask_bytes, box, Draft(strength=strength), parent=record
         )
-        await studio.forge.adapters_for(requester, plan.recipe, share=False)
-        await studio.check_capacity(requester)
         target, project = await project_target(
             self.bot, interaction, requester, plan.recipe.prompt, command="/inpaint"
         )
-        generation = await studio.finisher.inpaint(
-            requester, plan, project, record, deliver_to=str(target.id)
-        )
+        generation = await studio.generations.start(plan, project=project, deliver_to=str(target.id))
         self.bot.remember_limit(interaction)
         await post_status(self.bot, target, generation)
         await reply(interaction, f"Repainting — follow along in {target.mention}.")
@@ -195,8 +194,11 @@ class FinishCog(commands.Cog, name="Finish"):
                 "grade", "Choose a preset or move at least one slider: this grade changes nothing."
             )
         png, record = await source_image(self.bot, interaction, image, link, number)
-        finish = await self.bot.studio.finisher.preview_grade(requester_of(interaction), png, grade, record)
-        preview = await self.bot.studio.finisher.preview_png(finish)
+        finishing = self.bot.studio.finishing
+        finish = await finishing.preview_grade(
+            await finishing.prepare_grade(requester_of(interaction), png, grade, record)
+        )
+        preview = await finishing.preview_png(finish)
         await self._send_image(
             interaction, grade_caption(grade), preview, f"grade-{finish.id[:8]}", view=grade_view(finish.id)
         )
@@ -205,8 +207,8 @@ class FinishCog(commands.Cog, name="Finish"):
     async def apply_grade(self, interaction: discord.Interaction[Any], finish_id: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         requester = requester_of(interaction)
-        finish = await self.bot.studio.finisher.apply_grade(requester, finish_id)
-        _, full = await self.bot.studio.finisher.finish(requester, finish.id)
+        finish = await self.bot.studio.finishing.apply_grade(requester, finish_id)
+        _, full = await self.bot.studio.finishing.finish(requester, finish.id)
         assert full is not None
         grade = Grade.model_validate_json(finish.params_json)
         await self._send_image(
@@ -215,7 +217,7 @@ class FinishCog(commands.Cog, name="Finish"):
         await reply(interaction, f"Applied (result id `{finish.id}`).")
 
     async def adjust_grade(self, interaction: discord.Interaction[Any], finish_id: str) -> None:
-        _, grade = await self.bot.studio.finisher.grade_of(requester_of(interaction), finish_id)
+        _, grade = await self.bot.studio.finishing.grade_of(requester_of(interaction), finish_id)
         await interaction.response.send_modal(AdjustModal(self, finish_id, grade))
 
     async def regrade(
@@ -223,7 +225,6 @@ class FinishCog(commands.Cog, name="Finish"):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         requester = requester_of(interaction)
-        finish, _ = await self.bot.studio.finisher.grade_of(requester, finish_id)
         changes: dict[str, Any] = {}
         for name, text in said.items():
             if name == "preset":
@@ -233,11 +234,11 @@ class FinishCog(commands.Cog, name="Finish"):
                 changes[name] = float(text.strip() or 0)
             except ValueError:
                 raise InvalidRecipe(name, f"`{name}` needs a number (got `{text[:20]}`).") from None
-        adjusted = Grade.model_validate({**grade.model_dump(), **changes})
-        source = await self.bot.studio.finisher.source_png(finish)
-        record = await self.bot.studio.finisher.source_record(finish)
-        new = await self.bot.studio.finisher.preview_grade(requester, source, adjusted, record)
-        preview = await self.bot.studio.finisher.preview_png(new)
+        finishing = self.bot.studio.finishing
+        plan = await finishing.prepare_regrade(requester, finish_id, changes)
+        adjusted = plan.grade
+        new = await finishing.preview_grade(plan)
+        preview = await finishing.preview_png(new)
         await self._send_image(
             interaction, grade_caption(adjusted), preview, f"grade-{new.id[:8]}", view=grade_view(new.id)
         )
@@ -302,7 +303,10 @@ class ExportCog(commands.GroupCog, name="export", description="Images sized and 
             keep_metadata=metadata,
         )
         png, record = await source_image(self.bot, interaction, image, link, number)
-        exported = await self.bot.studio.finisher.export(requester_of(interaction), png, spec, record)
+        finishing = self.bot.studio.finishing
+        exported = await finishing.export(
+            await finishing.prepare_export(requester_of(interaction), png, spec, record)
+        )
         await self._send_file(
             interaction,
             exported.data,
@@ -325,7 +329,7 @@ class ExportCog(commands.GroupCog, name="export", description="Images sized and 
         await interaction.response.defer(ephemeral=True, thinking=True)
         channel = interaction.channel
         project = (
-            await self.bot.studio.project_for_thread(str(channel.id))
+            await self.bot.studio.store.project_by_thread(str(channel.id))
             if isinstance(channel, discord.Thread)
             else None
         )
@@ -335,7 +339,7 @@ class ExportCog(commands.GroupCog, name="export", description="Images sized and 
             )
         names = [n.strip().lower() for n in presets.replace(" ", ",").split(",") if n.strip()]
         specs = [ExportSpec(preset=name, format=format.value if format else None) for name in names]  # type: ignore[arg-type]
-        data, count = await self.bot.studio.finisher.export_pack(requester_of(interaction), project, specs)
+        data, count = await self.bot.studio.finishing.export_pack(requester_of(interaction), project, specs)
         await self._send_file(
             interaction,
             data,

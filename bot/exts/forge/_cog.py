@@ -175,7 +175,7 @@ class ForgeCog(commands.Cog, name="Forge"):
     async def _project_here(self, interaction: discord.Interaction[Any]) -> Project | None:
         channel = interaction.channel
         if isinstance(channel, discord.Thread):
-            return await self.bot.studio.project_for_thread(str(channel.id))
+            return await self.bot.studio.store.project_by_thread(str(channel.id))
         return None
 
     @train.autocomplete("base_model")
@@ -223,7 +223,7 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
             entry = None
         if entry is not None:
             embed = base_embed(entry)
-            sample = await self.bot.studio.sample_of_model(requester, entry.id)
+            sample = await self.bot.studio.community.sample_of_model(requester, entry.id)
         else:
             lora = await forge.lora(requester, name)
             embed = lora_embed(lora)

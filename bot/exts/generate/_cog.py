@@ -20,13 +20,15 @@ from bot.pending import Command
 from bot.projects import post_status, project_in, requester_of
 from bot.ui.captions import upscale_caption
 from bot.ui.images import Picture, send_images
+from studio import jobs
 from studio.entities import Project, Requester
 from studio.errors import InvalidRecipe, StudioError, TooManyJobs
 from studio.families import ASPECTS
-from studio.recipe import MAX_SEED, Draft, parse_loras
+from studio.recipe import MAX_SEED, Draft
 
 if TYPE_CHECKING:
     from bot.app import AtelierBot
+    from studio.app import Studio
 
 log = logging.getLogger(__name__)
 DOUBLE_PRESS_S = 3.0
@@ -50,7 +52,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         self.bot.tree.remove_command(self.show_recipe.name, type=self.show_recipe.type)
 
     @property
-    def studio(self):  # type: ignore[no-untyped-def]
+    def studio(self) -> Studio:
         return self.bot.studio
 
     # /imagine
@@ -119,51 +121,34 @@ class GenerateCog(commands.Cog, name="Generate"):
             raise InvalidRecipe(
                 "prompt", "The prompt has no words once mentions are removed: describe the image."
             )
-        options = Draft(
-            negative_prompt=render.strip_mentions(said["negative"]) if said.get("negative") else None,
-            model=said.get("model"),
-            aspect=said.get("aspect"),
-            batch=said.get("batch"),
-            seed=said.get("seed"),
-            steps=said.get("steps"),
-            guidance=said.get("guidance"),
-            style=said.get("style"),
-            loras=parse_loras(said["lora"]) if said.get("lora") else None,
+        options = Draft.from_options(
+            said,
+            negative=render.strip_mentions(said["negative"]) if said.get("negative") else None,
+            loras=said.get("lora"),  # /imagine's option is `lora`, several as `a:0.8, b:0.5`
         )
-        defaults = await self.studio.defaults_for(requester)
-        recipe = self.studio.plan(cleaned, options, defaults=defaults)
-        chosen = said.get("private")
-        private = chosen if chosen is not None else bool(defaults.private)
-        await self.studio.forge.adapters_for(requester, recipe, share=False)  # before a thread opens
-        await self.studio.check_capacity(requester)  # early and friendly; the store decides
+        board_in = None
+        if said.get("board"):  # the board of the project whose thread this is
+            here = await command.channel()
+            board_in = str(here.id) if isinstance(here, discord.Thread) else None
+        plan = await self.studio.generations.prepare(
+            requester,
+            cleaned,
+            options,
+            use_defaults=True,
+            private=said.get("private"),
+            from_board=bool(said.get("board")),
+            board_in=board_in,
+        )
         channel = await command.channel()
-        init = None
-        if said.get("board"):
-            found = (
-                await self.studio.project_for_thread(str(channel.id))
-                if isinstance(channel, discord.Thread)
-                else None
-            )
-            if found is None:
-                raise StudioError(
-                    "board: uses a project's mood board: run it inside an Atelier project thread."
-                )
-            recipe, init = await self.studio.plan_with_board(cleaned, options, defaults, found)
-        target, project = await self._target(command, channel, requester, recipe.prompt, private)
+        target, project = await self._target(command, channel, requester, plan.recipe.prompt, plan.private)
         await command.working_in(target)
         try:
-            generation = await self.studio.submit(
-                requester,
-                recipe,
-                project,
-                init_image=init,
-                private=private,
-                deliver_to=str(target.id),
-                generation_id=command.generation_id,
+            generation = await self.studio.generations.start(
+                plan, project=project, deliver_to=str(target.id), generation_id=command.generation_id
             )
         except TooManyJobs as refused:
-            # Only concurrent commands get this far (the early check refuses the rest): the new
-            # thread says why it stays empty instead of looking broken.
+            # Only concurrent commands get this far (prepare refuses the rest): the new thread
+            # says why it stays empty instead of looking broken.
             if target.id != channel.id:
                 with contextlib.suppress(discord.HTTPException):
                     await target.send(f"⏸️ Not started: {refused}", allowed_mentions=render.NO_PINGS)
@@ -184,9 +169,9 @@ class GenerateCog(commands.Cog, name="Generate"):
         """The project thread: the one a stopped run of this command opened, this one, or a new one."""
         thread = await command.known_thread()
         if thread is not None and thread.id != channel.id:
-            project = await self.studio.project_for_thread(str(thread.id))
+            project = await self.studio.store.project_by_thread(str(thread.id))
             if project is None:  # stopped between opening the thread and recording its project
-                project = await self.studio.open_project(requester, thread.name, str(thread.id))
+                project = await self.studio.projects.open(requester, thread.name, str(thread.id))
             return thread, project
         return await project_in(self.bot, channel, await command.user(), requester, title, private, name)
 
@@ -218,18 +203,14 @@ class GenerateCog(commands.Cog, name="Generate"):
         image = discord.Attachment(data=said["image"], state=self.bot._connection)
         data = await read_upload(image, self.studio.settings.max_upload_bytes)
         cleaned = render.strip_mentions(said["prompt"])
-        recipe = await self.studio.plan_upload(cleaned, Draft(strength=said.get("strength")), data)
-        await self.studio.check_capacity(requester)
+        plan = await self.studio.generations.prepare(
+            requester, cleaned, Draft(strength=said.get("strength")), upload=data, private=False
+        )
         channel = await command.channel()
-        target, project = await self._target(command, channel, requester, recipe.prompt, False, "/remix")
+        target, project = await self._target(command, channel, requester, plan.recipe.prompt, False, "/remix")
         await command.working_in(target)
-        generation = await self.studio.submit(
-            requester,
-            recipe,
-            project,
-            init_image=data,
-            deliver_to=str(target.id),
-            generation_id=command.generation_id,
+        generation = await self.studio.generations.start(
+            plan, project=project, deliver_to=str(target.id), generation_id=command.generation_id
         )
         command.remember_limit()
         await post_status(self.bot, target, generation)
@@ -309,7 +290,7 @@ class GenerateCog(commands.Cog, name="Generate"):
             return
         requester = requester_of(interaction)
         if action == "x":
-            await self.studio.cancel(requester, generation_id)
+            await self.studio.generations.cancel(requester, generation_id)
             await reply(interaction, "Cancelling — the status message will say when it has stopped.")
             return
         await self._post_image(interaction, requester, generation_id, index)
@@ -321,13 +302,12 @@ class GenerateCog(commands.Cog, name="Generate"):
         channel = await command.channel()
         await command.working_in(channel)
         if said["action"] == "v":
-            generation = await self.studio.vary(
-                requester, source, index, deliver_to=str(channel.id), result_id=command.generation_id
-            )
+            plan = await self.studio.refine.prepare_vary(requester, source, index)
         else:
-            generation = await self.studio.reroll(
-                requester, source, deliver_to=str(channel.id), result_id=command.generation_id
-            )
+            plan = await self.studio.refine.prepare_reroll(requester, source)
+        generation = await self.studio.generations.start(
+            plan, deliver_to=str(channel.id), generation_id=command.generation_id
+        )
         await post_status(self.bot, channel, generation)
         what = f"Variations of image {index + 1}" if said["action"] == "v" else "Rerolling with new seeds"
         await command.answer(f"{what} — queued.")
@@ -336,12 +316,10 @@ class GenerateCog(commands.Cog, name="Generate"):
         self, interaction: discord.Interaction[Any], requester: Requester, generation_id: str, index: int
     ) -> None:
         """U: image n upscaled 2x and posted on its own (the full-size file is kept)."""
-        generation = await self.studio.generation(generation_id)
-        if generation.owner_id != requester.id:
-            raise StudioError("Only the person who made these images can upscale them.")
-        image = await self.studio.image_at(generation_id, index)
-        finish = await self.studio.finisher.upscale(requester, await self.studio.image_png(image), 2, image)
-        _, png = await self.studio.finisher.finish(requester, finish.id)
+        finishing = self.studio.finishing
+        image, source = await finishing.own_image(requester, generation_id, index)
+        finish = await finishing.upscale(await finishing.prepare_upscale(requester, source, 2, image))
+        _, png = await finishing.finish(requester, finish.id)
         assert png is not None
         channel = interaction.channel
         assert isinstance(channel, discord.abc.Messageable)
@@ -353,7 +331,9 @@ class GenerateCog(commands.Cog, name="Generate"):
             lambda files: channel.send(content, files=files),
             interaction=interaction,
         )
-        await self.studio.record_image_post(generation_id, index, str(message.channel.id), str(message.id))
+        await self.studio.store.add_post(
+            str(message.id), str(message.channel.id), generation_id, "image", index
+        )
         await reply(interaction, f"Posted image {index + 1}, upscaled 2× (result id `{finish.id}`).")
 
     async def on_favourites(
@@ -362,7 +342,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         await interaction.response.defer(ephemeral=True, thinking=True)
         requester = requester_of(interaction)
         for index in range(count):
-            await self.studio.set_favourite(requester, generation_id, index, index in picked)
+            await self.studio.refine.set_favourite(requester, generation_id, index, index in picked)
         chosen = ", ".join(str(i + 1) for i in picked) or "none"
         await reply(interaction, f"Your favourites in this batch: {chosen}.")
 
@@ -383,7 +363,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         if emoji not in render.KEYCAPS and emoji != render.STAR:
             return
         try:
-            post = await self.studio.post_for_message(str(payload.message_id))
+            post = await self.studio.store.post(str(payload.message_id))
             if post is None:
                 return
             if post.kind == "image" and emoji == render.STAR and post.image_index is not None:
@@ -392,12 +372,12 @@ class GenerateCog(commands.Cog, name="Generate"):
                 index = render.KEYCAPS.index(emoji)
             else:
                 return
-            generation = await self.studio.generation(post.generation_id)
+            generation = await self.studio.store.get_generation(post.generation_id)
             if index >= generation.recipe.batch or generation.status != "done":
                 return
             name = payload.member.display_name if payload.member else str(payload.user_id)
             requester = Requester(id=f"discord:{payload.user_id}", name=name)
-            await self.studio.set_favourite(requester, post.generation_id, index, on)
+            await self.studio.refine.set_favourite(requester, post.generation_id, index, on)
         except StudioError as error:
             log.info("reaction by %s ignored: %s", payload.user_id, error)
         except Exception:
@@ -411,15 +391,15 @@ class GenerateCog(commands.Cog, name="Generate"):
         requester = requester_of(interaction)
         project = None
         if isinstance(interaction.channel, discord.Thread):
-            project = await self.studio.project_for_thread(str(interaction.channel.id))
-        images = await self.studio.favourites(requester, project.id if project else None)
+            project = await self.studio.store.project_by_thread(str(interaction.channel.id))
+        images = await self.studio.refine.favourites(requester, project.id if project else None)
         if not images:
             where = "in this project" if project else "yet"
             await reply(interaction, f"No favourites {where}: react 1️⃣–8️⃣ on a result, or use its ⭐ menu.")
             return
         lines = []
         for image in images[:30]:
-            posts = await self.studio.posts_of(image.generation_id)
+            posts = await self.studio.store.posts_of(image.generation_id)
             link = render.where_shown(posts, image.index, interaction.guild_id)
             prompt = render.quote(image.recipe.prompt, 60)
             lines.append(f"⭐ image {image.index + 1} · seed {image.seed} · {prompt} — {link}")
@@ -450,11 +430,11 @@ class GenerateCog(commands.Cog, name="Generate"):
     async def _lineage_reply(
         self, interaction: discord.Interaction[Any], message_id: int, image: int | None
     ) -> None:
-        post = await self.studio.post_for_message(str(message_id))
+        post = await self.studio.store.post(str(message_id))
         if post is None:
             raise StudioError("I don't know that message: use a result or an image posted by Atelier.")
         index = post.image_index if post.image_index is not None else (image or 1) - 1
-        steps = await self.studio.lineage(requester_of(interaction), post.generation_id, index)
+        steps = await self.studio.refine.lineage(requester_of(interaction), post.generation_id, index)
         first = steps[0].image
         # The whole recipe or none of it: a cut one would paste as other settings (or not at all).
         text = first.recipe.to_prompt_text()
@@ -488,16 +468,16 @@ class GenerateCog(commands.Cog, name="Generate"):
     async def status(self, interaction: discord.Interaction[AtelierBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         requester = requester_of(interaction)
-        depth = await self.studio.queue_depth()
+        depth = await self.studio.queue.depth(jobs.INFERENCE)
         workers = await self.studio.queue.live_workers()
-        mine = await self.studio.in_flight(requester)
+        mine = await self.studio.store.in_flight(requester.id)
         lines = [
             f"**Queue:** {depth} job{'s' if depth != 1 else ''} waiting or running",
             "**Workers:** " + ", ".join(f"{count} {kind}" for kind, count in workers.items()),
             f"**Your jobs:** {len(mine)} of {self.studio.settings.max_jobs_per_user} allowed at once",
         ]
         for generation in mine:
-            posts = await self.studio.posts_of(generation.id)
+            posts = await self.studio.store.posts_of(generation.id)
             link = next(
                 (render.jump_link(interaction.guild_id, p.channel_id, p.message_id) for p in posts), ""
             )

@@ -56,14 +56,14 @@ class IdeateCog(commands.Cog, name="Ideate"):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         requester = requester_of(interaction)
-        idea = self.bot.studio.ideate(render.strip_mentions(concept), seed)
+        idea = self.bot.studio.ideas.ideate(render.strip_mentions(concept), seed)
         target, project = await project_target(
             self.bot, interaction, requester, idea.concept, command="/ideate"
         )
         message = await target.send(
             embed=brainstorm_embed(idea), view=idea_view(), allowed_mentions=render.NO_PINGS
         )
-        await self.bot.studio.record_ideation(requester, project, str(message.id), idea)
+        await self.bot.studio.ideas.record(requester, project, str(message.id), idea)
         await reply(interaction, f"Brainstorm ready in {target.mention}.")
 
     async def cog_load(self) -> None:
@@ -81,12 +81,10 @@ class IdeateCog(commands.Cog, name="Ideate"):
         said = command.options
         channel = await command.channel()
         await command.working_in(channel)
-        generation = await self.bot.studio.generate_idea(
-            command.requester,
-            str(said["message"]),
-            int(said["index"]),
-            deliver_to=str(channel.id),
-            result_id=command.generation_id,
+        studio = self.bot.studio
+        plan = await studio.ideas.prepare(command.requester, str(said["message"]), int(said["index"]))
+        generation = await studio.generations.start(
+            plan, deliver_to=str(channel.id), generation_id=command.generation_id
         )
         await post_status(self.bot, channel, generation)
         await command.answer(f"Generating suggestion {int(said['index']) + 1} — queued.")
@@ -94,5 +92,5 @@ class IdeateCog(commands.Cog, name="Ideate"):
     async def on_shuffle(self, interaction: discord.Interaction[Any]) -> None:
         await interaction.response.defer()  # acknowledged; the message itself changes below
         assert interaction.message is not None
-        idea = await self.bot.studio.shuffle_ideation(requester_of(interaction), str(interaction.message.id))
+        idea = await self.bot.studio.ideas.shuffle(requester_of(interaction), str(interaction.message.id))
         await interaction.edit_original_response(embed=brainstorm_embed(idea), view=idea_view())

@@ -40,14 +40,14 @@ class MoodboardCog(commands.GroupCog, name="moodboard", description="A project's
         if not images:
             raise StudioError("That message has no images.")
         uploads = [await read_upload(a, limit) for a in images]
-        count = await self.bot.studio.board_add(requester_of(interaction), project, uploads)
+        count = await self.bot.studio.boards.add(requester_of(interaction), project, uploads)
         await reply(interaction, f"Added {len(uploads)} image(s); the board holds {count}.")
 
     async def _project(self, interaction: discord.Interaction[Any]) -> Project:
         channel = interaction.channel
         project = None
         if isinstance(channel, discord.Thread):
-            project = await self.bot.studio.project_for_thread(str(channel.id))
+            project = await self.bot.studio.store.project_by_thread(str(channel.id))
         if project is None:
             raise StudioError("Mood boards belong to a project: use this inside an Atelier project thread.")
         return project
@@ -71,7 +71,7 @@ class MoodboardCog(commands.GroupCog, name="moodboard", description="A project's
             uploads += await linked_images(self.bot, interaction, link, limit, "Add to mood board")
         if not uploads:
             raise StudioError("Attach an image, or give a link to a message with images.")
-        count = await self.bot.studio.board_add(requester_of(interaction), project, uploads)
+        count = await self.bot.studio.boards.add(requester_of(interaction), project, uploads)
         await reply(
             interaction,
             f"Added {len(uploads)} image(s); the board holds {count}. `/moodboard show` to see it.",
@@ -81,10 +81,10 @@ class MoodboardCog(commands.GroupCog, name="moodboard", description="A project's
     async def show(self, interaction: discord.Interaction[AtelierBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         project = await self._project(interaction)
-        sheet = await self.bot.studio.board_sheet(project)
+        sheet = await self.bot.studio.boards.sheet(project)
         channel = interaction.channel
         assert isinstance(channel, discord.abc.Messageable)
-        count = len(await self.bot.studio.board(project))
+        count = len(await self.bot.studio.store.board(project.id))
         content = f"🖼️ Mood board · {count} image(s)"
         await send_images(
             self.bot,
@@ -100,12 +100,12 @@ class MoodboardCog(commands.GroupCog, name="moodboard", description="A project's
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         project = await self._project(interaction)
-        left = await self.bot.studio.board_remove(requester_of(interaction), project, number)
+        left = await self.bot.studio.boards.remove(requester_of(interaction), project, number)
         await reply(interaction, f"Removed image {number}; the board holds {left}.")
 
     @app_commands.command(name="clear", description="Empty the board")
     async def clear(self, interaction: discord.Interaction[AtelierBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         project = await self._project(interaction)
-        await self.bot.studio.board_clear(requester_of(interaction), project)
+        await self.bot.studio.boards.clear(requester_of(interaction), project)
         await reply(interaction, "The board is empty.")

@@ -84,7 +84,7 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
 
     async def remix_message(self, interaction: discord.Interaction[Any], message: discord.Message) -> None:
         """The "Remix" message menu: the modal, prefilled with that image's recipe."""
-        post = await self.bot.studio.post_for_message(str(message.id))
+        post = await self.bot.studio.store.post(str(message.id))
         if post is None:
             raise StudioError("That message isn't an Atelier image: use Remix on a result or a posted image.")
         await self.open_remix(interaction, post.generation_id, post.image_index or 0)
@@ -92,8 +92,10 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
     async def open_remix(self, interaction: discord.Interaction[Any], generation_id: str, index: int) -> None:
         """The remix form, prefilled with that image's recipe (the Remix button and menu)."""
         # A modal must be the first answer, so only a quick lookup comes before it.
-        image = await self.bot.studio.remixable(requester_of(interaction), generation_id, index)
-        await interaction.response.send_modal(RemixModal(self, image, self.bot.studio.remix_text(image)))
+        image = await self.bot.studio.refine.remixable(requester_of(interaction), generation_id, index)
+        await interaction.response.send_modal(
+            RemixModal(self, image, self.bot.studio.refine.remix_text(image))
+        )
 
     @remix_channel.command(name="add", description="Share public results in this channel (admins)")
     async def add(self, interaction: discord.Interaction[AtelierBot]) -> None:
@@ -107,7 +109,7 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
         await interaction.response.defer(ephemeral=True, thinking=True)
         if not isinstance(interaction.channel, discord.TextChannel):
             raise StudioError("Use this in the text channel itself (not in a thread).")
-        channels = await self.bot.studio.set_remix_channel(
+        channels = await self.bot.studio.community.set_remix_channel(
             requester_of(interaction), str(interaction.channel.id), on
         )
         listed = ", ".join(f"<#{c}>" for c in channels) or "none"
@@ -147,23 +149,22 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
         parent = channel.parent if isinstance(channel, discord.Thread) else channel
         if not isinstance(parent, discord.TextChannel):
             raise StudioError("Remixes start in a server text channel.")
-        recipe = self.bot.studio.plan(render.strip_mentions(text))
-        await self.bot.studio.check_capacity(requester)
+        plan = await self.bot.studio.refine.prepare_clone(requester, image, render.strip_mentions(text))
         thread, project = await new_project_thread(
-            self.bot, parent, user, requester, f"Remix: {recipe.prompt}"
+            self.bot, parent, user, requester, f"Remix: {plan.recipe.prompt}"
         )
-        generation = await self.bot.studio.clone(
-            requester, image, render.strip_mentions(text), project, str(thread.id)
-        )
+        generation = await self.bot.studio.generations.start(plan, project=project, deliver_to=str(thread.id))
         await post_status(self.bot, thread, generation)
         return thread
 
     async def share(self, generation: Generation, guild: discord.Guild, png: bytes) -> None:
         """Cross-post a public result to its own server's remix channels (once)."""
-        channels = await self.bot.studio.share_channels(generation)  # none if private or of elsewhere
+        channels = await self.bot.studio.community.share_channels(
+            generation
+        )  # none if private or of elsewhere
         if not channels or str(guild.id) != generation.server:
             return
-        if any(p.kind == "share" for p in await self.bot.studio.posts_of(generation.id)):
+        if any(p.kind == "share" for p in await self.bot.studio.store.posts_of(generation.id)):
             return
         prompt = render.quote(generation.recipe.prompt, 300)
         text = f"{REMIX} {render.credit(generation.owner_id)} made *{prompt}* — remix it!"
@@ -175,7 +176,7 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
             message = await send_images(
                 self.bot, [picture], partial(self._post_share, channel, text, generation), guild=guild
             )
-            await self.bot.studio.record_share_post(generation.id, str(channel.id), str(message.id))
+            await self.bot.studio.store.add_post(str(message.id), str(channel.id), generation.id, "share")
 
     async def _post_share(
         self, channel: discord.TextChannel, text: str, generation: Generation, files: list[FittedFile]
@@ -189,7 +190,7 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
         if str(payload.emoji) != REMIX or payload.member is None or payload.member.bot:
             return
         try:
-            post = await self.bot.studio.post_for_message(str(payload.message_id))
+            post = await self.bot.studio.store.post(str(payload.message_id))
             if post is None:
                 return
             requester = Requester(
@@ -197,10 +198,12 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
                 name=payload.member.display_name,
                 server=str(payload.guild_id) if payload.guild_id else None,
             )
-            image = await self.bot.studio.remixable(requester, post.generation_id, post.image_index or 0)
+            image = await self.bot.studio.refine.remixable(
+                requester, post.generation_id, post.image_index or 0
+            )
             channel = self.bot.get_channel(payload.channel_id)
             await self.remix_into_thread(
-                channel, payload.member, requester, image, self.bot.studio.remix_text(image)
+                channel, payload.member, requester, image, self.bot.studio.refine.remix_text(image)
             )
         except StudioError as error:
             log.info("🔀 by %s not done: %s", payload.user_id, error)

@@ -35,7 +35,7 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
         await interaction.response.defer(ephemeral=True, thinking=True)
         if aspect is not None:
             changes = changes.model_copy(update={"aspect": aspect.value})
-        updated = await self.bot.studio.set_defaults(requester_of(interaction), changes, server=server)
+        updated = await self.bot.studio.preferences.change(requester_of(interaction), changes, server=server)
         whose = "This server's" if server else "Your"
         await reply(interaction, f"Saved. {whose} defaults: {updated.describe()}.")
 
@@ -43,8 +43,8 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
     async def show(self, interaction: discord.Interaction[AtelierBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         requester = requester_of(interaction)
-        mine = await self.bot.studio.stored_defaults(requester)
-        server = await self.bot.studio.stored_defaults(requester, server=True)
+        mine = await self.bot.studio.preferences.stored(requester)
+        server = await self.bot.studio.preferences.stored(requester, server=True)
         await reply(
             interaction,
             f"**Your defaults:** {mine.describe()}\n**This server's defaults:** {server.describe()}\n"
@@ -69,7 +69,7 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
     @app_commands.command(name="reset", description="Forget your defaults")
     async def reset(self, interaction: discord.Interaction[AtelierBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await self.bot.studio.reset_defaults(requester_of(interaction))
+        await self.bot.studio.preferences.reset(requester_of(interaction))
         await reply(interaction, "Your defaults are cleared.")
 
     @app_commands.command(name="server", description="Set this server's defaults (admins)")
@@ -90,5 +90,5 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
     @app_commands.command(name="server-reset", description="Forget this server's defaults (admins)")
     async def server_reset(self, interaction: discord.Interaction[AtelierBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await self.bot.studio.reset_defaults(requester_of(interaction), server=True)
+        await self.bot.studio.preferences.reset(requester_of(interaction), server=True)
         await reply(interaction, "This server's defaults are cleared.")
