@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -212,6 +213,34 @@ class Draft(BaseModel):
     loras: tuple[LoraRef, ...] | None = None
     strength: float | None = None
     style: str | None = None
+
+    # What front ends offer besides the prompt, by the names people see (see from_options).
+    OPTIONS: ClassVar[tuple[str, ...]] = (
+        "negative",
+        "model",
+        "aspect",
+        "batch",
+        "seed",
+        "steps",
+        "guidance",
+        "sampler",
+        "style",
+        "loras",
+        "strength",
+    )
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], /, **overrides: Any) -> Draft:
+        """The draft a front end's options ask for (a command's, a form's, the CLI's arguments).
+
+        Options go by the names people see: ``negative`` is the negative prompt, ``loras`` the
+        text ``name:0.8, other:0.5``. An option that is missing or None is not said; names that
+        are no option of a draft (project, private, ...) are left out; ``overrides`` win.
+        """
+        said = {**options, **overrides}
+        values = {name: said.get(name) for name in cls.OPTIONS}
+        negative, loras = values.pop("negative"), values.pop("loras")
+        return cls(negative_prompt=negative, loras=parse_loras(loras) if loras else None, **values)
 
     def merged(self, override: Draft) -> Draft:
         """This draft with every setting ``override`` states taking precedence (options beat flags)."""
