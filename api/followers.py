@@ -55,7 +55,7 @@ class Followers:
         generations = await self.studio.store.keys.unfinished_generations()
         for record in generations:
             self.generation(record.generation_id)
-        trainings = await self.studio.forge.unthreaded()
+        trainings = await self.studio.store.loras.unfinished_without_thread()
         for lora in trainings:
             self.training(lora.id)
         return len(generations) + len(trainings)

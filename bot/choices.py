@@ -31,7 +31,7 @@ async def lora_choices(
     bot: AtelierBot, interaction: discord.Interaction[Any], current: str, base: bool = False
 ) -> list[app_commands.Choice[str]]:
     """LoRAs the person may use whose name or trigger contains what was typed (and base models)."""
-    found = await bot.studio.forge.models(requester_of(interaction))
+    found = await bot.studio.models.available(requester_of(interaction))
     needle = current.lower().strip()
     choices = [
         app_commands.Choice(

@@ -37,21 +37,20 @@ class TrainingDelivery:
 
     async def post_status(self, channel: discord.abc.Messageable, lora: Lora) -> discord.Message:
         """The status message of a new run, tracked until it becomes the result."""
-        forge = self.bot.studio.forge
-        total = forge.params_of(lora).steps
+        studio = self.bot.studio
+        total = studio.forge.params_of(lora).steps
         message = await channel.send(
-            training_render.status(lora, total, None, await forge.position(lora.id)),
+            training_render.status(lora, total, None, await studio.queue.position(jobs.TRAINING, lora.id)),
             view=training_view(lora.id),
             allowed_mentions=render.NO_PINGS,
         )
-        await forge.set_status_message(lora.id, str(message.channel.id), str(message.id))
+        await studio.store.loras.set_status_message(lora.id, str(message.channel.id), str(message.id))
         self.track(lora.id, str(message.channel.id), str(message.id))
         return message
 
     async def resume(self) -> int:
         """Follow every run whose outcome has not been posted yet (after a restart)."""
-        forge = self.bot.studio.forge
-        pending = await forge.undelivered()
+        pending = await self.bot.studio.store.loras.undelivered()
         for lora in pending:
             if lora.message_id is not None and lora.channel_id is not None:
                 self.track(lora.id, lora.channel_id, lora.message_id)
@@ -78,7 +77,7 @@ class TrainingDelivery:
             await self._follow_and_finish(lora_id, channel, channel.get_partial_message(int(message_id)))
         except discord.NotFound:
             log.warning("status message of training %s is gone; delivery dropped", lora_id)
-            await self.bot.studio.forge.mark_delivered(lora_id)
+            await self.bot.studio.store.loras.mark_delivered(lora_id)
 
     async def _follow_and_finish(
         self, lora_id: str, channel: discord.abc.Messageable, message: discord.PartialMessage
@@ -118,12 +117,12 @@ class TrainingDelivery:
             await self._post_result(finished, editor)
         else:
             await editor.final(content=training_render.ended(finished), view=None)
-        await forge.mark_delivered(lora_id)
+        await self.bot.studio.store.loras.mark_delivered(lora_id)
 
     async def _post_result(self, lora: Lora, editor: ThrottledEditor) -> None:
         pictures = []
         if lora.comparison is not None:
-            png = await self.bot.studio.forge.artifact(lora.comparison)
+            png = await self.bot.studio.artifacts.read(lora.comparison)
             pictures.append(Picture(png, f"{lora.name}-v{lora.version}-compare"))
         await send_images(
             self.bot,

@@ -36,7 +36,7 @@ def models(args: argparse.Namespace) -> int:
 async def _list_loras() -> int:
     try:
         async with open_studio(load_settings()) as studio:
-            loras = (await studio.forge.models(OPERATOR)).loras
+            loras = (await studio.models.available(OPERATOR)).loras
     except StudioError as error:  # e.g. Redis is not running: the base models are listed anyway
         print(f"(LoRA models not listed: {error})", file=sys.stderr)
         return 0
@@ -52,7 +52,7 @@ async def _export(name: str, fmt: str, out: Path) -> int:
     """Write a LoRA's weights to a file (for the ones too large to attach in Discord)."""
     async with open_studio(load_settings()) as studio:
         try:
-            filename, data = await studio.forge.export(OPERATOR, name, fmt)
+            filename, data = await studio.models.export(OPERATOR, name, fmt)
         except StudioError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

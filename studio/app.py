@@ -17,6 +17,7 @@ from studio.forge import Forge
 from studio.generations import Generations
 from studio.ideas import Ideas
 from studio.ideate import Vocabulary, load_vocabulary
+from studio.models import Models
 from studio.notices import DeliveryNotices
 from studio.preferences import Preferences
 from studio.projects import Projects
@@ -55,7 +56,8 @@ class Studio:
     ideas: Ideas  # /ideate brainstorms
     finishing: Finisher  # inpaint, upscale, grade, export
     community: Community  # the feed, remix channels, model samples
-    forge: Forge  # custom LoRA models
+    models: Models  # what a person may generate with; custom LoRAs' deletion and export
+    forge: Forge  # training custom LoRA models
     keys: ApiKeys
     acknowledged: Acknowledgements
     training_sets: TrainingSets
@@ -70,11 +72,11 @@ def build_studio(
     queue: JobQueue,
     artifacts: Artifacts,
 ) -> Studio:
-    forge = Forge(settings, catalogue, store, queue, artifacts)
+    models = Models(catalogue, store, queue, artifacts)
     preferences = Preferences(catalogue, styles, store)
     boards = Boards(settings, store, queue, artifacts)
     generations = Generations(
-        settings, catalogue, styles, store, queue, artifacts, forge, boards, preferences
+        settings, catalogue, styles, store, queue, artifacts, models, boards, preferences
     )
     refine = Refine(store, artifacts, generations)
     return Studio(
@@ -93,7 +95,8 @@ def build_studio(
         ideas=Ideas(vocabulary, store, generations, preferences),
         finishing=Finisher(settings, catalogue, store, queue, artifacts, generations, refine, preferences),
         community=Community(catalogue, styles, store, artifacts),
-        forge=forge,
+        models=models,
+        forge=Forge(settings, catalogue, store, queue, artifacts),
         keys=ApiKeys(settings, store, DeliveryNotices(queue.redis, settings.queue_prefix)),
         acknowledged=Acknowledgements(store),
         training_sets=TrainingSets(settings, store, artifacts),

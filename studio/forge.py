@@ -24,7 +24,6 @@ from studio.errors import (
     NotYours,
     QuotaExceeded,
     StudioError,
-    UnknownLora,
 )
 from studio.outage import QUEUE_AWAY
 from studio.queue import JobQueue, JobResultMissing, failure_reason
@@ -81,12 +80,6 @@ class TrainingPlan:
     warnings: list[str]
 
 
-@dataclass(frozen=True)
-class CustomModels:
-    base: list[ModelEntry]
-    loras: list[Lora]
-
-
 class Forge:
     def __init__(
         self, settings: Settings, catalogue: Catalogue, store: Store, queue: JobQueue, artifacts: Artifacts
@@ -98,9 +91,6 @@ class Forge:
         self.artifacts = artifacts
 
     # Who may train
-
-    async def training_roles(self, server: str) -> list[str]:
-        return await self.store.loras.training_roles(server)
 
     async def set_training_role(self, requester: Requester, role_id: str, on: bool) -> list[str]:
         if not (requester.admin and requester.server):
@@ -224,7 +214,7 @@ class Forge:
         if dataset is None:
             raise NotFound("its dataset was not kept")
         model = self.catalogue.get(lora.base_model)
-        images = [await self.artifact(sha) for sha in dataset["images"]]
+        images = [await self.artifacts.read(sha) for sha in dataset["images"]]
         return self._train_job(
             lora.id, model, lora.trigger, self.params_of(lora), images, dataset["captions"]
         )
@@ -255,10 +245,10 @@ class Forge:
         if source == "favourites":
             favourites = await self.store.favourites_of(requester.id, project.id)
             check_count(len(favourites), self.settings.max_training_images)  # before reading any
-            return [TrainingImage(await self.artifact(image.artifact)) for image in favourites]
+            return [TrainingImage(await self.artifacts.read(image.artifact)) for image in favourites]
         items = await self.store.board(project.id)
         check_count(len(items), self.settings.max_training_images)
-        return [TrainingImage(await self.artifact(item.artifact, ".img")) for item in items]
+        return [TrainingImage(await self.artifacts.read(item.artifact, ".img")) for item in items]
 
     async def _version_for(self, requester: Requester, name: str, new_version: bool) -> int:
         """1 for a new name; the next version for the owner's own name when asked; else NameTaken."""
@@ -349,7 +339,7 @@ class Forge:
     async def _requeue_vanished(self, lora_id: str) -> bool:
         """A run whose job has neither a record nor a result in Redis: queue it again.
 
-        As Studio._requeue_vanished does for generations: rebuilt from the store under the same
+        As Results._requeue_vanished does for generations: rebuilt from the store under the same
         job id (arq enqueues an id once), at most ``MAX_REQUEUES`` times, never once cancelled;
         otherwise the run ends failed or cancelled here. Redis errors (QUEUE_AWAY) propagate.
         False: a worker still holds it, look again soon.
@@ -420,106 +410,12 @@ class Forge:
             return True
         return (requester.admin or requester.moderator) and requester.server == lora.server
 
-    @staticmethod
-    def _may_administer(requester: Requester, lora: Lora) -> bool:
-        """Delete or export a model: its owner, or an admin of the server it was trained in."""
-        if requester.operator or requester.id == lora.owner_id:
-            return True
-        return requester.admin and requester.server == lora.server
-
-    async def position(self, lora_id: str) -> int | None:
-        return await self.queue.position(jobs.TRAINING, lora_id)
-
     async def owned_run(self, requester: Requester, lora_id: str) -> Lora:
         """A training run of the requester's; another person's does not exist for them."""
         lora = await self.store.loras.get(lora_id)
         if lora.owner_id != requester.id:
             raise NotFound("That training run does not exist.")
         return lora
-
-    async def set_status_message(self, lora_id: str, channel_id: str, message_id: str) -> None:
-        await self.store.loras.set_status_message(lora_id, channel_id, message_id)
-
-    async def mark_delivered(self, lora_id: str) -> bool:
-        return await self.store.loras.mark_delivered(lora_id)
-
-    async def undelivered(self) -> list[Lora]:
-        return await self.store.loras.undelivered()
-
-    async def unthreaded(self) -> list[Lora]:
-        """Unfinished runs no Discord thread follows (API runs): the API follows them."""
-        return await self.store.loras.unfinished_without_thread()
-
-    async def artifact(self, digest: str, suffix: str = ".png") -> bytes:
-        return await asyncio.to_thread(self.artifacts.get, digest, suffix)
-
-    # The catalogue of custom models
-
-    async def models(self, requester: Requester) -> CustomModels:
-        """Base models, and the LoRAs this person may see (theirs, and their server's shared ones)."""
-        visible = [lora for lora in await self.store.loras.usable() if lora.visible_to(requester)]
-        latest: dict[str, Lora] = {}
-        for lora in visible:  # ordered by version: the last one wins
-            latest[lora.name.lower()] = lora
-        return CustomModels(list(self.catalogue), list(latest.values()))
-
-    async def lora(self, requester: Requester, name: str) -> Lora:
-        """The newest usable version of a LoRA the requester may see; others' private ones don't exist."""
-        for lora in await self.store.loras.named(name):
-            if lora.usable and lora.visible_to(requester):
-                return lora
-        raise UnknownLora(name)
-
-    async def delete(self, requester: Requester, name: str) -> list[Lora]:
-        """Remove a model (every version): its owner, or an admin of the server it was shared in."""
-        newest = await self.lora(requester, name)
-        if not self._may_administer(requester, newest):
-            raise NotYours("Only the model's owner or a server admin can delete it.")
-        removed = [lora for lora in await self.store.loras.named(name) if lora.owner_id == newest.owner_id]
-        for lora in removed:
-            await self.store.loras.soft_delete(lora.id)
-        return removed
-
-    async def export(self, requester: Requester, name: str, fmt: str = "diffusers") -> tuple[str, bytes]:
-        """The weights as a file: `diffusers` (load_lora_weights) or `kohya` (A1111, ComfyUI)."""
-        lora = await self.lora(requester, name)
-        if not self._may_administer(requester, lora):
-            raise NotYours("Only the model's owner or a server admin can export its weights.")
-        if fmt not in ("diffusers", "kohya"):
-            raise InvalidRecipe("format", "The export format is `diffusers` or `kohya`.")
-        digest = lora.weights if fmt == "diffusers" else lora.kohya
-        if digest is None:
-            raise NotFound("That model has no weights stored.")
-        suffix = "" if fmt == "diffusers" else "-kohya"
-        return f"{lora.name}-v{lora.version}{suffix}.safetensors", await self.artifact(digest, ".safetensors")
-
-    async def adapters_for(
-        self, requester: Requester, recipe: Recipe, share: bool = True
-    ) -> list[jobs.AdapterRef]:
-        """The recipe's LoRAs as adapters a worker can load: visible, usable, of the model's family.
-
-        With ``share``, their weights are put in Redis under their digest for the worker to fetch.
-        """
-        adapters = []
-        for wanted in recipe.loras:
-            lora = await self.lora(requester, wanted.name)
-            if lora.family != recipe.family:
-                raise InvalidRecipe(
-                    "lora",
-                    f"LoRA `{lora.name}` was trained for {lora.family.upper()} models and "
-                    f"`{recipe.model}` is {recipe.family.upper()}; use a {lora.family.upper()} model.",
-                )
-            if lora.weights is None:
-                raise StudioError(f"LoRA `{lora.name}` has no weights stored.")
-            weights = lora.weights
-
-            async def load(digest: str = weights) -> bytes:
-                return await self.artifact(digest, ".safetensors")
-
-            if share:
-                await self.queue.share_blob(weights, load)
-            adapters.append(jobs.AdapterRef(name=lora.name, sha=weights, weight=wanted.weight))
-        return adapters
 
     @staticmethod
     def params_of(lora: Lora) -> jobs.TrainingParams:

@@ -24,7 +24,7 @@ from studio.catalogue import Catalogue
 from studio.defaults import Defaults
 from studio.entities import Generation, Project, Requester
 from studio.errors import AlreadyFinished, InvalidRecipe, NotFound, NotYours, StudioError, TooManyJobs
-from studio.forge import Forge
+from studio.models import Models
 from studio.preferences import Preferences
 from studio.queue import JobQueue
 from studio.recipe import Draft, Recipe, parse_prompt, resolve
@@ -86,7 +86,7 @@ class Generations:
         store: Store,
         queue: JobQueue,
         artifacts: Artifacts,
-        forge: Forge,
+        models: Models,
         boards: Boards,
         preferences: Preferences,
     ) -> None:
@@ -96,7 +96,7 @@ class Generations:
         self.store = store
         self.queue = queue
         self.artifacts = artifacts
-        self.forge = forge
+        self.models = models
         self.boards = boards
         self.preferences = preferences
 
@@ -178,7 +178,7 @@ class Generations:
         checked: set[tuple[object, ...]] = set()
         for recipe in recipes:  # rows may name their own LoRAs with --lora
             if recipe.loras and (recipe.family, recipe.loras) not in checked:
-                await self.forge.adapters_for(requester, recipe, share=False)
+                await self.models.adapters_for(requester, recipe, share=False)
                 checked.add((recipe.family, recipe.loras))
         await self.check_capacity(requester, len(recipes), limit)
         return BatchPlan(
@@ -192,7 +192,7 @@ class Generations:
         """What every generation passes before it starts: its LoRAs are the requester's to use
         (of the model's family), and the requester has room for one more job. The capacity
         check is early and friendly (before a front end opens a thread); the insert decides."""
-        await self.forge.adapters_for(plan.requester, plan.recipe, share=False)
+        await self.models.adapters_for(plan.requester, plan.recipe, share=False)
         await self.check_capacity(plan.requester, 1, plan.limit)
 
     async def check_capacity(self, requester: Requester, adding: int = 1, limit: int | None = None) -> None:
@@ -331,7 +331,7 @@ class Generations:
         family), and shares the LoRAs' weights in Redis.
         """
         model = self.catalogue.get(recipe.model)
-        adapters = await self.forge.adapters_for(requester, recipe)
+        adapters = await self.models.adapters_for(requester, recipe)
         payload = jobs.GenerateJob(
             generation_id=generation_id,
             recipe=recipe.model_dump(mode="json"),

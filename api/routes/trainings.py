@@ -72,7 +72,7 @@ async def get_training(training_id: TrainingId, caller: CallerDep, request: Requ
 
 @router.get("/models", summary="Base models, and the LoRAs you may use")
 async def models(caller: CallerDep) -> schemas.ModelsOut:
-    found = await caller.api.studio.forge.models(caller.requester)
+    found = await caller.api.studio.models.available(caller.requester)
     return schemas.ModelsOut(
         base=[
             schemas.BaseModelOut(

@@ -91,9 +91,9 @@ async def test_training_lowers_the_loss_and_registers_the_model(studio: Studio, 
     assert trained.step == 40 and trained.attempts == 1
     assert len(trained.losses) >= 2 and trained.losses[-1] < trained.losses[0] * 0.8
     assert trained.weights and trained.kohya and trained.sample and trained.comparison
-    comparison = Image.open(io.BytesIO(await studio.forge.artifact(trained.comparison)))
+    comparison = Image.open(io.BytesIO(await studio.artifacts.read(trained.comparison)))
     assert comparison.width >= 128 and comparison.height >= 128  # base row above the LoRA row
-    models = await studio.forge.models(BOB)  # shared with the server: bob sees it too
+    models = await studio.models.available(BOB)  # shared with the server: bob sees it too
     assert [lora.name for lora in models.loras] == ["redball"]
 
 
@@ -102,7 +102,7 @@ async def test_generation_with_the_lora_matches_training_bit_for_bit(studio: Stu
     seed = studio.forge.params_of(trained).seed % (2**32 - 8)
     with_lora = await studio.generations.imagine(ALICE, f"zqx --seed {seed} --batch 2 --lora redball:1")
     finished = await asyncio.wait_for(studio.results.follow(with_lora.id), 120)
-    sample = await studio.forge.artifact(trained.sample or "")
+    sample = await studio.artifacts.read(trained.sample or "")
     first = await studio.artifacts.read(finished.images[0].artifact)
     assert np.array_equal(pixels(first), pixels(sample))
 
@@ -123,10 +123,10 @@ async def test_generation_with_the_lora_matches_training_bit_for_bit(studio: Stu
 async def test_exports_and_visibility(
     studio: Studio, trained: Lora, forge_deployment: Deployment, tmp_path: Path
 ) -> None:
-    name, data = await studio.forge.export(ALICE, "redball", "kohya")
+    name, data = await studio.models.export(ALICE, "redball", "kohya")
     assert name == "redball-v1-kohya.safetensors"
     assert all(key.startswith(("lora_unet_", "lora_te")) for key in safetensors.torch.load(data))
-    name, data = await studio.forge.export(ADMIN, "redball", "diffusers")  # a server admin may
+    name, data = await studio.models.export(ADMIN, "redball", "diffusers")  # a server admin may
     assert name == "redball-v1.safetensors"
     assert all(key.startswith(("unet.", "text_encoder")) for key in safetensors.torch.load(data))
     # The command line (the studio's operator) exports any model, e.g. one too large for Discord.
@@ -135,15 +135,15 @@ async def test_exports_and_visibility(
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "redball-v1-kohya.safetensors").read_bytes() == (
-        await studio.forge.export(ALICE, "redball", "kohya")
+        await studio.models.export(ALICE, "redball", "kohya")
     )[1]
     listed = await asyncio.to_thread(forge_deployment.cli, "models", "list")
     assert "redball v1: LoRA on tiny-sd15, trigger zqx, server" in listed.stdout
     with pytest.raises(NotYours):
-        await studio.forge.export(BOB, "redball", "diffusers")  # bob may use it, not take it
+        await studio.models.export(BOB, "redball", "diffusers")  # bob may use it, not take it
     stranger = Requester(id="cli:carol", name="carol", server="guild-2")
     with pytest.raises(UnknownLora):
-        await studio.forge.lora(stranger, "redball")  # another server: it does not exist
+        await studio.models.lora(stranger, "redball")  # another server: it does not exist
     with pytest.raises(UnknownLora):
         await studio.generations.imagine(stranger, "zqx --lora redball")
     with pytest.raises(InvalidRecipe, match="SD15"):
@@ -155,11 +155,11 @@ async def test_private_models_are_invisible_to_others(studio: Studio) -> None:
     lora, _ = await studio.forge.train(BOB, request, dataset(3))
     done = await asyncio.wait_for(studio.forge.follow(lora.id), 240)
     assert done.status == "done", done.error
-    assert "secretball" not in [m.name for m in (await studio.forge.models(ALICE)).loras]
+    assert "secretball" not in [m.name for m in (await studio.models.available(ALICE)).loras]
     with pytest.raises(UnknownLora):
         await studio.generations.imagine(ALICE, "qqz --lora secretball")
     with pytest.raises(UnknownLora):  # deleting it is refused as if it did not exist
-        await studio.forge.delete(ALICE, "secretball")
+        await studio.models.delete(ALICE, "secretball")
     # A taken name is refused for others, and for its owner unless a new version is asked for.
     with pytest.raises(NameTaken):
         await studio.forge.plan(ALICE, TrainingRequest("SecretBall", "abc", options=QUICK), dataset(3))
@@ -169,10 +169,10 @@ async def test_private_models_are_invisible_to_others(studio: Studio) -> None:
         BOB, TrainingRequest("secretball", "qqz", options=QUICK, new_version=True), dataset(3)
     )
     assert plan.version == 2
-    removed = await studio.forge.delete(BOB, "secretball")
+    removed = await studio.models.delete(BOB, "secretball")
     assert [lora.version for lora in removed] == [1]
     with pytest.raises(UnknownLora):
-        await studio.forge.lora(BOB, "secretball")
+        await studio.models.lora(BOB, "secretball")
 
 
 @pytest.mark.parametrize(

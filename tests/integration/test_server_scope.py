@@ -199,16 +199,16 @@ async def test_a_model_shared_with_a_server_exists_only_there(idle: Deployment) 
         }
         assert await studio.store.loras.finish(lora.id, artifacts, 7, [0.5], 1.0, 1)
 
-        assert name in [m.name for m in (await studio.forge.models(carol)).loras]
-        assert (await studio.forge.lora(carol, name)).id == lora.id
+        assert name in [m.name for m in (await studio.models.available(carol)).loras]
+        assert (await studio.models.lora(carol, name)).id == lora.id
         await studio.generations.imagine(carol, f"zqx --lora {name}")  # accepted (queued: no worker here)
-        assert name not in [m.name for m in (await studio.forge.models(bob)).loras]
+        assert name not in [m.name for m in (await studio.models.available(bob)).loras]
         with pytest.raises(UnknownLora):
-            await studio.forge.lora(bob, name)
+            await studio.models.lora(bob, name)
         with pytest.raises(UnknownLora):
             await studio.generations.imagine(bob, f"zqx --lora {name}")
         # Its owner keeps using it wherever they are (their own models follow them).
-        assert (await studio.forge.lora(Requester(id=alice.id, name="alice", server=b), name)).id == lora.id
+        assert (await studio.models.lora(Requester(id=alice.id, name="alice", server=b), name)).id == lora.id
 
 
 async def test_rows_from_before_scoping_stay_out_of_every_servers_feed(tmp_path: Path) -> None:

@@ -193,7 +193,7 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
     @app_commands.command(name="list", description="The base models and the LoRAs you can use")
     async def list_models(self, interaction: discord.Interaction[AtelierBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        found = await self.bot.studio.forge.models(requester_of(interaction))
+        found = await self.bot.studio.models.available(requester_of(interaction))
         lines = ["**Base models** (`model:` or `--model`)"]
         lines += [f"• `{m.id}` — {m.family.upper()} · {render.quote(m.description, 100)}" for m in found.base]
         lines.append("**LoRA models** (`lora:` or `--lora name:0.8`)")
@@ -215,7 +215,6 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
         self, interaction: discord.Interaction[AtelierBot], name: app_commands.Range[str, 1, 100]
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        forge = self.bot.studio.forge
         requester = requester_of(interaction)
         try:
             entry = self.bot.studio.catalogue.get(name)
@@ -225,10 +224,10 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
             embed = base_embed(entry)
             sample = await self.bot.studio.community.sample_of_model(requester, entry.id)
         else:
-            lora = await forge.lora(requester, name)
+            lora = await self.bot.studio.models.lora(requester, name)
             embed = lora_embed(lora)
             shown = lora.comparison or lora.sample
-            sample = await forge.artifact(shown) if shown else None
+            sample = await self.bot.studio.artifacts.read(shown) if shown else None
         if sample is None:
             embed.set_footer(text="No sample image yet.")
 
@@ -250,7 +249,7 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
         self, interaction: discord.Interaction[AtelierBot], name: app_commands.Range[str, 1, 100]
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        removed = await self.bot.studio.forge.delete(requester_of(interaction), name)
+        removed = await self.bot.studio.models.delete(requester_of(interaction), name)
         versions = ", ".join(f"v{lora.version}" for lora in removed)
         await reply(
             interaction, f"Deleted `{removed[0].name}` ({versions}). Existing images keep their recipes."
@@ -273,7 +272,7 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
         await interaction.response.defer(ephemeral=True, thinking=True)
         self.bot.remember_limit(interaction)
         fmt = format.value if format else "kohya"
-        filename, data = await self.bot.studio.forge.export(requester_of(interaction), name, fmt)
+        filename, data = await self.bot.studio.models.export(requester_of(interaction), name, fmt)
         limit = self.bot.upload_limit(interaction.guild)
         if len(data) > limit:
             raise StudioError(

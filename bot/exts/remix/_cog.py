@@ -130,7 +130,7 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
     @train_roles.command(name="list", description="The roles that may train models here")
     async def train_role_list(self, interaction: discord.Interaction[AtelierBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        roles = await self.bot.studio.forge.training_roles(str(interaction.guild_id))
+        roles = await self.bot.studio.store.loras.training_roles(str(interaction.guild_id))
         listed = ", ".join(f"<@&{r}>" for r in roles) if roles else "everyone (no roles chosen)"
         await reply(interaction, f"May train models here: {listed}. Admins always may.")
 
