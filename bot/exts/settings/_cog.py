@@ -27,14 +27,19 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
     async def _save(
         self,
         interaction: discord.Interaction[AtelierBot],
-        server: bool,
-        changes: Defaults,
-        aspect: app_commands.Choice[str] | None,
+        model: str | None = None,
+        aspect: app_commands.Choice[str] | None = None,
+        batch: app_commands.Range[int, 1, 8] | None = None,
+        style: str | None = None,
+        private: bool | None = None,
     ) -> None:
-        # The two commands keep their own signatures: discord.py builds the options from them.
+        """/settings set and /settings server: the same options, for you or for this server."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if aspect is not None:
-            changes = changes.model_copy(update={"aspect": aspect.value})
+        assert interaction.command is not None
+        server: bool = interaction.command.extras["server"]
+        changes = Defaults(
+            model=model, aspect=aspect.value if aspect else None, batch=batch, style=style, private=private
+        )
         updated = await self.bot.studio.preferences.change(requester_of(interaction), changes, server=server)
         whose = "This server's" if server else "Your"
         await reply(interaction, f"Saved. {whose} defaults: {updated.describe()}.")
@@ -51,20 +56,15 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
             "Yours win over the server's; a flag in the prompt or an option wins over both.",
         )
 
-    @app_commands.command(name="set", description="Set your defaults for new generations")
-    @app_commands.choices(aspect=ASPECT_CHOICES)
-    async def set_(
-        self,
-        interaction: discord.Interaction[AtelierBot],
-        model: str | None = None,
-        aspect: app_commands.Choice[str] | None = None,
-        batch: app_commands.Range[int, 1, 8] | None = None,
-        style: str | None = None,
-        private: bool | None = None,
-    ) -> None:
-        await self._save(
-            interaction, False, Defaults(model=model, batch=batch, style=style, private=private), aspect
+    # Both commands take _save's options (discord.py reads them from its signature).
+    set_ = app_commands.choices(aspect=ASPECT_CHOICES)(
+        app_commands.Command(
+            name="set",
+            description="Set your defaults for new generations",
+            callback=_save,
+            extras={"server": False},
         )
+    )
 
     @app_commands.command(name="reset", description="Forget your defaults")
     async def reset(self, interaction: discord.Interaction[AtelierBot]) -> None:
@@ -72,20 +72,14 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
         await self.bot.studio.preferences.reset(requester_of(interaction))
         await reply(interaction, "Your defaults are cleared.")
 
-    @app_commands.command(name="server", description="Set this server's defaults (admins)")
-    @app_commands.choices(aspect=ASPECT_CHOICES)
-    async def server(
-        self,
-        interaction: discord.Interaction[AtelierBot],
-        model: str | None = None,
-        aspect: app_commands.Choice[str] | None = None,
-        batch: app_commands.Range[int, 1, 8] | None = None,
-        style: str | None = None,
-        private: bool | None = None,
-    ) -> None:
-        await self._save(
-            interaction, True, Defaults(model=model, batch=batch, style=style, private=private), aspect
+    server = app_commands.choices(aspect=ASPECT_CHOICES)(
+        app_commands.Command(
+            name="server",
+            description="Set this server's defaults (admins)",
+            callback=_save,
+            extras={"server": True},
         )
+    )
 
     @app_commands.command(name="server-reset", description="Forget this server's defaults (admins)")
     async def server_reset(self, interaction: discord.Interaction[AtelierBot]) -> None:
