@@ -1,6 +1,6 @@
 """Background work of the API process: follow what it started, record results, call webhooks.
 
-Results are recorded by whoever follows a job (Studio.follow / Forge.follow). The API follows
+Results are recorded by whoever follows a job (Results.follow / Forge.follow). The API follows
 every generation and training run it starts, and after a restart every one of them not yet
 finished (or whose webhook is still pending), so none stays "queued" until its Redis result
 expires. A Redis outage is ridden out: a follower keeps trying, with a capped backoff.

@@ -211,7 +211,7 @@ async def arq_record(redis: ArqRedis, job_id: str) -> ArqRecord:
 class TimedWait:
     """Wraps a JobQueue's ``wait`` to note (epoch seconds) when it returned, per job id.
 
-    Lets a benchmark split Studio.follow into "waiting for the worker" and "recording the result"
+    Lets a benchmark split Results.follow into "waiting for the worker" and "recording the result"
     without touching the studio's code.
     """
 

@@ -3,7 +3,7 @@
 Same prompt, model (tiny-sd15), steps (4) and size (64x64) everywhere; the singles use seeds
 42..45, the very seeds of the batch's four images, so all three modes make the same pictures:
 
-* batch: one Studio.imagine with batch 4 -> Studio.follow (which also has the post worker
+* batch: one Generations.imagine with batch 4 -> Results.follow (which also has the post worker
   compose the grid: a batch pays that round-trip, singles have no grid);
 * sequential singles: imagine -> follow, four times over;
 * concurrent singles: four imagines at once, then the four follows awaited together (one

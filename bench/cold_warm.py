@@ -3,7 +3,7 @@
 Each run starts a fresh inference worker (the post worker lives for the whole benchmark), waits
 until it is ready (its health check is written once startup is done), then times:
 
-* the cold job: Studio.imagine -> Studio.follow returned, the first job that worker sees;
+* the cold job: Generations.imagine -> Results.follow returned, the first job that worker sees;
 * ``--warm`` warm jobs on the same model, one after the other.
 
 It reads the worker's own figures from the raw arq result (JobQueue.result: load_seconds,

@@ -4,10 +4,10 @@ Two configurations, measured in the same run with warm workers, their runs inter
 
 * (a) "arq defaults": the workers poll their queue every 0.5 s (ATELIER_POLL_DELAY_S=0.5) and the
   caller waits with arq's own ``Job.result(poll_delay=0.5)`` polling, then records the result
-  (Studio.follow, which then finds the result at once);
-* (b) ours: the default poll delay (0.02 s) and Studio.follow, woken by pub/sub on completion.
+  (Results.follow, which then finds the result at once);
+* (b) ours: the default poll delay (0.02 s) and Results.follow, woken by pub/sub on completion.
 
-A generation is Studio.imagine -> Studio.follow returned (result recorded: PNGs stored, SQLite
+A generation is Generations.imagine -> Results.follow returned (result recorded: PNGs stored, SQLite
 updated); tiny-sd15, 1 image, 4 steps, 64x64. Overhead = that minus Generation.worker_seconds
 (the diffusion itself, as the worker reports it). arq's own timestamps split it into parts.
 
@@ -137,7 +137,7 @@ async def generation(config: str, studio: Studio, timed: TimedWait) -> GenSample
 
 
 async def grid(config: str, studio: Studio, pngs: list[bytes]) -> GridSample:
-    """What Studio._grid does, minus storing the grid: enqueue on the post queue, wait, decode."""
+    """What Results._grid does, minus storing the grid: enqueue on the post queue, wait, decode."""
     job_id = jobs.grid_job_id(f"bench-{secrets.token_hex(8)}")
     payload = jobs.ComposeGridJob(images=pngs).model_dump()
     started = time.perf_counter()

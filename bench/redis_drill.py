@@ -3,7 +3,7 @@
 A private redis-server (``appendonly yes``, ``appendfsync everysec``, ``noeviction``, as in
 docker-compose.yml) serves two inference workers and a post worker (`atelier worker`), the REST
 API (`atelier api`) and the Discord bot against the fake Discord of the test suite. Each cycle
-submits one generation through each front end (an HTTP POST, an /imagine, and Studio.follow in
+submits one generation through each front end (an HTTP POST, an /imagine, and Results.follow in
 this process), kills Redis with SIGKILL once the longest of them is generating, keeps it down
 for that cycle's outage, and restarts it from its AOF. Then every job must end as done.
 
@@ -334,7 +334,7 @@ def print_report(figures: dict[str, Any], outages: list[float]) -> None:
         table(
             ["", "value"],
             [
-                ["generations submitted (API, bot, Studio.follow)", str(figures["submitted"])],
+                ["generations submitted (API, bot, Results.follow)", str(figures["submitted"])],
                 ["lost (not done, or images missing)", str(len(figures["lost"]))],
                 ["recorded twice (images beyond the batch)", str(len(figures["recorded_twice"]))],
                 ["Discord results posted", str(figures["discord_results"]) if bot is not None else "-"],

@@ -445,5 +445,5 @@ def resolve(
         # Strength means how far from an init image; without one it means nothing, so the recipe
         # text of an img2img, variation or inpaint image pastes into /imagine as a fresh image.
         strength=(draft.strength or DEFAULT_STRENGTH) if init_image else None,
-        loras=draft.loras or (),  # the Forge checks they exist for this person (Forge.adapters_for)
+        loras=draft.loras or (),  # the Forge checks they exist for this person (Models.adapters_for)
     )
