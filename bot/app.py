@@ -93,7 +93,7 @@ class AtelierBot(commands.Bot):
         else:
             await self.tree.sync()
         # Before any delivery resumes: what each server allows, so files fit at the first try.
-        for server, size in (await self.studio.acknowledged.upload_limits()).items():
+        for server, size in (await self.studio.store.interactions.upload_limits()).items():
             self._upload_limits[int(server)] = size
         resumed = await self.delivery.resume()
         trainings = await self.training.resume()
@@ -141,7 +141,7 @@ class AtelierBot(commands.Bot):
 
     async def _store_limit(self, guild_id: int, size: int) -> None:
         try:
-            await self.studio.acknowledged.remember_upload_limit(str(guild_id), size)
+            await self.studio.store.interactions.set_upload_limit(str(guild_id), size)
         except Exception:  # a cache of Discord's answer: losing it costs one re-fit, not a result
             log.warning("could not remember the upload limit of guild %s", guild_id, exc_info=True)
 

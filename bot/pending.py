@@ -175,7 +175,7 @@ class Pending:
                 error.status,
                 error.text or error.code,
             )
-            await self.bot.studio.acknowledged.done(ack, "unacknowledged")
+            await self.bot.studio.store.interactions.finish(ack.id, "unacknowledged")
             return None
         return Command(self.bot, ack, interaction)
 
@@ -198,7 +198,7 @@ class Pending:
             except discord.HTTPException:
                 log.warning("could not tell %s about an error", command.describe(), exc_info=True)
             outcome = "failed"
-        await studio.acknowledged.done(command.ack, outcome)
+        await studio.store.interactions.finish(command.ack.id, outcome)
 
     async def resume(self) -> int:
         """Finish, in the background, every command a stop interrupted; drop the expired ones."""
@@ -211,11 +211,11 @@ class Pending:
                 ack.user_id,
                 time.time() - ack.created_at,
             )
-            await self.bot.studio.acknowledged.done(ack, "expired")
+            await self.bot.studio.store.interactions.finish(ack.id, "expired")
         for ack in live:
             if ack.command not in self.handlers:
                 log.warning("dropped /%s %s: no handler for it any more", ack.command, ack.id)
-                await self.bot.studio.acknowledged.done(ack, "unknown")
+                await self.bot.studio.store.interactions.finish(ack.id, "unknown")
                 continue
             log.info("resuming /%s %s of user %s", ack.command, ack.id, ack.user_id)
             task = asyncio.create_task(self._resume(ack))

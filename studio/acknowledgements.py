@@ -33,6 +33,9 @@ def requester_of_row(row: dict[str, object]) -> Requester:
 
 
 class Acknowledgements:
+    """Recording and resuming commands. Marking one done (``store.interactions.finish``) and the
+    servers' upload limits (``store.interactions``) are the front end's own bookkeeping."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
 
@@ -55,18 +58,9 @@ class Acknowledgements:
         await self.store.interactions.set_thread(ack.id, thread_id)
         return replace(ack, thread_id=thread_id)
 
-    async def done(self, ack: Acknowledged, outcome: str) -> bool:
-        return await self.store.interactions.finish(ack.id, outcome)
-
     async def submitted(self, ack: Acknowledged) -> Generation | None:
         """The generation this command started, if it got that far."""
         try:
             return await self.store.get_generation(ack.generation_id)
         except NotFound:
             return None
-
-    async def remember_upload_limit(self, server: str, size: int) -> None:
-        await self.store.interactions.set_upload_limit(server, size)
-
-    async def upload_limits(self) -> dict[str, int]:
-        return await self.store.interactions.upload_limits()
