@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
 
 import discord
 from discord import app_commands
@@ -17,6 +18,22 @@ if TYPE_CHECKING:
     from bot.app import AtelierBot
 
 ASPECT_CHOICES = [app_commands.Choice(name=a, value=a) for a in ASPECTS]
+P = ParamSpec("P")
+
+
+def _defaults_command(
+    save: Callable[Concatenate[SettingsCog, discord.Interaction[Any], P], Coroutine[Any, Any, None]],
+    name: str,
+    description: str,
+    *,
+    server: bool,
+) -> app_commands.Command[SettingsCog, P, None]:
+    """/settings set or /settings server: both take ``save``'s options (discord.py reads them
+    from its signature) and say their scope in their extras."""
+    command: app_commands.Command[SettingsCog, P, None] = app_commands.Command(
+        name=name, description=description, callback=save, extras={"server": server}
+    )
+    return app_commands.choices(aspect=ASPECT_CHOICES)(command)
 
 
 class SettingsCog(commands.GroupCog, name="settings", description="Your defaults for new generations"):
@@ -56,15 +73,7 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
             "Yours win over the server's; a flag in the prompt or an option wins over both.",
         )
 
-    # Both commands take _save's options (discord.py reads them from its signature).
-    set_ = app_commands.choices(aspect=ASPECT_CHOICES)(
-        app_commands.Command(
-            name="set",
-            description="Set your defaults for new generations",
-            callback=_save,
-            extras={"server": False},
-        )
-    )
+    set_ = _defaults_command(_save, "set", "Set your defaults for new generations", server=False)
 
     @app_commands.command(name="reset", description="Forget your defaults")
     async def reset(self, interaction: discord.Interaction[AtelierBot]) -> None:
@@ -72,14 +81,7 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
         await self.bot.studio.preferences.reset(requester_of(interaction))
         await reply(interaction, "Your defaults are cleared.")
 
-    server = app_commands.choices(aspect=ASPECT_CHOICES)(
-        app_commands.Command(
-            name="server",
-            description="Set this server's defaults (admins)",
-            callback=_save,
-            extras={"server": True},
-        )
-    )
+    server = _defaults_command(_save, "server", "Set this server's defaults (admins)", server=True)
 
     @app_commands.command(name="server-reset", description="Forget this server's defaults (admins)")
     async def server_reset(self, interaction: discord.Interaction[AtelierBot]) -> None:
