@@ -6,11 +6,13 @@ schema makes the OpenAPI document precise, the domain stays the authority.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import UploadFile
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from studio.families import ASPECTS
 from studio.finishing import EXPORT_PRESETS, GRADE_PRESETS, GRADE_SLIDERS, ExportFormat
@@ -28,15 +30,26 @@ MAX_BATCH_ROWS = 10_000  # the schema's hard bound; the setting api_max_batch_ro
 MAX_CSV_CHARS = 2_000_000
 
 
-def _member(values: Iterable[str], what: str) -> Callable[[str], str]:
-    allowed = tuple(values)
+@dataclass(frozen=True)
+class OneOf:
+    """``Annotated[str, OneOf(values, what)]``: a string that must be one of ``values``; the
+    schema lists them as an enum."""
 
-    def check(value: str) -> str:
-        if value not in allowed:
-            raise ValueError(f"{what} must be one of {', '.join(allowed)}")
+    values: tuple[str, ...]
+    what: str
+
+    def check(self, value: str) -> str:
+        if value not in self.values:
+            raise ValueError(f"{self.what} must be one of {', '.join(self.values)}")
         return value
 
-    return check
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "enum": list(self.values)}
 
 
 class Strict(BaseModel):
@@ -53,16 +66,8 @@ Prompt = Annotated[
 ]
 Negative = Annotated[str, Field(max_length=MAX_NEGATIVE_CHARS, description="What to avoid")]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-Aspect = Annotated[
-    str,
-    AfterValidator(_member(ASPECTS, "aspect")),
-    WithJsonSchema({"type": "string", "enum": list(ASPECTS)}),
-]
-Sampler = Annotated[
-    str,
-    AfterValidator(_member(SAMPLERS, "sampler")),
-    WithJsonSchema({"type": "string", "enum": list(SAMPLERS)}),
-]
+Aspect = Annotated[str, OneOf(tuple(ASPECTS), "aspect")]
+Sampler = Annotated[str, OneOf(tuple(SAMPLERS), "sampler")]
 Loras = Annotated[
     str, Field(min_length=1, max_length=400, description="LoRAs and weights: `name:0.8, other:0.5`")
 ]
@@ -89,16 +94,8 @@ Box = Annotated[
         description="The area to repaint, `x,y,w,h` in percent of the image, e.g. `25,25,50,50`",
     ),
 ]
-GradePreset = Annotated[
-    str,
-    AfterValidator(_member(GRADE_PRESETS, "preset")),
-    WithJsonSchema({"type": "string", "enum": list(GRADE_PRESETS)}),
-]
-ExportPresetName = Annotated[
-    str,
-    AfterValidator(_member(EXPORT_PRESETS, "preset")),
-    WithJsonSchema({"type": "string", "enum": list(EXPORT_PRESETS)}),
-]
+GradePreset = Annotated[str, OneOf(tuple(GRADE_PRESETS), "preset")]
+ExportPresetName = Annotated[str, OneOf(tuple(EXPORT_PRESETS), "preset")]
 
 
 class GenerationOptions(Strict):
