@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
 from arq.worker import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,16 +27,17 @@ from studio.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Payload = TypeVar("Payload", bound=jobs._Payload)
-Result = TypeVar("Result", bound=jobs._Payload)
+
+# A job's work: the worker's context and the job's payload in, the job's result out.
+Work = Callable[[dict[str, Any], jobs.PayloadT], Awaitable[jobs.ResultT]]
 
 
 @dataclass(frozen=True)
-class Task(Generic[Payload, Result]):
+class Task(Generic[jobs.PayloadT, jobs.ResultT]):
     """A worker's half of one job: ``work`` takes the job's payload and returns its result."""
 
-    job: jobs.JobSpec[Payload, Result]
-    work: Callable[[dict[str, Any], Payload], Awaitable[Result]]
+    job: jobs.JobSpec[jobs.PayloadT, jobs.ResultT]
+    work: Work[jobs.PayloadT, jobs.ResultT]
 
     async def run(self, ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
         """What arq calls: the wire's dicts in and out (msgpack, see studio.jobs)."""
@@ -49,9 +50,11 @@ class Task(Generic[Payload, Result]):
 
 
 def task(
-    job: jobs.JobSpec[Payload, Result],
-) -> Callable[[Callable[[dict[str, Any], Payload], Awaitable[Result]]], Task[Payload, Result]]:
-    def bind(work: Callable[[dict[str, Any], Payload], Awaitable[Result]]) -> Task[Payload, Result]:
+    job: jobs.JobSpec[jobs.PayloadT, jobs.ResultT],
+) -> Callable[[Work[jobs.PayloadT, jobs.ResultT]], Task[jobs.PayloadT, jobs.ResultT]]:
+    """Bind a job's work to its entry of studio.jobs.JOBS."""
+
+    def bind(work: Work[jobs.PayloadT, jobs.ResultT]) -> Task[jobs.PayloadT, jobs.ResultT]:
         return Task(job, work)
 
     return bind

@@ -1,7 +1,8 @@
 """The queue contract between callers and workers: job names, payloads, channels, the serializer.
 
 Everything on the queue is msgpack — never pickle, which would let anyone who can write to
-Redis run code in a worker. Payloads are plain dicts validated by the pydantic models below.
+Redis run code in a worker. Payloads and results are plain dicts validated by the pydantic
+models below; JOBS binds each job name to its queue, its payload type and its result type.
 """
 
 from __future__ import annotations
@@ -12,20 +13,20 @@ from typing import Any, Generic, Literal, TypeVar
 import msgpack
 from pydantic import BaseModel, ConfigDict, Field
 
-# Queues (prefixed with Settings.queue_prefix) and the jobs each one runs.
+# Queues (prefixed with Settings.queue_prefix), then the jobs (JOBS says which queue runs each).
 INFERENCE = "inference"
 POST = "post"
 TRAINING = "training"
 QUEUES: tuple[str, ...] = (INFERENCE, POST, TRAINING)
 
-GENERATE = "generate"  # inference: txt2img, or img2img when an init image is given
-COMPOSE_GRID = "compose_grid"  # post: a numbered grid of a batch
-BOARD_SHEET = "board_sheet"  # post: a mood board as a numbered sheet of thumbnails
-COLLAGE = "collage"  # post: a mood board tiled to a size, the start of a board: generation
-TRAIN_LORA = "train_lora"  # training: a LoRA adapter on a base model from a prepared dataset
-UPSCALE = "upscale"  # inference: 2x/4x with the configured upscale model, or resampling without one
-GRADE = "grade"  # post: colour grading and effects (studio.finishing.Grade)
-EXPORT = "export"  # post: a destination's size, crop, format and file-size limit
+GENERATE = "generate"  # txt2img, or img2img when an init image is given
+COMPOSE_GRID = "compose_grid"  # a numbered grid of a batch
+BOARD_SHEET = "board_sheet"  # a mood board as a numbered sheet of thumbnails
+COLLAGE = "collage"  # a mood board tiled to a size, the start of a board: generation
+TRAIN_LORA = "train_lora"  # a LoRA adapter on a base model from a prepared dataset
+UPSCALE = "upscale"  # 2x/4x with the configured upscale model, or resampling without one
+GRADE = "grade"  # colour grading and effects (studio.finishing.Grade)
+EXPORT = "export"  # a destination's size, crop, format and file-size limit
 
 # arq's own key for a running job; the worker refreshes it as a lease (see gpu_worker.lease).
 ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"
