@@ -15,7 +15,7 @@ from tests.fake_discord.options import Picker
 from tests.fake_discord.state import InteractionRecord, MessageRecord
 from tests.fake_discord.world import World
 
-BUTTON, TEXT_INPUT, STRING_SELECT, USER_SELECT, ROLE_SELECT, MENTIONABLE_SELECT = 2, 4, 3, 5, 6, 7
+BUTTON, STRING_SELECT, TEXT_INPUT, USER_SELECT, ROLE_SELECT, MENTIONABLE_SELECT = 2, 3, 4, 5, 6, 7
 
 
 class Components:
