@@ -32,8 +32,7 @@ MAX_CSV_CHARS = 2_000_000
 
 @dataclass(frozen=True)
 class OneOf:
-    """``Annotated[str, OneOf(values, what)]``: a string that must be one of ``values``; the
-    schema lists them as an enum."""
+    """``Annotated[str, OneOf(values, what)]``: one of ``values``, listed as an enum in the schema."""
 
     values: tuple[str, ...]
     what: str
@@ -46,9 +45,7 @@ class OneOf:
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         return core_schema.no_info_after_validator_function(self.check, handler(source))
 
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, _: GetJsonSchemaHandler) -> JsonSchemaValue:
         return {"type": "string", "enum": list(self.values)}
 
 
