@@ -26,21 +26,18 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench._harness import (
+from bench._figures import (
     STATS_HEADERS,
-    Lab,
-    Lane,
     check_runs,
-    entry,
     load_line,
     machine_info,
     parser,
     summarize,
     table,
-    wait_ready,
     worker_overrides,
     write_json,
 )
+from bench._harness import Lab, Lane, entry, wait_ready
 from studio import jobs
 from studio.app import Studio, open_studio
 from studio.entities import Requester

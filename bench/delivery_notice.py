@@ -37,12 +37,9 @@ from typing import Any
 import httpx
 from arq.connections import create_pool
 
-from bench._harness import (
+from bench._figures import (
     STATS_HEADERS,
-    Lab,
-    Lane,
     check_runs,
-    entry,
     load_line,
     machine_info,
     parser,
@@ -50,6 +47,7 @@ from bench._harness import (
     table,
     write_json,
 )
+from bench._harness import Lab, Lane, entry
 from bench.discord_latency import start_bot
 from bench.redis_drill import api_ready, start_api
 from studio.apikeys import ApiKeys

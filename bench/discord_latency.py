@@ -30,22 +30,18 @@ import time
 from collections import Counter
 from typing import Any
 
-from bench._harness import (
-    REPO,
+from bench._figures import (
     STATS_HEADERS,
-    Lab,
-    Lane,
     check_runs,
-    entry,
     load_line,
     machine_info,
     parser,
     summarize,
     table,
-    wait_ready,
     worker_overrides,
     write_json,
 )
+from bench._harness import REPO, Lab, Lane, entry, wait_ready
 from studio.queue import JobQueue
 from tests.fake_discord import FakeDiscord
 

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from bench._harness import STATS_HEADERS, entry, load_line, machine_info, summarize, table, write_json
+from bench._figures import STATS_HEADERS, load_line, machine_info, summarize, table, write_json
+from bench._harness import entry
 from studio.finishing import GRADE_PRESETS, ExportSpec, Grade
 from studio.jobs import UpscaleJob
 

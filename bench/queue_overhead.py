@@ -34,25 +34,19 @@ from typing import Any
 
 from arq.jobs import Job
 
-from bench._harness import (
+from bench._figures import (
     STATS_HEADERS,
-    Lab,
-    Lane,
-    TimedWait,
-    arq_record,
     check_runs,
-    entry,
-    idle_cpu,
     load_line,
     machine_info,
     ms,
     parser,
     summarize,
     table,
-    wait_ready,
     worker_overrides,
     write_json,
 )
+from bench._harness import Lab, Lane, TimedWait, arq_record, entry, idle_cpu, wait_ready
 from studio import jobs
 from studio.app import Studio, open_studio
 from studio.entities import Requester

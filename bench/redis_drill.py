@@ -36,21 +36,17 @@ from typing import Any
 
 import httpx
 
-from bench._harness import (
-    REPO,
+from bench._figures import (
     STATS_HEADERS,
-    Lab,
-    Lane,
-    entry,
     load_line,
     machine_info,
     parser,
     summarize,
     table,
-    wait_ready,
     worker_overrides,
     write_json,
 )
+from bench._harness import REPO, Lab, Lane, entry, wait_ready
 from studio import jobs
 from studio.apikeys import ApiKeys
 from studio.app import Studio, open_studio

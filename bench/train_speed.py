@@ -33,17 +33,8 @@ import warnings
 from dataclasses import asdict
 from typing import Any
 
-from bench._harness import (
-    STATS_HEADERS,
-    TINY_DIR,
-    ensure_tiny_models,
-    entry,
-    load_line,
-    machine_info,
-    summarize,
-    table,
-    write_json,
-)
+from bench._figures import STATS_HEADERS, load_line, machine_info, summarize, table, write_json
+from bench._harness import TINY_DIR, ensure_tiny_models, entry
 from studio.jobs import ModelRef, TrainingParams
 from studio.recipe import Recipe
 
