@@ -70,9 +70,6 @@ class ApiKeys:
         )
         return MintedKey(key, token, secret)
 
-    async def keys(self, requester: Requester) -> list[ApiKey]:
-        return await self.store.keys.live_of(requester.id)
-
     async def every_key(self, requester: Requester) -> list[ApiKey]:
         """Every live key, for whoever runs the studio (`atelier apikey list`)."""
         if not requester.operator:

@@ -68,7 +68,7 @@ class ApiKeyCog(commands.GroupCog, name="apikey", description="Keys for the Atel
     @app_commands.command(name="list", description="Your API keys")
     async def list_(self, interaction: discord.Interaction[AtelierBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        keys = await self.bot.studio.keys.keys(requester_of(interaction))
+        keys = await self.bot.studio.store.keys.live_of(requester_of(interaction).id)
         if not keys:
             await reply(interaction, "You have no API keys. `/apikey create` makes one.")
             return
@@ -89,7 +89,7 @@ class ApiKeyCog(commands.GroupCog, name="apikey", description="Keys for the Atel
     async def _revoke_ids(
         self, interaction: discord.Interaction[AtelierBot], current: str
     ) -> list[app_commands.Choice[str]]:
-        keys = await self.bot.studio.keys.keys(requester_of(interaction))
+        keys = await self.bot.studio.store.keys.live_of(requester_of(interaction).id)
         return [
             app_commands.Choice(name=f"{key.id} · {key.name}"[:100], value=key.id)
             for key in keys

@@ -1,4 +1,4 @@
-"""/imagine, the result buttons, favourites, /status."""
+"""/imagine and /remix, the result buttons; favourites, lineage and /status (the gallery)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ if TYPE_CHECKING:
 
 async def setup(bot: AtelierBot) -> None:
     from bot.exts.generate._cog import GenerateCog
+    from bot.exts.generate._gallery import GalleryCog
     from bot.ui.generation import ActionButton, FavouriteSelect
 
     bot.add_dynamic_items(ActionButton, FavouriteSelect)  # buttons keep working after restarts
     await bot.add_cog(GenerateCog(bot))
+    await bot.add_cog(GalleryCog(bot))
