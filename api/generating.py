@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from api import schemas
 from api.auth import Caller
+from api.present import Links, generation_out
 from api.webhooks import check_url
 from studio.entities import Generation
 from studio.generations import GenerationPlan
@@ -39,6 +41,15 @@ async def launch(caller: Caller, plan: GenerationPlan, where: Destination) -> Ge
     generation = await caller.api.studio.generations.start(plan)
     await recorded(caller, generation, where)
     return generation
+
+
+async def launched(
+    caller: Caller, plan: GenerationPlan, where: Destination, links: Links
+) -> schemas.GenerationOut:
+    """Start a prepared generation for an API caller and answer with it, as the API shows it."""
+    generation = await launch(caller, plan, where)
+    studio = caller.api.studio
+    return await generation_out(studio, generation, links, await studio.store.keys.generation(generation.id))
 
 
 async def recorded(caller: Caller, generation: Generation, where: Destination) -> None:

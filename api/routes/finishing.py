@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from api import schemas
 from api.auth import Caller, CallerDep
-from api.generating import destination, launch
-from api.present import CONTENT_TYPES, Links, finish_out, generation_out
+from api.generating import destination, launched
+from api.present import CONTENT_TYPES, Links, finish_out
 from api.routing import StrictJsonRoute
 from api.uploads import either_body, parsed_body, read_upload
 from studio.entities import ImageRecord
@@ -101,10 +101,7 @@ async def inpaint(request: Request, caller: CallerDep) -> schemas.GenerationOut:
         project=where.project,
         thread_id=where.deliver_to,
     )
-    generation = await launch(caller, plan, where)
-    return await generation_out(
-        studio, generation, Links.of(request), await studio.store.keys.generation(generation.id)
-    )
+    return await launched(caller, plan, where, Links.of(request))
 
 
 @router.post(

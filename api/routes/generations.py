@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Path, Query, Request
 
 from api import schemas
 from api.auth import CallerDep
-from api.generating import destination, launch
+from api.generating import destination, launched
 from api.present import Links, generation_out
 from api.routing import StrictJsonRoute
 from api.uploads import read_upload
@@ -33,13 +33,7 @@ async def create_generation(
         project=where.project,
         thread_id=where.deliver_to,
     )
-    generation = await launch(caller, plan, where)
-    return await generation_out(
-        caller.api.studio,
-        generation,
-        Links.of(request),
-        await caller.api.studio.store.keys.generation(generation.id),
-    )
+    return await launched(caller, plan, where, Links.of(request))
 
 
 @router.post("/remix", status_code=202, summary="Start a generation from an uploaded image")
@@ -61,10 +55,7 @@ async def remix(
         project=where.project,
         thread_id=where.deliver_to,
     )
-    generation = await launch(caller, plan, where)
-    return await generation_out(
-        studio, generation, Links.of(request), await studio.store.keys.generation(generation.id)
-    )
+    return await launched(caller, plan, where, Links.of(request))
 
 
 @router.get("/generations", summary="Your recent generations")
