@@ -176,19 +176,11 @@ class FinishCog(commands.Cog, name="Finish"):
         sharpen: float = 0.0,
         blur: float = 0.0,
     ) -> None:
+        # The sliders' values by their one declaration (the parameters above must be written out
+        # for discord.py; tests/unit/test_grade_sliders.py holds them to GRADE_SLIDERS).
+        sliders = {name: value for name, value in locals().items() if name in GRADE_SLIDERS}
         await interaction.response.defer(ephemeral=True, thinking=True)
-        grade = Grade(
-            preset=preset.value if preset else None,
-            exposure=exposure,
-            contrast=contrast,
-            saturation=saturation,
-            temperature=temperature,
-            tint=tint,
-            grain=grain,
-            vignette=vignette,
-            sharpen=sharpen,
-            blur=blur,
-        )
+        grade = Grade(preset=preset.value if preset else None, **sliders)
         if grade.is_identity:
             raise InvalidRecipe(
                 "grade", "Choose a preset or move at least one slider: this grade changes nothing."
