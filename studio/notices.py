@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from studio.cancellation import raise_lost_cancel
 from studio.outage import REDIS_DOWN, Outage
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class DeliveryNotices:
             await on_subscribed()
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                await raise_lost_cancel()
                 if message is None:
                     continue
                 try:

@@ -15,6 +15,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.exceptions import RedisError
 
 from studio import jobs
+from studio.cancellation import raise_lost_cancel
 from studio.errors import QueueUnavailable, StudioError, WorkerUnavailable
 from studio.outage import REDIS_DOWN, Outage
 from studio.settings import Settings
@@ -174,6 +175,7 @@ class JobQueue:
                 if deadline is not None and time.monotonic() > deadline:
                     raise _Deadline(job_id)
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                await raise_lost_cancel()
                 if message is None:
                     check = True
                     continue
