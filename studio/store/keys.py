@@ -87,12 +87,6 @@ class KeyRows:
         )
         return [_generation(r) for r in rows]
 
-    async def pending_webhooks(self) -> list[ApiGeneration]:
-        rows = await self.store._all(
-            "SELECT * FROM api_generations WHERE webhook_status = 'pending' ORDER BY created_at"
-        )
-        return [_generation(r) for r in rows]
-
     async def webhook_attempted(self, generation_id: str, status: str, error: str | None) -> None:
         """One more attempt, and the webhook's status after it (while it is still pending)."""
         await self.store._write(
