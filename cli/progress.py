@@ -26,6 +26,9 @@ class ProgressBar:
             retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
             self._line(f"running{retry}", final=not self.tty)
         elif event.type == "step" and event.total:
+            if self.started is None:  # "started" went out before we listened: the job runs all the same
+                self.started = time.monotonic()
+                self._line("running", final=not self.tty)
             elapsed = time.monotonic() - (self.started or time.monotonic())
             eta = elapsed / event.step * (event.total - event.step) if event.step else 0.0
             filled = int(self.width * event.step / event.total)

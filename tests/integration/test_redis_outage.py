@@ -157,8 +157,9 @@ async def test_workers_and_a_running_generation_ride_out_redis_kills(
     assert all(w.poll() is None for w in workers), dep.logs()
 
     # 4. `atelier imagine` waiting while Redis is killed and restarted: it carries on and ends well.
+    #    Long enough to be killed mid-run: 30 steps at 256x256 took 1.9 s on an idle machine.
     cli = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli", "imagine", "a harbour --steps 30 --size 256x256 --seed 5",
+        sys.executable, "-m", "cli", "imagine", "a harbour --steps 120 --size 256x256 --seed 5",
         "--out", str(dep.data_dir / "out"),
         env=dep.env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
