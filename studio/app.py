@@ -75,8 +75,9 @@ def build_studio(
     models = Models(catalogue, store, queue, artifacts)
     preferences = Preferences(catalogue, styles, store)
     boards = Boards(settings, store, queue, artifacts)
+    projects = Projects(store)
     generations = Generations(
-        settings, catalogue, styles, store, queue, artifacts, models, boards, preferences
+        settings, catalogue, styles, store, queue, artifacts, models, boards, preferences, projects
     )
     refine = Refine(store, artifacts, generations)
     return Studio(
@@ -87,7 +88,7 @@ def build_studio(
         queue=queue,
         artifacts=artifacts,
         preferences=preferences,
-        projects=Projects(store),
+        projects=projects,
         boards=boards,
         generations=generations,
         results=Results(settings, store, queue, artifacts, generations),

@@ -105,9 +105,8 @@ class Finisher:
         self, requester: Requester, generation_id: str, index: int
     ) -> tuple[ImageRecord, bytes]:
         """Image ``index`` of a batch of the requester's own (its U button upscales it)."""
-        generation = await self.store.get_generation(generation_id)
-        if generation.owner_id != requester.id:
-            raise StudioError("Only the person who made these images can upscale them.")
+        refused = StudioError("Only the person who made these images can upscale them.")
+        await self.generations.owned(requester, generation_id, refused)
         image = await self.store.image_at(generation_id, index)
         return image, await self.artifacts.read(image.artifact)
 

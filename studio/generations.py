@@ -26,6 +26,7 @@ from studio.entities import Generation, Project, Requester
 from studio.errors import AlreadyFinished, InvalidRecipe, NotFound, NotYours, StudioError, TooManyJobs
 from studio.models import Models
 from studio.preferences import Preferences
+from studio.projects import Projects
 from studio.queue import JobQueue
 from studio.recipe import Draft, Recipe, parse_prompt, resolve
 from studio.settings import Settings
@@ -89,6 +90,7 @@ class Generations:
         models: Models,
         boards: Boards,
         preferences: Preferences,
+        projects: Projects,
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue
@@ -99,6 +101,7 @@ class Generations:
         self.models = models
         self.boards = boards
         self.preferences = preferences
+        self.projects = projects
 
     def recipe(
         self,
@@ -255,15 +258,12 @@ class Generations:
             await asyncio.to_thread(self.artifacts.put, plan.init_image, ".img")
         if plan.mask is not None:
             await asyncio.to_thread(self.artifacts.put, plan.mask)
-        await self.store.ensure_user(requester.id, requester.name)
         where = project or plan.project
         if isinstance(where, Project):
+            await self.store.ensure_user(requester.id, requester.name)
             project_row = where
         else:
-            found = await self.store.project_by_name(requester.id, where)
-            project_row = found or await self.store.create_project(
-                requester.id, where, server=requester.server
-            )
+            project_row = await self.projects.named(requester, where)
         server = _server_of(requester, project_row)
         if not await self.store.add_generation(
             generation_id, project_row.id, requester.id, recipe, plan.private, server, limit=cap
@@ -354,11 +354,14 @@ class Generations:
         await self.queue.request_cancel(generation_id)
         return generation
 
-    async def owned(self, requester: Requester, generation_id: str) -> Generation:
-        """A generation of the requester's; another person's does not exist for them."""
+    async def owned(
+        self, requester: Requester, generation_id: str, refused: StudioError | None = None
+    ) -> Generation:
+        """A generation of the requester's. Another person's is ``refused`` (what a front end
+        says about an action on a message everyone sees), else does not exist for them."""
         generation = await self.store.get_generation(generation_id)
         if generation.owner_id != requester.id:
-            raise NotFound(f"No generation with id {generation_id}.")
+            raise refused or NotFound(f"No generation with id {generation_id}.")
         return generation
 
     async def record_status_post(self, generation_id: str, channel_id: str, message_id: str) -> None:

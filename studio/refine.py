@@ -94,10 +94,8 @@ class Refine:
         return image.recipe.model_copy(update={"strength": None, "init_image": None}).to_prompt_text()
 
     async def _owned(self, requester: Requester, generation_id: str) -> Generation:
-        generation = await self.store.get_generation(generation_id)
-        if generation.owner_id != requester.id:
-            raise NotYours("Only the person who made these images can do that.")
-        return generation
+        refused = NotYours("Only the person who made these images can do that.")
+        return await self.generations.owned(requester, generation_id, refused)
 
     # Favourites
 
