@@ -67,9 +67,6 @@ class Tracker(Generic[K]):
         task.add_done_callback(lambda _: self._forget(key, task))
         return True
 
-    def tracking(self, key: K) -> bool:
-        return key in self._tasks
-
     def __contains__(self, key: object) -> bool:
         return key in self._tasks
 

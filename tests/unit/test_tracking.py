@@ -29,7 +29,7 @@ async def test_a_key_is_tracked_once_until_its_work_ends() -> None:
     assert tracker.track("g2", lambda: work("other"))
     await asyncio.sleep(0)
     assert runs == ["first", "other"]
-    assert "g1" in tracker and tracker.tracking("g2") and len(tracker) == 2
+    assert "g1" in tracker and "g2" in tracker and len(tracker) == 2
 
     release.set()
     await tracker.idle()
