@@ -18,6 +18,13 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    FluxImg2ImgPipeline,
+    FluxInpaintPipeline,
+    FluxPipeline,
+    StableDiffusion3Img2ImgPipeline,
+    StableDiffusion3InpaintPipeline,
+    StableDiffusion3Pipeline,
     StableDiffusionImg2ImgPipeline,
     StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
@@ -27,6 +34,8 @@ from diffusers import (
 )
 
 from gpu_worker.device import pick_device as pick_device  # re-exported: the worker startup uses it
+from gpu_worker.model_settings import place
+from gpu_worker.single_file import load_single_file
 from gpu_worker.trusted import WorkerCatalogue
 from studio.jobs import AdapterRef, ModelRef
 
@@ -35,14 +44,20 @@ log = logging.getLogger(__name__)
 _TEXT2IMG: dict[str, type[DiffusionPipeline]] = {
     "sd15": StableDiffusionPipeline,
     "sdxl": StableDiffusionXLPipeline,
+    "flux": FluxPipeline,
+    "sd3": StableDiffusion3Pipeline,
 }
 _IMG2IMG: dict[str, type[DiffusionPipeline]] = {
     "sd15": StableDiffusionImg2ImgPipeline,
     "sdxl": StableDiffusionXLImg2ImgPipeline,
+    "flux": FluxImg2ImgPipeline,
+    "sd3": StableDiffusion3Img2ImgPipeline,
 }
 _INPAINT: dict[str, type[DiffusionPipeline]] = {
     "sd15": StableDiffusionInpaintPipeline,
     "sdxl": StableDiffusionXLInpaintPipeline,
+    "flux": FluxInpaintPipeline,
+    "sd3": StableDiffusion3InpaintPipeline,
 }
 _SAMPLERS: dict[str, tuple[type[Any], dict[str, Any]]] = {
     "dpmpp_2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
@@ -50,6 +65,11 @@ _SAMPLERS: dict[str, tuple[type[Any], dict[str, Any]]] = {
     "euler_a": (EulerAncestralDiscreteScheduler, {}),
     "ddim": (DDIMScheduler, {"clip_sample": False}),
 }
+# Flow-matching families (Flux, SD3) sample with their own scheduler, configured by the model.
+_FLOW_SAMPLERS: dict[str, tuple[type[Any], dict[str, Any]]] = {
+    "euler": (FlowMatchEulerDiscreteScheduler, {}),
+}
+_FLOW_FAMILIES = frozenset({"flux", "sd3"})
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -115,7 +135,12 @@ class LoadedModel:
 
     def use_sampler(self, pipe: DiffusionPipeline, sampler: str) -> None:
         if sampler not in self.schedulers:
-            cls, extra = _SAMPLERS[sampler]
+            table = _FLOW_SAMPLERS if self.ref.family in _FLOW_FAMILIES else _SAMPLERS
+            if sampler not in table:
+                raise ValueError(
+                    f"model {self.ref.id} cannot sample with `{sampler}`; use {', '.join(table)}"
+                )
+            cls, extra = table[sampler]
             self.schedulers[sampler] = cls.from_config(self.text2img.scheduler.config, **extra)
         pipe.scheduler = self.schedulers[sampler]
 
@@ -157,18 +182,22 @@ class PipelineCache:
 
 
 def load_model(ref: ModelRef, device: str, dtype: torch.dtype) -> LoadedModel:
-    """A base model's pipeline from its folder or hub id, on ``device``: the one loading path."""
+    """A base model's pipeline from its folder, single file or hub id, on ``device``: the one loading path."""
     cls = _TEXT2IMG.get(ref.family)
     if cls is None:
         raise ModelLoadError(f"model {ref.id}: unknown family {ref.family}")
     try:
-        pipe = cls.from_pretrained(ref.source, dtype=dtype, variant=ref.variant)
+        if ref.kind == "file":
+            pipe = load_single_file(cls, ref, dtype)
+        else:
+            pipe = cls.from_pretrained(ref.source, dtype=dtype, variant=ref.variant)
+    except ModelLoadError:
+        raise
     except Exception as exc:  # broken weights raise anything: report it as a load failure
         raise ModelLoadError(f"could not load model {ref.id} from {ref.source}: {exc}") from exc
-    if device != "cpu":
-        pipe = pipe.to(device)
+    pipe = place(pipe, ref, device)
     pipe.set_progress_bar_config(disable=True)
-    log.info("loaded model %s (%s) on %s/%s", ref.id, ref.family, device, dtype)
+    log.info("loaded model %s (%s, %s) on %s/%s", ref.id, ref.family, ref.kind, device, dtype)
     return LoadedModel(ref=ref, text2img=pipe)
 
 

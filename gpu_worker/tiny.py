@@ -1,4 +1,4 @@
-"""Tiny random-weight SD-1.5- and SDXL-shaped pipelines, for tests and the offline demo.
+"""Tiny random-weight SD 1.5-, SDXL-, Flux- and SD 3.5-shaped pipelines, for tests and the offline demo.
 
 They are saved with ``save_pretrained`` and loaded back through exactly the code that loads
 real weights, so the whole path is exercised without downloading anything.
@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-TINY_VERSION = 2  # bump when the tiny models change, so stale copies are rebuilt
+TINY_VERSION = 3  # bump when the tiny models change, so stale copies are rebuilt
 WORDS = (
     "a an the of at in on with and lighthouse dusk dawn night sea sky city forest portrait cat dog "
     "red blue green gold light dark soft cinematic photo painting style mood fog rain sun moon"
@@ -186,6 +186,146 @@ def make_sdxl(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def write_t5_tokenizer(folder: Path) -> int:
+    """A small T5 Unigram tokenizer built locally (words, characters, specials) as tokenizer.json."""
+    from transformers import T5Tokenizer
+
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'-:;()"
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -3.0)]
+    pieces += [("\u2581" + word, -1.0) for word in WORDS]
+    pieces += [(char, -5.0) for char in letters]
+    tokenizer = T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=512)
+    tokenizer.save_pretrained(folder)
+    return len(tokenizer)
+
+
+def _t5(vocab_size: int, width: int) -> Any:
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(
+        T5Config(
+            vocab_size=vocab_size,
+            d_model=width,
+            d_kv=8,
+            d_ff=2 * width,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            dropout_rate=0.0,
+            feed_forward_proj="gated-gelu",
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+        )
+    )
+
+
+def _flow_vae(scaling: float, shift: float) -> Any:
+    """Flux and SD3's VAE shape: 16 latent channels, no quant convs, the real 1/8 latent scale."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(8, 8, 16, 16),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=16,
+        layers_per_block=1,
+        norm_num_groups=8,
+        sample_size=64,
+        scaling_factor=scaling,
+        shift_factor=shift,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+
+
+def make_flux(folder: Path, seed: int = 0) -> Path:
+    """Flux.1-dev-shaped: CLIP (pooled) + T5 text encoders, a guidance-embedding transformer."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel, CLIPTokenizer, T5Tokenizer
+
+    torch.manual_seed(seed)
+    clip_dir, t5_dir = folder / "_tokenizer_src", folder / "_t5_src"
+    vocab_size = write_tokenizer(clip_dir)
+    t5_size = write_t5_tokenizer(t5_dir)
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=64,  # 16 latent channels packed 2x2, as the real model
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,  # T5's width
+        pooled_projection_dim=32,  # CLIP's pooled width
+        guidance_embeds=True,
+        axes_dims_rope=(4, 4, 8),
+    )
+    pipe = FluxPipeline(
+        transformer=transformer,
+        vae=_flow_vae(0.3611, 0.1159),
+        text_encoder=CLIPTextModel(_text_config(vocab_size)),
+        tokenizer=CLIPTokenizer.from_pretrained(clip_dir),
+        text_encoder_2=_t5(t5_size, 32),
+        tokenizer_2=T5Tokenizer.from_pretrained(t5_dir),
+        scheduler=FlowMatchEulerDiscreteScheduler(
+            shift=3.0,
+            use_dynamic_shifting=True,
+            base_shift=0.5,
+            max_shift=1.15,
+            base_image_seq_len=256,
+            max_image_seq_len=4096,
+        ),
+    )
+    pipe.save_pretrained(folder)
+    _cleanup(clip_dir)
+    _cleanup(t5_dir)
+    return folder
+
+
+def make_sd3(folder: Path, seed: int = 0) -> Path:
+    """SD 3.5-shaped: two CLIP encoders with projections + T5, an MMDiT transformer."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection, CLIPTokenizer, T5Tokenizer
+
+    torch.manual_seed(seed)
+    clip_dir, t5_dir = folder / "_tokenizer_src", folder / "_t5_src"
+    vocab_size = write_tokenizer(clip_dir)
+    t5_size = write_t5_tokenizer(t5_dir)
+    transformer = SD3Transformer2DModel(
+        sample_size=8,
+        patch_size=2,
+        in_channels=16,
+        out_channels=16,
+        num_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        joint_attention_dim=64,  # T5's width; the two CLIPs' 32 + 32 are padded to it
+        caption_projection_dim=32,
+        pooled_projection_dim=64,  # both CLIPs' pooled projections
+        pos_embed_max_size=96,
+    )
+    tokenizer = CLIPTokenizer.from_pretrained(clip_dir)
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer,
+        vae=_flow_vae(1.5305, 0.0609),
+        text_encoder=CLIPTextModelWithProjection(_text_config(vocab_size, projection=32)),
+        tokenizer=tokenizer,
+        text_encoder_2=CLIPTextModelWithProjection(_text_config(vocab_size, projection=32)),
+        tokenizer_2=tokenizer,
+        text_encoder_3=_t5(t5_size, 64),
+        tokenizer_3=T5Tokenizer.from_pretrained(t5_dir),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+    )
+    pipe.save_pretrained(folder)
+    _cleanup(clip_dir)
+    _cleanup(t5_dir)
+    return folder
+
+
 def _cleanup(folder: Path) -> None:
     for file in folder.iterdir():
         file.unlink()
@@ -193,7 +333,7 @@ def _cleanup(folder: Path) -> None:
 
 
 def make_tiny(root: Path) -> dict[str, Path]:
-    """Build both tiny models under ``root`` (skipping any already there)."""
+    """Build the tiny models under ``root`` (skipping any already there)."""
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
@@ -201,7 +341,13 @@ def make_tiny(root: Path) -> dict[str, Path]:
         library.disable_progress_bar()
         library.set_verbosity_error()
     built = {}
-    for name, maker in (("tiny-sd15", make_sd15), ("tiny-sdxl", make_sdxl)):
+    makers = (
+        ("tiny-sd15", make_sd15),
+        ("tiny-sdxl", make_sdxl),
+        ("tiny-flux", make_flux),
+        ("tiny-sd3", make_sd3),
+    )
+    for name, maker in makers:
         folder = root / name
         marker = folder / "atelier-tiny.json"
         current = marker.is_file() and json.loads(marker.read_text()).get("version") == TINY_VERSION

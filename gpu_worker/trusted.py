@@ -61,7 +61,7 @@ class WorkerCatalogue:
                 f"model `{wanted.id[:64]}` is not in this worker's catalogue; the operator must add it "
                 "to the models file the workers read, or choose another model"
             )
-        return ModelRef(id=entry.id, family=entry.family, source=entry.source, variant=entry.variant)
+        return entry.ref()
 
     def upscaler(self, wanted: UpscalerRef | None) -> UpscalerRef | None:
         """The worker's own [upscaler] when ``wanted`` names it; None stays None (resampling)."""

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from studio.errors import CatalogueError, UnknownModel
 from studio.families import FAMILIES, Family, FamilyName
-from studio.jobs import UpscalerRef
+from studio.jobs import ModelRef, UpscalerRef
 from studio.tomlfile import entry, read_toml, table
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
+SourceKind = Literal["folder", "file", "hub"]
+
+
 class ModelEntry(BaseModel):
-    """One base model. ``source`` is an absolute local folder (diffusers format) or a hub id."""
+    """One base model. ``source`` is an absolute local folder (diffusers format), an absolute
+    single ``.safetensors`` checkpoint (A1111/Civitai style) or a hub id."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -31,6 +35,19 @@ class ModelEntry(BaseModel):
     guidance: float = Field(default=-1.0, le=30)  # negative: the family's default
     size: int = Field(default=0, ge=0, le=2048)  # native square side; 0: the family's
     variant: str | None = None  # e.g. "fp16" weight files
+    # Per-model settings (all optional).
+    scheduler: str | None = None  # the default sampler (a recipe name, e.g. "euler_a")
+    clip_skip: int = Field(default=0, ge=0, le=4)  # 0/1: none; 2: skip CLIP's last layer (A1111)
+    vae: str | None = None  # a VAE override: a diffusers folder or one .safetensors file
+    # A single-file checkpoint's missing parts (configs, tokenizers, Flux's text encoders) come
+    # from this diffusers folder or hub id in the local cache; never downloaded at run time.
+    config: str | None = None
+    true_cfg: float = Field(default=0.0, ge=0, le=30)  # Flux: >1 applies a negative prompt with true CFG
+    max_tokens: int = Field(default=0, ge=0, le=512)  # T5 prompt tokens (Flux schnell: 256); 0: family's
+    # Memory switches for big models on GPU workers.
+    cpu_offload: bool = False  # enable_model_cpu_offload: only the running component on the GPU
+    vae_tiling: bool = False  # decode (and encode) in tiles: big images in little memory
+    attention: str | None = None  # an attention backend diffusers knows, e.g. "flash", "sage"
 
     @field_validator("id")
     @classmethod
@@ -52,12 +69,40 @@ class ModelEntry(BaseModel):
         return self.guidance if self.guidance >= 0 else self.family_spec.default_guidance
 
     @property
+    def default_sampler(self) -> str:
+        return self.scheduler or self.family_spec.default_sampler
+
+    @property
     def native_size(self) -> int:
         return self.size or self.family_spec.native
 
     @property
     def is_local(self) -> bool:
         return self.source.startswith("/")
+
+    @property
+    def source_kind(self) -> SourceKind:
+        if not self.is_local:
+            return "hub"
+        return "file" if self.source.endswith(".safetensors") else "folder"
+
+    def ref(self) -> ModelRef:
+        """What a worker loads: the entry's weights and its loading switches."""
+        return ModelRef(
+            id=self.id,
+            family=self.family,
+            source=self.source,
+            variant=self.variant,
+            kind=self.source_kind,
+            config=self.config,
+            vae=self.vae,
+            clip_skip=self.clip_skip,
+            true_cfg=self.true_cfg,
+            max_tokens=self.max_tokens,
+            cpu_offload=self.cpu_offload,
+            vae_tiling=self.vae_tiling,
+            attention=self.attention,
+        )
 
 
 class Catalogue:
@@ -91,6 +136,8 @@ def _resolve_source(raw: str, base: Path, path: str, entry: str) -> str:
     looks_local = raw.startswith((".", "/", "~")) or candidate.exists() or not _HUB_ID.match(raw)
     if not looks_local:
         return raw
+    if candidate.is_file() and candidate.suffix == ".safetensors":  # one A1111/Civitai checkpoint
+        return str(candidate.resolve())
     if not candidate.is_dir():
         raise CatalogueError(
             path, f"source '{raw}' points nowhere ({candidate} is not a folder)", entry, "source"

@@ -200,7 +200,7 @@ class Forge:
         """A run's job for the worker: the one builder for start and for a job queued again."""
         payload = jobs.TrainJob(
             training_id=lora_id,
-            model=jobs.ModelRef(id=model.id, family=model.family, source=model.source, variant=model.variant),
+            model=model.ref(),
             params=params,
             images=images,
             captions=captions,

@@ -335,7 +335,7 @@ class Generations:
         payload = jobs.GenerateJob(
             generation_id=generation_id,
             recipe=recipe.model_dump(mode="json"),
-            model=jobs.ModelRef(id=model.id, family=model.family, source=model.source, variant=model.variant),
+            model=model.ref(),
             init_image=None if init_image is None else await asyncio.to_thread(for_worker, init_image),
             mask=mask,
             adapters=adapters,

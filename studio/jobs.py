@@ -60,10 +60,21 @@ class _Payload(BaseModel):
 
 
 class ModelRef(_Payload):
+    """A base model to load. Workers build their own from their catalogue (``ModelEntry.ref``)."""
+
     id: str
     family: str
     source: str
     variant: str | None = None
+    kind: str = "folder"  # folder, file (one .safetensors checkpoint) or hub
+    config: str | None = None  # a single file's configs/tokenizers: a local folder or cached hub id
+    vae: str | None = None
+    clip_skip: int = 0
+    true_cfg: float = 0.0
+    max_tokens: int = 0
+    cpu_offload: bool = False
+    vae_tiling: bool = False
+    attention: str | None = None
 
 
 class AdapterRef(_Payload):

@@ -25,7 +25,7 @@ TINY_CACHE = (
 
 @pytest.fixture(scope="session")
 def tiny_models() -> dict[str, Path]:
-    """Tiny random SD1.5/SDXL pipelines on disk, built once and reused between runs."""
+    """Tiny random SD 1.5/SDXL/Flux/SD 3.5 pipelines on disk, built once and reused between runs."""
     from gpu_worker.tiny import make_tiny
 
     TINY_CACHE.mkdir(parents=True, exist_ok=True)
@@ -52,6 +52,21 @@ size = 64
 family = "sdxl"
 source = "{tiny_models["tiny-sdxl"]}"
 description = "tiny sdxl"
+steps = 4
+size = 64
+
+[models.tiny-flux]
+family = "flux"
+source = "{tiny_models["tiny-flux"]}"
+description = "tiny flux"
+steps = 4
+guidance = 3.5
+size = 64
+
+[models.tiny-sd3]
+family = "sd3"
+source = "{tiny_models["tiny-sd3"]}"
+description = "tiny sd3"
 steps = 4
 size = 64
 ''',

@@ -53,7 +53,7 @@ def test_hub_id_passes_through(tmp_path: Path) -> None:
             '[models.m]\nfamily = "sd15"\nsource = "/abs/nowhere"\ndescription = "d"\n',
             "model `m`, field `source`: source '/abs/nowhere' points nowhere",
         ),
-        ('[models.m]\nfamily = "sd3"\nsource = "org/x"\ndescription = "d"\n', "model `m`, field `family`"),
+        ('[models.m]\nfamily = "sd2"\nsource = "org/x"\ndescription = "d"\n', "model `m`, field `family`"),
         ('[models.m]\nfamily = "sd15"\ndescription = "d"\n', "model `m`, field `source`: Field required"),
         ('[models.m]\nfamily = "sd15"\nsource = "org/x"\n', "model `m`, field `description`: Field required"),
         ('[models.m]\nfamily = "sd15"\nsource = "org/x"\ndescription = "d"\nsteps = 900\n', "field `steps`"),
