@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from studio.errors import CatalogueError, UnknownModel
 from studio.families import FAMILIES, Family, FamilyName
@@ -55,6 +55,16 @@ class ModelEntry(BaseModel):
         if not _MODEL_ID.match(value):
             raise ValueError("must be 1-64 lowercase letters, digits, '.', '_' or '-'")
         return value
+
+    @model_validator(mode="after")
+    def _scheduler_of_its_family(self) -> ModelEntry:
+        samplers = self.family_spec.samplers
+        if self.scheduler is not None and self.scheduler not in samplers:
+            raise ValueError(
+                f"scheduler `{self.scheduler}` is not a sampler of {self.family_spec.label} models; "
+                f"use {' or '.join(samplers)}"
+            )
+        return self
 
     @property
     def family_spec(self) -> Family:

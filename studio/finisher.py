@@ -23,6 +23,7 @@ from studio.artifacts import Artifacts, digest
 from studio.catalogue import Catalogue
 from studio.entities import Finish, ImageRecord, Project, Requester
 from studio.errors import InvalidRecipe, NotFound, NotYours, StudioError
+from studio.families import Family
 from studio.finishing import EXPORT_PRESETS, ExportSpec, Grade, check_upscale
 from studio.generations import GenerationPlan, Generations
 from studio.preferences import Preferences
@@ -148,7 +149,7 @@ class Finisher:
             assert mask is not None
             png = await self._checked_mask(mask, width, height)
         model = self.catalogue.get((options.model if options else None) or defaults.model)
-        work_w, work_h = _working_size(width, height, model.family_spec.max_side, model.family_spec.min_side)
+        work_w, work_h = _working_size(width, height, model.family_spec)
         said = (options or Draft()).merged(Draft(width=work_w, height=work_h))
         if said.strength is None:
             said = said.merged(Draft(strength=INPAINT_STRENGTH))
@@ -405,11 +406,12 @@ def _binary_mask(data: bytes, settings: Any) -> bytes:
     return _png(mask)
 
 
-def _working_size(width: int, height: int, max_side: int, min_side: int) -> tuple[int, int]:
-    """The image's size in multiples of 8 within the family's limits (aspect kept)."""
-    scale = min(1.0, max_side / max(width, height))
-    scale = max(scale, min_side / min(width, height))
-    return (max(min_side, int(width * scale) // 8 * 8), max(min_side, int(height * scale) // 8 * 8))
+def _working_size(width: int, height: int, family: Family) -> tuple[int, int]:
+    """The image's size in the family's multiples (8; 16 for Flux, SD3) within its limits, aspect kept."""
+    scale = min(1.0, family.max_side / max(width, height))
+    scale = max(scale, family.min_side / min(width, height))
+    step, least = family.multiple, family.min_side
+    return (max(least, int(width * scale) // step * step), max(least, int(height * scale) // step * step))
 
 
 def _size_of(png: bytes) -> tuple[int, int]:

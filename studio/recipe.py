@@ -37,6 +37,14 @@ DEFAULT_SAMPLER = "dpmpp_2m"
 DEFAULT_STRENGTH = 0.6
 MAX_LORAS = 4
 _LORA_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")
+# Explicit prompt weights (A1111's `(word:1.3)`, compel's `(word)1.3`, `(word)++`, `word++`,
+# `word--`, `.blend(`/`.and(`): families without weighting refuse them. Plain parentheses are text.
+EXPLICIT_WEIGHT = re.compile(
+    r"\([^()]*:\s*-?\d*\.?\d+\s*\)"
+    r"|\)(?:\d*\.?\d+|\+\+?|--?)"
+    r"|\w(?:\+\+?|--?)(?=[\s,)]|$)"
+    r"|\.(?:blend|and)\("
+)
 
 
 class LoraRef(BaseModel):
@@ -165,8 +173,11 @@ def _check_recipe(r: Recipe) -> None:
     if not 0 <= r.seed <= MAX_SEED:
         raise InvalidRecipe("seed", f"Seed must be between 0 and {MAX_SEED} (got {r.seed}).")
     for name, value in (("width", r.width), ("height", r.height)):
-        if value % 8:
-            raise InvalidRecipe(name, f"The {name} must be a multiple of 8 (got {value}).")
+        if value % family.multiple:
+            which = "" if family.multiple == 8 else f" for {family.label} models"
+            raise InvalidRecipe(
+                name, f"The {name} must be a multiple of {family.multiple}{which} (got {value})."
+            )
         if not family.min_side <= value <= family.max_side:
             raise InvalidRecipe(
                 name,
@@ -177,6 +188,19 @@ def _check_recipe(r: Recipe) -> None:
         raise InvalidRecipe("aspect", f"Aspect ratio must be one of {', '.join(ASPECTS)} (got {r.aspect}).")
     if r.sampler not in SAMPLERS:
         raise InvalidRecipe("sampler", f"Sampler must be one of {', '.join(SAMPLERS)} (got {r.sampler}).")
+    if r.sampler not in family.samplers:
+        raise InvalidRecipe(
+            "sampler",
+            f"{family.label} models sample with {' or '.join(family.samplers)} only (got {r.sampler}).",
+        )
+    if not family.weighting:
+        for field, text in (("prompt", r.prompt), ("negative_prompt", r.negative_prompt)):
+            if found := EXPLICIT_WEIGHT.search(text):
+                raise InvalidRecipe(
+                    field,
+                    f"{family.label} models take no prompt weights such as `{found[0]}`; write the "
+                    "words plainly and put the important ones first (plain parentheses are fine).",
+                )
     if r.strength is not None and not (math.isfinite(r.strength) and 0 < r.strength <= 1):
         raise InvalidRecipe("strength", f"Strength must be above 0 and at most 1 (got {r.strength}).")
     if r.strength is not None and r.init_image is None:
@@ -425,8 +449,17 @@ def resolve(
             raise InvalidRecipe("aspect", f"Aspect ratio must be one of {', '.join(ASPECTS)} (got {aspect}).")
         width, height = aspect_size(family, aspect, entry.native_size)
     prompt, negative = draft.prompt.strip(), (draft.negative_prompt or "").strip()
+    takes_negative = family.negative_prompt or entry.true_cfg > 1
     if style is not None and prompt:
-        prompt, negative = style.apply(prompt, negative)
+        prompt, styled_negative = style.apply(prompt, negative)
+        # A style's own negative is a suggestion: a model that takes none goes without it.
+        negative = styled_negative if takes_negative else negative
+    if negative and not takes_negative:
+        raise InvalidRecipe(
+            "negative_prompt",
+            f"{family.label} models take no negative prompt; {entry.id} is guidance-distilled, so say "
+            "what you want in the prompt instead (e.g. `clear sky` rather than `--no clouds`).",
+        )
     return Recipe(
         model=entry.id,
         family=entry.family,
@@ -440,7 +473,7 @@ def resolve(
         height=height,
         batch=draft.batch if draft.batch is not None else 1,
         aspect=aspect,
-        sampler=draft.sampler or DEFAULT_SAMPLER,
+        sampler=draft.sampler or entry.default_sampler,
         init_image=init_image,
         # Strength means how far from an init image; without one it means nothing, so the recipe
         # text of an img2img, variation or inpaint image pastes into /imagine as a fresh image.
