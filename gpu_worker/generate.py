@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from PIL import Image, ImageOps
 
+from gpu_worker.model_settings import clip_skip_arguments
 from gpu_worker.pipelines import LoadedModel
 from gpu_worker.prompting import prompt_arguments
 from gpu_worker.trusted import open_image
@@ -90,6 +91,7 @@ def run(
 
     args: dict[str, Any] = {
         **prompt_arguments(model, recipe),
+        **clip_skip_arguments(model.ref),  # the entry's CLIP skip (A1111's "Clip skip 2")
         "num_inference_steps": recipe.steps,
         "guidance_scale": recipe.guidance,
         "generator": generators,

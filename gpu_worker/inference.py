@@ -11,10 +11,13 @@ import torch
 
 from gpu_worker.device import pick_device
 from gpu_worker.generate import Cancelled, StepCallback, decode_image, decode_init_image, decode_mask, run
+from gpu_worker.model_settings import a1111_clip_skip
 from gpu_worker.pipelines import ModelLoadError, PipelineCache, pick_dtype
-from gpu_worker.pngmeta import encode_png
+from gpu_worker.pngmeta import WeightsUsed, encode_png
+from gpu_worker.prompting import PromptRefused
 from gpu_worker.trusted import WorkerCatalogue
 from studio import jobs
+from studio.model_hashes import shared_cache
 from studio.recipe import Recipe
 from studio.settings import Settings
 
@@ -72,8 +75,11 @@ def generate_images(
         generated = run(model, recipe, init, on_step, cancel, mask)
     except torch.OutOfMemoryError as exc:
         raise UserFacingError("the GPU ran out of memory; try a smaller batch or size") from exc
+    except PromptRefused as exc:  # too long for T5, a negative or weights the model cannot take
+        raise UserFacingError(str(exc)) from exc
+    weights = weights_used(ref, job.adapters, adapter_file)
     images = [
-        jobs.ImageOut(index=i, seed=recipe.seed_for(i), png=encode_png(image, recipe, i))
+        jobs.ImageOut(index=i, seed=recipe.seed_for(i), png=encode_png(image, recipe, i, weights))
         for i, image in enumerate(generated.images)
     ]
     return jobs.GenerateResult(
@@ -85,3 +91,19 @@ def generate_images(
         pipeline_seconds=generated.seconds,
         device=f"{cache.device}/{str(cache.dtype).removeprefix('torch.')}",
     )
+
+
+def weights_used(
+    ref: jobs.ModelRef, adapters: list[jobs.AdapterRef], adapter_file: Callable[[str], Path]
+) -> WeightsUsed:
+    """The hashes Civitai links an image's model and LoRAs by, each computed once per file (a big
+    checkpoint's first job pays for reading it). A hash that cannot be had is left out, never fatal."""
+    hashes = shared_cache()
+    try:
+        model_hash = hashes.model_hash(ref.source, ref.kind, ref.variant)
+        vae_hash = hashes.vae_hash(ref.vae) if ref.vae else None
+        lora_hashes = {a.name: hashes.lora_hash_of_blob(a.sha, adapter_file) for a in adapters}
+    except (OSError, ValueError) as exc:
+        log.warning("model %s: the weights' hashes could not be computed: %s", ref.id, exc)
+        return WeightsUsed(clip_skip=a1111_clip_skip(ref))
+    return WeightsUsed(model_hash, lora_hashes, vae_hash, a1111_clip_skip(ref))

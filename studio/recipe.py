@@ -97,8 +97,11 @@ class Recipe(BaseModel):
         """The single-image recipe that reproduces image ``index`` of this batch."""
         return self.model_copy(update={"seed": self.seed_for(index), "batch": 1})
 
-    def to_a1111(self, index: int = 0) -> str:
-        """The A1111 ``parameters`` text for image ``index`` (PNG Info, Civitai and parsers read it)."""
+    def to_a1111(
+        self, index: int = 0, model_hash: str | None = None, extra: tuple[tuple[str, str], ...] = ()
+    ) -> str:
+        """The A1111 ``parameters`` text for image ``index`` (PNG Info, Civitai and parsers read it);
+        the worker adds what only it knows: the weights' ``model_hash`` and ``extra`` fields."""
         lines = [self.prompt]
         if self.negative_prompt:
             lines.append(f"Negative prompt: {self.negative_prompt}")
@@ -108,12 +111,14 @@ class Recipe(BaseModel):
             ("CFG scale", _num(self.guidance)),
             ("Seed", str(self.seed_for(index))),
             ("Size", f"{self.width}x{self.height}"),
+            *([("Model hash", model_hash)] if model_hash else []),
             ("Model", self.model),
         ]
         if self.strength is not None:
             fields.append(("Denoising strength", _num(self.strength)))
         if self.loras:
             fields.append(("Lora weights", json.dumps({lo.name: lo.weight for lo in self.loras})))
+        fields += extra
         fields.append(("Version", "Atelier"))
         lines.append(", ".join(f"{key}: {value}" for key, value in fields))
         return "\n".join(lines)
