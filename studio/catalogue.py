@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from studio.checkpoints import PICKLE_SUFFIXES, CheckpointError, inspect_checkpoint, pickle_sentence
 from studio.errors import CatalogueError, UnknownModel
 from studio.families import FAMILIES, Family, FamilyName
 from studio.jobs import ModelRef, UpscalerRef
@@ -146,7 +147,13 @@ def _resolve_source(raw: str, base: Path, path: str, entry: str) -> str:
     looks_local = raw.startswith((".", "/", "~")) or candidate.exists() or not _HUB_ID.match(raw)
     if not looks_local:
         return raw
-    if candidate.is_file() and candidate.suffix == ".safetensors":  # one A1111/Civitai checkpoint
+    if candidate.is_file():  # one A1111/Civitai checkpoint: .safetensors only, never a pickle
+        if candidate.suffix.lower() in PICKLE_SUFFIXES:
+            raise CatalogueError(path, pickle_sentence(candidate), entry, "source")
+        if candidate.suffix != ".safetensors":
+            raise CatalogueError(
+                path, f"source '{raw}' is a file but not a .safetensors checkpoint", entry, "source"
+            )
         return str(candidate.resolve())
     if not candidate.is_dir():
         raise CatalogueError(
@@ -157,6 +164,46 @@ def _resolve_source(raw: str, base: Path, path: str, entry: str) -> str:
             path, f"source '{raw}' is not a diffusers model folder (no model_index.json)", entry, "source"
         )
     return str(candidate.resolve())
+
+
+def _resolve_config(raw: str, base: Path, path: str, entry: str) -> str:
+    """A single file's `config`: a local diffusers folder (made absolute) or a hub id."""
+    expanded = Path(raw).expanduser()
+    candidate = expanded if expanded.is_absolute() else base / expanded
+    if not raw.startswith((".", "/", "~")) and not candidate.exists() and _HUB_ID.match(raw):
+        return raw
+    if not (candidate / "model_index.json").is_file():
+        raise CatalogueError(
+            path,
+            f"config '{raw}' is not a diffusers model folder (no model_index.json at {candidate})",
+            entry,
+            "config",
+        )
+    return str(candidate.resolve())
+
+
+def _check_single_file(model: ModelEntry, path: str) -> None:
+    """A single file's family comes from its tensor names; parts it lacks need a `config`."""
+    try:
+        found = inspect_checkpoint(Path(model.source))
+    except CheckpointError as error:
+        raise CatalogueError(path, str(error), model.id, "source") from None
+    if found.family != model.family:
+        raise CatalogueError(
+            path,
+            f"{Path(model.source).name} is a {FAMILIES[found.family].label} checkpoint, not "
+            f'{model.family_spec.label}; set family = "{found.family}"',
+            model.id,
+            "family",
+        )
+    if found.missing and model.config is None:
+        raise CatalogueError(
+            path,
+            f"{Path(model.source).name} has no {', '.join(found.missing)}; set `config` to a diffusers "
+            "folder (or a hub id in the local cache) of the same model to take them from",
+            model.id,
+            "config",
+        )
 
 
 def load_catalogue(path: str | Path) -> Catalogue:
@@ -171,7 +218,11 @@ def load_catalogue(path: str | Path) -> Catalogue:
         raw = table(found, where, model_id, "model")
         if "source" in raw and isinstance(raw["source"], str):
             raw = {**raw, "source": _resolve_source(raw["source"], file.parent, where, model_id)}
+        if isinstance(raw.get("config"), str):
+            raw = {**raw, "config": _resolve_config(raw["config"], file.parent, where, model_id)}
         model = entry(ModelEntry, raw, where, model_id, "model", id=model_id)
+        if model.source_kind == "file":
+            _check_single_file(model, where)
         entries[model.id] = model
     default = data.get("default_model", next(iter(entries)))
     if default not in entries:
