@@ -72,7 +72,7 @@ def build_studio(
     queue: JobQueue,
     artifacts: Artifacts,
 ) -> Studio:
-    models = Models(catalogue, store, queue, artifacts)
+    models = Models(catalogue, store, queue, artifacts, settings)
     preferences = Preferences(catalogue, styles, store)
     boards = Boards(settings, store, queue, artifacts)
     projects = Projects(store)

@@ -168,6 +168,11 @@ class Lora:
         return self.status == "done" and self.deleted_at is None
 
     @property
+    def imported(self) -> bool:
+        """Brought in as a file (`/models import`), not trained here: its params say how it was read."""
+        return self.params_json.startswith('{"imported"')
+
+    @property
     def label(self) -> str:
         return self.name if self.version == 1 else f"{self.name} v{self.version}"
 

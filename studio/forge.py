@@ -413,7 +413,7 @@ class Forge:
     async def owned_run(self, requester: Requester, lora_id: str) -> Lora:
         """A training run of the requester's; another person's does not exist for them."""
         lora = await self.store.loras.get(lora_id)
-        if lora.owner_id != requester.id:
+        if lora.owner_id != requester.id or lora.imported:  # an imported model had no run
             raise NotFound("That training run does not exist.")
         return lora
 

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     # Uploads (init images): checked before any pixel is decoded.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_upload_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
+    max_lora_import_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)  # /models import, import-lora
 
     # REST API (`atelier api`)
     api_host: str = "127.0.0.1"

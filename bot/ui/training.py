@@ -75,15 +75,23 @@ def lora_embed(lora: Lora) -> discord.Embed:
     embed.add_field(name="Trigger", value=f"`{lora.trigger}`")
     embed.add_field(name="Owner", value=render.credit(lora.owner_id))
     embed.add_field(name="Visibility", value="private" if lora.visibility == "private" else "this server")
-    embed.add_field(
-        name="Training",
-        value=(
-            f"{params['steps']} steps · rank {params['rank']} · lr {params['learning_rate']:g} · "
-            f"{params['resolution']} px · {lora.image_count} images"
-            + (" · text encoder" if params.get("train_text_encoder") else "")
-        ),
-        inline=False,
-    )
+    if lora.imported:  # no run behind it: say how the file was read instead
+        found = params["imported"]
+        embed.add_field(
+            name="Imported",
+            value=f"{found['format']} file · rank {found['rank']} · {found['modules']} layers",
+            inline=False,
+        )
+    else:
+        embed.add_field(
+            name="Training",
+            value=(
+                f"{params['steps']} steps · rank {params['rank']} · lr {params['learning_rate']:g} · "
+                f"{params['resolution']} px · {lora.image_count} images"
+                + (" · text encoder" if params.get("train_text_encoder") else "")
+            ),
+            inline=False,
+        )
     if lora.size_bytes:
         embed.add_field(name="Weights", value=f"{lora.size_bytes / 1_048_576:.1f} MiB (safetensors)")
     return embed

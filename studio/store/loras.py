@@ -31,6 +31,19 @@ class LoraRows:
         except sqlite3.IntegrityError:
             raise NameTaken(str(row["name"])) from None
 
+    async def add_imported(self, lora_id: str, **row: Any) -> None:
+        """Record a LoRA imported from a file: a usable model at once, no training run behind it."""
+        key = str(row["name"]).lower()
+        now = time.time()
+        try:
+            await self.store._insert(
+                "loras",
+                {**row, "id": lora_id, "name_key": key, "status": "done"}
+                | {"created_at": now, "finished_at": now},
+            )
+        except sqlite3.IntegrityError:
+            raise NameTaken(str(row["name"])) from None
+
     async def delete_unqueued(self, lora_id: str) -> None:
         """Only for a run whose job never reached the queue."""
         await self.store._write("DELETE FROM loras WHERE id = ? AND status = 'queued'", (lora_id,))

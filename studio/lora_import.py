@@ -1,0 +1,583 @@
+"""LoRA files made elsewhere (kohya/A1111, diffusers, peft, BFL/ai-toolkit, XLabs): read, recognised, checked.
+
+Everything here reads the safetensors header and slices the data section as bytes: nothing is
+unpickled, and nothing needs torch. A file is recognised by its tensor names; where the names
+cannot tell two families apart (our tiny models are shaped alike), the tensor shapes decide,
+compared with the real models' widths or with the chosen base model's own weights.
+
+Flux files in the original model's naming (kohya ``lora_unet_double_blocks_*``, BFL/ai-toolkit
+``diffusion_model.double_blocks.*``, XLabs ``*.processor.qkv_lora1.*``) are rewritten into
+diffusers' naming, because diffusers' converters for them assume the full-size model's widths;
+the fused q/k/v (and single-block MLP) projections are split by rows of ``lora_up``, which are
+contiguous bytes, and kohya's per-module alphas travel as peft's ``alpha_pattern``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from studio.errors import StudioError
+
+Format = Literal["kohya", "diffusers", "peft", "bfl", "xlabs"]
+SUPPORTED_FAMILIES = ("sd15", "sdxl", "flux")
+FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL", "flux": "Flux", "sd3": "SD 3.5"}
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
+ADAPTER_METADATA_KEY = "lora_adapter_metadata"  # diffusers' key for the peft LoraConfig
+_PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
+_ITEM_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}  # fmt: skip
+# Cross-attention widths of the real UNets: the text embedding they attend to.
+_CROSS_ATTENTION = {768: "sd15", 2048: "sdxl"}
+_FLUX_WIDTH = 3072  # Flux.1's hidden size (SD 3.5 large is 2432, medium 1536)
+
+
+class LoraRejected(StudioError):
+    """The file cannot become a custom model; ``str()`` is the one sentence the person sees."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: str
+    shape: tuple[int, ...]
+    start: int  # offsets into the data section
+    end: int
+
+
+@dataclass(frozen=True)
+class Safetensors:
+    tensors: dict[str, TensorInfo]
+    metadata: dict[str, str]
+    body: bytes
+
+    def raw(self, name: str) -> bytes:
+        info = self.tensors[name]
+        return self.body[info.start : info.end]
+
+
+@dataclass(frozen=True)
+class ImportedLora:
+    """A recognised LoRA: its layout, family, training metadata, and the file the worker loads."""
+
+    format: Format
+    family: str
+    triggers: list[str]
+    rank: int
+    modules: int
+    weights: bytes  # diffusers-loadable: the original file, or its Flux/peft rewrite
+    original_kohya: bool  # the original is what A1111/ComfyUI read (kept as the kohya export)
+    notes: list[str] = field(default_factory=list)
+
+
+# Reading the file
+
+
+def check_not_pickle(data: bytes, filename: str = "") -> None:
+    """Pickles (.ckpt, .pt, torch zip files) are refused by name and by their first bytes, never opened."""
+    if filename.lower().endswith(_PICKLE_SUFFIXES) or data[:4] == b"PK\x03\x04" or data[:1] == b"\x80":
+        raise LoraRejected(
+            "That file is a pickle (.ckpt/.pt), which can run code when opened, so Atelier never opens "
+            "one: please use the .safetensors version of the LoRA."
+        )
+
+
+def read_safetensors(data: bytes, filename: str = "") -> Safetensors:
+    """The header and data section, every declared tensor checked to lie inside the file."""
+    check_not_pickle(data, filename)
+    not_safetensors = LoraRejected(
+        "That file is not a .safetensors file, so it cannot be imported as a LoRA."
+    )
+    truncated = LoraRejected(
+        "That .safetensors file is truncated (shorter than its header says): please upload it again."
+    )
+    if len(data) < 8:
+        raise not_safetensors
+    (length,) = struct.unpack("<Q", data[:8])
+    if length < 2 or length > MAX_HEADER_BYTES:
+        raise not_safetensors
+    if 8 + length > len(data):
+        if data[8:9] == b"{":  # a header that starts right but is cut off
+            raise truncated
+        raise not_safetensors
+    try:
+        header = json.loads(data[8 : 8 + length])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise not_safetensors from None
+    if not isinstance(header, dict):
+        raise not_safetensors
+    body = data[8 + length :]
+    raw_metadata = header.pop("__metadata__", None) or {}
+    tensors: dict[str, TensorInfo] = {}
+    for name, entry in header.items():
+        try:
+            dtype, shape, (start, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+            size = _ITEM_BYTES[dtype]
+            count = 1
+            for dim in shape:
+                count *= int(dim)
+        except (KeyError, TypeError, ValueError):
+            raise not_safetensors from None
+        if end > len(body):
+            raise truncated
+        if not (0 <= start <= end) or end - start != count * size:
+            raise not_safetensors
+        tensors[str(name)] = TensorInfo(dtype, tuple(int(d) for d in shape), int(start), int(end))
+    metadata = {str(k): str(v) for k, v in raw_metadata.items()} if isinstance(raw_metadata, dict) else {}
+    return Safetensors(tensors, metadata, body)
+
+
+def write_safetensors(
+    tensors: dict[str, tuple[str, tuple[int, ...], bytes]], metadata: dict[str, str]
+) -> bytes:
+    """A safetensors file, names and metadata sorted so the same content always gives the same bytes."""
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))} if metadata else {}
+    chunks: list[bytes] = []
+    offset = 0
+    for name in sorted(tensors):
+        dtype, shape, raw = tensors[name]
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+
+
+# Recognising the layout
+
+
+def lora_format(names: Iterable[str]) -> Format:
+    """Which tool's layout the tensor names follow; LoraRejected if they are not a LoRA's."""
+    names = list(names)
+    if any(name.startswith(("lora_unet_", "lora_te", "lora_transformer_")) for name in names):
+        return "kohya"
+    if any(".processor." in name and "_lora" in name for name in names):
+        return "xlabs"
+    if not any(_is_lora_weight(name) for name in names):
+        raise LoraRejected(
+            "That file holds no LoRA weights (no lora_up/lora_down or lora_A/lora_B tensors): it looks "
+            "like a full model checkpoint, which is added to the catalogue by the operator, not imported."
+        )
+    stripped = [name.removeprefix("diffusion_model.") for name in names]
+    if any(name.startswith(("double_blocks.", "single_blocks.")) for name in stripped):
+        return "bfl"
+    if any(name.startswith("base_model.model.") for name in names):
+        return "peft"
+    return "diffusers"
+
+
+def _is_lora_weight(name: str) -> bool:
+    return any(
+        part in name
+        for part in (".lora_A.", ".lora_B.", ".lora_down.", ".lora_up.", ".lora.down.", ".lora.up.")
+    )
+
+
+def candidate_families(names: list[str], fmt: Format) -> set[str]:
+    """The families the tensor names allow (more than one where only shapes can tell)."""
+    joined = "\n".join(names)
+    if re.search(r"double_blocks|single_blocks|single_transformer_blocks|guidance_embedder", joined):
+        return {"flux"}
+    if fmt == "kohya" and "lora_transformer_" in joined:
+        return {"flux"}  # kohya-named diffusers Flux modules (lora_transformer_transformer_blocks_0_...)
+    if re.search(
+        r"(^|\n)(transformer\.|base_model\.model\.)?(transformer_blocks|pos_embed|context_embedder)", joined
+    ):
+        return {"flux", "sd3"}
+    if re.search(
+        r"lora_te2_|text_encoder_2\.|input_blocks[._]4[._]1|middle_block[._]1|label_emb|add_embedding", joined
+    ):
+        return {"sdxl"}
+    if re.search(r"transformer_blocks[._][1-9]", joined):
+        return {"sdxl"}  # SDXL's deep blocks hold up to 10 transformer blocks; SD 1.5's hold one
+    if re.search(r"down_blocks[._]0[._]attentions|up_blocks[._][23][._]attentions", joined):
+        return {"sd15"}  # SD 1.5 attends in its first down block and last up blocks; SDXL there holds none
+    if re.search(
+        r"down_blocks|up_blocks|mid_block|lora_unet_|lora_te_|lora_te1_|text_encoder\.|unet\.", joined
+    ):
+        return {"sd15", "sdxl"}
+    raise LoraRejected("That file's weights don't match any model family Atelier knows (SD 1.5, SDXL, Flux).")
+
+
+def _cross_attention_width(file: Safetensors) -> int | None:
+    """The text width the UNet's cross-attention reads: in-features of an ``attn2`` key/value LoRA."""
+    for name, info in file.tensors.items():
+        if re.search(r"attn2[._]to_[kv]", name) and re.search(
+            r"lora_down|lora_A|lora\.down|down\.weight", name
+        ):
+            return info.shape[1] if len(info.shape) >= 2 else None
+    return None
+
+
+def _flux_width(file: Safetensors) -> int | None:
+    for name, info in file.tensors.items():
+        if re.search(r"attn[._](to_q|qkv)", name) and re.search(r"lora_down|lora_A|down\.weight", name):
+            return info.shape[1] if len(info.shape) >= 2 else None
+    return None
+
+
+def detect_family(
+    file: Safetensors, fmt: Format, base_family: str, base_shapes: dict[str, tuple[int, ...]] | None = None
+) -> str:
+    """The family the LoRA was made for: names first, then the real models' widths, then the base's shapes."""
+    candidates = candidate_families(list(file.tensors), fmt)
+    if len(candidates) == 1:
+        return candidates.pop()
+    if candidates == {"sd15", "sdxl"}:
+        width = _cross_attention_width(file)
+        if width in _CROSS_ATTENTION:
+            return _CROSS_ATTENTION[width]
+    elif candidates == {"flux", "sd3"} and _flux_width(file) == _FLUX_WIDTH:
+        return "flux"
+    if base_family not in candidates:
+        return sorted(candidates)[0]
+    if base_shapes is not None and fits(file, fmt, base_shapes) is False:
+        return sorted(candidates - {base_family})[0]  # the same names, other widths: the other family
+    return base_family  # fits the base, or nothing tells them apart here (the worker's loader checks last)
+
+
+def fits(file: Safetensors, fmt: Format, base_shapes: dict[str, tuple[int, ...]]) -> bool | None:
+    """Whether every LoRA module whose base module can be named has the base's in/out widths.
+
+    None: no module could be matched with one of the base model's (nothing to compare).
+    """
+    kohya_names = {"lora_unet_" + key.removesuffix(".weight").replace(".", "_"): key for key in base_shapes}
+    checked = 0
+    for name, info in file.tensors.items():
+        if len(info.shape) < 2:
+            continue
+        if fmt == "kohya":
+            base_key = kohya_names.get(name.partition(".")[0])
+        else:
+            module = _diffusers_module(name, fmt)
+            base_key = None if module is None else module + ".weight"
+        base = base_shapes.get(base_key) if base_key else None
+        if base is None or len(base) < 2:
+            continue
+        down = re.search(r"lora_A|lora_down|lora\.down|\.down\.", name) is not None
+        if (info.shape[1] != base[1]) if down else (info.shape[0] != base[0]):
+            return False
+        checked += 1
+    return True if checked else None
+
+
+def _diffusers_module(name: str, fmt: Format) -> str | None:
+    """A LoRA tensor's base module inside the UNet/transformer, in diffusers' naming (None: not derivable)."""
+    for prefix in ("unet.", "transformer.", "base_model.model."):
+        if name.startswith(prefix):
+            name = name.removeprefix(prefix)
+            break
+    else:
+        return None  # a text encoder's module, or another layout
+    match = re.match(r"(.+?)\.(lora_A|lora_B|lora\.down|lora\.up)\.weight$", name)
+    if match is None:
+        return None
+    return match[1].replace(".processor", "")
+
+
+def read_base_shapes(source: str) -> dict[str, tuple[int, ...]] | None:
+    """The denoiser's weight shapes in a base model folder (from safetensors headers), if readable here."""
+    folder = Path(source)
+    for part in ("unet", "transformer"):
+        directory = folder / part
+        if not directory.is_dir():
+            continue
+        shapes: dict[str, tuple[int, ...]] = {}
+        for path in sorted(directory.glob("*.safetensors")):
+            shapes |= _header_shapes(path)
+        return shapes or None
+    return None
+
+
+def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    try:
+        with path.open("rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(min(length, MAX_HEADER_BYTES)))
+    except (OSError, struct.error, ValueError):
+        return {}
+    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
+
+
+# Training metadata
+
+
+def trigger_words(metadata: dict[str, str], most: int = 3) -> list[str]:
+    """What calls the LoRA up in a prompt: the file's trigger phrase, else its most frequent caption tags.
+
+    kohya's ``ss_tag_frequency`` counts each caption tag per dataset folder; the trigger is the tag
+    every caption carries, so the top count wins (ties at the top are kept, up to ``most``).
+    """
+    phrase = metadata.get("modelspec.trigger_phrase", "").strip()
+    if phrase:
+        return [part.strip() for part in phrase.split(",") if part.strip()][:most]
+    try:
+        frequencies = json.loads(metadata.get("ss_tag_frequency", "{}"))
+    except json.JSONDecodeError:
+        frequencies = {}
+    counts: Counter[str] = Counter()
+    if isinstance(frequencies, dict):
+        for tags in frequencies.values():
+            if isinstance(tags, dict):
+                for tag, count in tags.items():
+                    if isinstance(count, int | float) and str(tag).strip():
+                        counts[str(tag).strip()] += int(count)
+    if counts:
+        top = counts.most_common(1)[0][1]
+        return [tag for tag, count in counts.most_common() if count == top][:most]
+    output_name = metadata.get("ss_output_name", "").strip()
+    return [output_name] if output_name else []
+
+
+# The whole check
+
+
+def import_lora(
+    data: bytes,
+    base_family: str,
+    *,
+    filename: str = "",
+    max_bytes: int | None = None,
+    base_shapes: dict[str, tuple[int, ...]] | None = None,
+) -> ImportedLora:
+    """Recognise a LoRA file for a base model of ``base_family``; LoraRejected with one sentence if not."""
+    if max_bytes is not None and len(data) > max_bytes:
+        raise too_big(len(data), max_bytes)
+    file = read_safetensors(data, filename)
+    fmt = lora_format(file.tensors)
+    family = detect_family(file, fmt, base_family, base_shapes)
+    if family not in SUPPORTED_FAMILIES:
+        raise LoraRejected(
+            f"That LoRA is for {FAMILY_NAMES.get(family, family)} models; Atelier imports LoRAs for "
+            "SD 1.5, SDXL and Flux."
+        )
+    if family != base_family:
+        raise LoraRejected(
+            f"That LoRA was made for {FAMILY_NAMES[family]} models, and the base model you chose is "
+            f"{FAMILY_NAMES.get(base_family, base_family)}: choose one of the {FAMILY_NAMES[family]} "
+            "base models."
+        )
+    if base_shapes is not None and fits(file, fmt, base_shapes) is False:
+        raise LoraRejected(
+            "That LoRA's layers have other sizes than the base model you chose: it was made for another "
+            f"{FAMILY_NAMES[family]} model."
+        )
+    weights = data
+    if family == "flux" and fmt in ("kohya", "bfl", "xlabs"):
+        weights = flux_to_diffusers(file, fmt)
+    elif fmt == "peft":
+        weights = peft_to_diffusers(file, "transformer" if family == "flux" else "unet")
+    return ImportedLora(
+        format=fmt,
+        family=family,
+        triggers=trigger_words(file.metadata),
+        rank=_rank(file),
+        modules=sum(
+            1 for name in file.tensors if re.search(r"lora_down|lora_A|lora\.down|\.down\.weight", name)
+        ),
+        weights=weights,
+        original_kohya=fmt in ("kohya", "bfl", "xlabs"),
+    )
+
+
+def too_big(size: int, limit: int) -> LoraRejected:
+    return LoraRejected(
+        f"That file is {size / 1_048_576:.1f} MiB, above the {limit / 1_048_576:.0f} MiB limit for "
+        "LoRA imports."
+    )
+
+
+def _rank(file: Safetensors) -> int:
+    ranks = Counter(
+        info.shape[0]
+        for name, info in file.tensors.items()
+        if re.search(r"lora_down|lora_A|lora\.down|\.down\.weight", name) and info.shape
+    )
+    return ranks.most_common(1)[0][0] if ranks else 0
+
+
+# Rewrites into diffusers' naming
+
+# BFL module -> its diffusers module(s) in a double block; several: a fused projection split by rows.
+_DOUBLE = {
+    "img_attn.qkv": ("attn.to_q", "attn.to_k", "attn.to_v"),
+    "img_attn.proj": ("attn.to_out.0",),
+    "img_mlp.0": ("ff.net.0.proj",),
+    "img_mlp.2": ("ff.net.2",),
+    "img_mod.lin": ("norm1.linear",),
+    "txt_attn.qkv": ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"),
+    "txt_attn.proj": ("attn.to_add_out",),
+    "txt_mlp.0": ("ff_context.net.0.proj",),
+    "txt_mlp.2": ("ff_context.net.2",),
+    "txt_mod.lin": ("norm1_context.linear",),
+}
+_SINGLE = {
+    "linear1": ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"),
+    "linear2": ("proj_out",),
+    "modulation.lin": ("norm.linear",),
+}
+_TOP = {
+    "img_in": "x_embedder",
+    "txt_in": "context_embedder",
+    "time_in.in_layer": "time_text_embed.timestep_embedder.linear_1",
+    "time_in.out_layer": "time_text_embed.timestep_embedder.linear_2",
+    "vector_in.in_layer": "time_text_embed.text_embedder.linear_1",
+    "vector_in.out_layer": "time_text_embed.text_embedder.linear_2",
+    "guidance_in.in_layer": "time_text_embed.guidance_embedder.linear_1",
+    "guidance_in.out_layer": "time_text_embed.guidance_embedder.linear_2",
+    "final_layer.linear": "proj_out",
+    "final_layer.adaLN_modulation.1": "norm_out.linear",
+}
+_XLABS = {"qkv_lora1": "img_attn.qkv", "proj_lora1": "img_attn.proj", "qkv_lora2": "txt_attn.qkv",
+          "proj_lora2": "txt_attn.proj", "qkv_lora": "linear1", "proj_lora": "linear2"}  # fmt: skip
+# kohya's underscored names back to BFL's dotted ones
+_KOHYA_NAMES = {key.replace(".", "_"): key for key in (*_DOUBLE, *_SINGLE, *_TOP)}
+
+
+@dataclass
+class _Module:
+    down: str | None = None
+    up: str | None = None
+    alpha: str | None = None
+
+
+def flux_to_diffusers(file: Safetensors, fmt: Format) -> bytes:
+    """A Flux LoRA in kohya, BFL or XLabs naming rewritten as a diffusers one (tensor bytes unchanged)."""
+    modules: dict[str, _Module] = {}
+    for name in file.tensors:
+        bfl, part = _bfl_name(name, fmt)
+        module = modules.setdefault(bfl, _Module())
+        setattr(module, part, name)
+    out: dict[str, tuple[str, tuple[int, ...], bytes]] = {}
+    alphas: dict[str, float] = {}
+    ranks: dict[str, int] = {}
+    for bfl, module in modules.items():
+        if module.down is None or module.up is None:
+            raise LoraRejected(f"That Flux LoRA is incomplete: `{bfl}` lacks its down or up weights.")
+        targets = _targets(bfl)
+        down, up = file.tensors[module.down], file.tensors[module.up]
+        rank = down.shape[0]
+        alpha = _scalar(file, module.alpha) if module.alpha else float(rank)
+        sizes = _split_sizes(bfl, targets, down, up)
+        row_bytes = (up.end - up.start) // up.shape[0]
+        first = 0
+        up_raw = file.raw(module.up)
+        if bfl == "final_layer.adaLN_modulation.1":  # BFL orders (shift, scale); diffusers (scale, shift)
+            half = len(up_raw) // 2
+            up_raw = up_raw[half:] + up_raw[:half]
+        for target, rows in zip(targets, sizes, strict=True):
+            key = f"transformer.{target}"
+            out[f"{key}.lora_A.weight"] = (down.dtype, down.shape, file.raw(module.down))
+            out[f"{key}.lora_B.weight"] = (
+                up.dtype,
+                (rows, *up.shape[1:]),
+                up_raw[first * row_bytes : (first + rows) * row_bytes],
+            )
+            first += rows
+            alphas[target], ranks[target] = alpha, rank
+    metadata = {
+        "format": "pt",
+        ADAPTER_METADATA_KEY: json.dumps(_adapter_config("transformer", ranks, alphas)),
+    }
+    return write_safetensors(out, metadata)
+
+
+def _bfl_name(name: str, fmt: Format) -> tuple[str, str]:
+    """(BFL module name, 'down' | 'up' | 'alpha') of one tensor."""
+    if fmt == "kohya":
+        stem, _, kind = name.partition(".")
+        part = {"lora_down.weight": "down", "lora_up.weight": "up", "alpha": "alpha"}.get(kind)
+        match = re.fullmatch(r"lora_unet_(?:(double|single)_blocks_(\d+)_)?(.+)", stem)
+        if part is None or match is None or match[3] not in _KOHYA_NAMES:
+            raise _unsupported(name)
+        module = _KOHYA_NAMES[match[3]]
+        return (f"{match[1]}_blocks.{match[2]}.{module}" if match[1] else module), part
+    name = name.removeprefix("diffusion_model.")
+    if fmt == "xlabs":
+        match = re.fullmatch(r"(double|single)_blocks\.(\d+)\.processor\.(\w+)\.(down|up)\.weight", name)
+        if match is None or match[3] not in _XLABS:
+            raise _unsupported(name)
+        return f"{match[1]}_blocks.{match[2]}.{_XLABS[match[3]]}", match[4]
+    match = re.fullmatch(r"(.+)\.(lora_A|lora_B|lora_down|lora_up)\.weight|(.+)\.alpha", name)
+    if match is None:
+        raise _unsupported(name)
+    if match[3]:
+        return match[3], "alpha"
+    return match[1], "down" if match[2] in ("lora_A", "lora_down") else "up"
+
+
+def _targets(bfl: str) -> tuple[str, ...]:
+    match = re.fullmatch(r"(double|single)_blocks\.(\d+)\.(.+)", bfl)
+    if match:
+        table = _DOUBLE if match[1] == "double" else _SINGLE
+        block = "transformer_blocks" if match[1] == "double" else "single_transformer_blocks"
+        if match[3] in table:
+            return tuple(f"{block}.{match[2]}.{target}" for target in table[match[3]])
+    elif bfl in _TOP:
+        return (_TOP[bfl],)
+    raise _unsupported(bfl)
+
+
+def _split_sizes(bfl: str, targets: tuple[str, ...], down: TensorInfo, up: TensorInfo) -> list[int]:
+    """Rows of the fused ``lora_up`` per target: equal thirds, or q/k/v of the hidden width then the MLP."""
+    rows = up.shape[0]
+    if len(targets) == 1:
+        return [rows]
+    if len(targets) == 3 and rows % 3 == 0:
+        return [rows // 3] * 3
+    width = down.shape[1]  # a single block's linear1 reads the hidden state: q, k and v are that wide
+    if len(targets) == 4 and rows > 3 * width:
+        return [width, width, width, rows - 3 * width]
+    raise LoraRejected(f"That Flux LoRA's `{bfl}` has a shape Atelier cannot split ({rows} rows).")
+
+
+def _scalar(file: Safetensors, name: str) -> float:
+    info = file.tensors[name]
+    raw = file.raw(name)
+    formats = {"F32": "<f", "F64": "<d", "F16": "<e", "I64": "<q", "I32": "<i"}
+    if info.dtype == "BF16":  # the top half of an f32
+        return float(struct.unpack("<f", b"\x00\x00" + raw[:2])[0])
+    if info.dtype not in formats:
+        raise _unsupported(name)
+    return float(struct.unpack(formats[info.dtype], raw[: struct.calcsize(formats[info.dtype])])[0])
+
+
+def _adapter_config(component: str, ranks: dict[str, int], alphas: dict[str, float]) -> dict[str, object]:
+    """peft LoraConfig fields as diffusers stores them (``component.field``): rank, alpha, patterns."""
+    rank = Counter(ranks.values()).most_common(1)[0][0]
+    alpha = Counter(alphas.values()).most_common(1)[0][0]
+    config = {
+        "r": rank,
+        "lora_alpha": alpha,
+        "rank_pattern": {module: r for module, r in ranks.items() if r != rank},
+        "alpha_pattern": {module: a for module, a in alphas.items() if a != alpha},
+        "target_modules": sorted(ranks),
+    }
+    return {f"{component}.{key}": value for key, value in config.items()}
+
+
+def peft_to_diffusers(file: Safetensors, component: str) -> bytes:
+    """peft's ``base_model.model.<module>`` names under a diffusers component (``unet.``/``transformer.``)."""
+    peft = "base_model.model."
+    out = {
+        (f"{component}.{name.removeprefix(peft)}" if name.startswith(peft) else name): (
+            info.dtype,
+            info.shape,
+            file.raw(name),
+        )
+        for name, info in file.tensors.items()
+    }
+    return write_safetensors(out, file.metadata)
+
+
+def _unsupported(name: str) -> LoraRejected:
+    return LoraRejected(f"That Flux LoRA holds a layer Atelier does not know how to apply (`{name[:80]}`).")
