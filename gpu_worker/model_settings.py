@@ -31,6 +31,8 @@ def place(pipe: Any, ref: ModelRef, device: str) -> Any:
         pipe.vae = load_vae(ref, pipe.vae)  # before moving: the new VAE travels with the rest
     if ref.attention:
         set_attention(pipe, ref)
+    if a1111_clip_skip(ref):
+        _alias_text_model(pipe)
     if ref.vae_tiling:
         pipe.vae.enable_tiling()  # decode (and encode) in overlapping tiles: big images, little memory
     if ref.cpu_offload:
@@ -81,6 +83,15 @@ def set_attention(pipe: Any, ref: ModelRef) -> None:
     except (ValueError, RuntimeError, ImportError, OSError) as exc:
         # Unknown names, and backends whose kernels are not installed here (flash, sage, xformers).
         raise _error(f"model {ref.id}: attention backend `{ref.attention}` cannot be used: {exc}") from exc
+
+
+def _alias_text_model(pipe: Any) -> None:
+    """diffusers 0.42's SD 1.5 ``clip_skip`` applies ``text_encoder.text_model.final_layer_norm``,
+    a module transformers 5 moved onto the CLIP text model itself: point the old name at it (a
+    plain attribute, not a registered submodule, so weights and state dicts are untouched)."""
+    encoder = getattr(pipe, "text_encoder", None)
+    if encoder is not None and "text_model" not in encoder.__dict__ and not hasattr(encoder, "text_model"):
+        object.__setattr__(encoder, "text_model", encoder)
 
 
 def a1111_clip_skip(ref: ModelRef) -> int:
