@@ -1,4 +1,5 @@
-"""txt2img and img2img for one recipe: one seed per image, progress per step, cooperative cancel."""
+"""txt2img, img2img and inpaint for one recipe, any family: one seed per image, progress per step,
+cooperative cancel."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gpu_worker.model_settings import clip_skip_arguments
 from gpu_worker.pipelines import LoadedModel
 from gpu_worker.prompting import prompt_arguments
 from gpu_worker.trusted import open_image
+from studio.families import FAMILIES
 from studio.recipe import Recipe
 
 StepCallback = Callable[[int, int], None]
@@ -111,6 +113,8 @@ def run(
         )
     else:
         args.update(image=init_image, strength=recipe.strength)
+        if FAMILIES[recipe.family].flow:  # else Flux works at 1024 px and SD3 at the image's own size
+            args.update(width=recipe.width, height=recipe.height)
     if cancel.is_set():
         raise Cancelled
     started = time.perf_counter()

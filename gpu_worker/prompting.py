@@ -1,8 +1,11 @@
-"""Prompt weighting and long prompts through compel: `(word:1.3)`, `(word)1.3`, `word++`, `word--`,
-and prompts past CLIP's 77 tokens.
+"""The pipeline's prompt arguments per family, with weighting and prompt length handled.
 
-A plain prompt that fits CLIP's 77 tokens goes to the pipeline as text, exactly as before; only
-prompts that need it are encoded with compel (imported lazily: it takes seconds to import).
+SD 1.5 and SDXL: weighting (`(word:1.3)`, `(word)1.3`, `word++`, `word--`) and prompts past CLIP's
+77 tokens go through compel; a plain prompt that fits goes to the pipeline as text. Flux: weighting
+through compel's Flux encoder (CLIP pooled + T5); T5 reads the whole prompt up to the model's
+``max_sequence_length``, and a longer prompt is refused rather than cut; no negative prompt unless
+the model is set up for true CFG. SD3: no weighting (compel has no SD3 encoder), T5 length as Flux.
+compel is imported lazily: it takes seconds to import.
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ from typing import Any
 import torch
 
 from gpu_worker.pipelines import LoadedModel
-from studio.recipe import Recipe
+from studio.families import FAMILIES
+from studio.recipe import EXPLICIT_WEIGHT, Recipe
+
+
+class PromptRefused(ValueError):
+    """A prompt this model cannot take as it is; the message is for the person who wrote it."""
+
+
+# T5 tokens read when the catalogue entry says nothing (Flux dev 512, schnell 256; SD 3.5 256).
+T5_TOKENS = {"flux": 512, "sd3": 256}
 
 # Weighting syntax: parentheses, a "+"/"-" run at the end of a word, .blend() / .and().
 _WEIGHTING = re.compile(r"[()]|\w(\+\+?|--?)(?=\s|,|$)|\.(blend|and)\(")
@@ -47,7 +59,14 @@ def _compel(model: LoadedModel) -> Any:
 
 
 def prompt_arguments(model: LoadedModel, recipe: Recipe) -> dict[str, Any]:
-    """Pipeline keyword arguments for the prompt and negative prompt of a whole batch."""
+    """Pipeline keyword arguments for the prompt and negative prompt of a whole batch.
+
+    Raises PromptRefused for a prompt the model cannot take as written.
+    """
+    if model.ref.family == "flux":
+        return _flux_arguments(model, recipe)
+    if model.ref.family == "sd3":
+        return _sd3_arguments(model, recipe)
     batch = recipe.batch
     if not needs_compel(model, recipe):
         return {"prompt": [recipe.prompt] * batch, "negative_prompt": [recipe.negative_prompt] * batch}
@@ -63,3 +82,87 @@ def prompt_arguments(model: LoadedModel, recipe: Recipe) -> dict[str, Any]:
         arguments["pooled_prompt_embeds"] = encoded.pooled_embeds.repeat(batch, 1)
         arguments["negative_pooled_prompt_embeds"] = encoded.negative_pooled_embeds.repeat(batch, 1)
     return arguments
+
+
+def t5_limit(model: LoadedModel) -> int:
+    """The T5 tokens the model reads (its ``max_sequence_length``): the entry's, or the family's."""
+    return model.ref.max_tokens or T5_TOKENS[model.ref.family]
+
+
+def check_t5_length(model: LoadedModel, recipe: Recipe, tokenizer: Any) -> int:
+    """The model's T5 limit, once the prompt and negative prompt are known to fit in it (the
+    pipelines would cut a longer one silently)."""
+    limit = t5_limit(model)
+    for what, text in (("prompt", recipe.prompt), ("negative prompt", recipe.negative_prompt)):
+        if not text:
+            continue
+        count = len(tokenizer(text, truncation=False, verbose=False).input_ids)  # counts the end token
+        if count > limit:
+            raise PromptRefused(
+                f"the {what} is {count} T5 tokens long and model {model.ref.id} reads at most {limit}; "
+                f"shorten it by about {count - limit} tokens so nothing is cut off"
+            )
+    return limit
+
+
+def _flux_arguments(model: LoadedModel, recipe: Recipe) -> dict[str, Any]:
+    ref, batch = model.ref, recipe.batch
+    negative = recipe.negative_prompt
+    if negative and ref.true_cfg <= 1:
+        raise PromptRefused(
+            f"{FAMILIES['flux'].label} model {ref.id} takes no negative prompt (it is guidance-distilled); "
+            "say what you want in the prompt instead"
+        )
+    pipe = model.text2img
+    limit = check_t5_length(model, recipe, pipe.tokenizer_2)
+    arguments: dict[str, Any] = {"max_sequence_length": limit}
+    if negative:  # true CFG: a second pass per step with the negative prompt
+        arguments["true_cfg_scale"] = ref.true_cfg
+    if not any(_WEIGHTING.search(text) for text in (recipe.prompt, negative)):
+        arguments["prompt"] = [recipe.prompt] * batch
+        if negative:
+            arguments["negative_prompt"] = [negative] * batch
+        return arguments
+    with torch.no_grad():
+        encoded = _flux_compel(model, limit)(
+            to_compel_syntax(recipe.prompt), negative_prompt=to_compel_syntax(negative) if negative else None
+        )
+    arguments["prompt_embeds"] = encoded.embeds.repeat(batch, 1, 1)
+    arguments["pooled_prompt_embeds"] = encoded.pooled_embeds.repeat(batch, 1)
+    if negative:
+        arguments["negative_prompt_embeds"] = encoded.negative_embeds.repeat(batch, 1, 1)
+        arguments["negative_pooled_prompt_embeds"] = encoded.negative_pooled_embeds.repeat(batch, 1)
+    return arguments
+
+
+def _flux_compel(model: LoadedModel, limit: int) -> Any:
+    if model.compel is None:
+        from compel import Compel, CompelForFlux
+
+        pipe = model.text2img
+        compel = CompelForFlux(pipe)
+        # Its T5 half pads to the tokenizer's 512; the model reads `limit` (schnell: 256), as the
+        # pipeline's own encoding does.
+        compel.compel_2 = Compel(
+            tokenizer=pipe.tokenizer_2,
+            text_encoder=pipe.text_encoder_2,
+            truncate_long_prompts=True,
+            model_max_length=limit,
+        )
+        model.compel = compel
+    return model.compel
+
+
+def _sd3_arguments(model: LoadedModel, recipe: Recipe) -> dict[str, Any]:
+    for text in (recipe.prompt, recipe.negative_prompt):
+        if found := EXPLICIT_WEIGHT.search(text):  # the recipe rules refuse these; kept for old recipes
+            raise PromptRefused(
+                f"{FAMILIES['sd3'].label} models take no prompt weights such as `{found[0]}`; "
+                "write the words plainly"
+            )
+    limit = check_t5_length(model, recipe, model.text2img.tokenizer_3)
+    return {
+        "prompt": [recipe.prompt] * recipe.batch,
+        "negative_prompt": [recipe.negative_prompt] * recipe.batch,
+        "max_sequence_length": limit,
+    }
