@@ -42,21 +42,33 @@ async def linked_attachments(
     people's messages with no attachments, over REST too: a link works for the bot's own
     messages (and ones that mention it); for the rest the person is pointed at the message
     menu ``menu``, whose target message arrives in full."""
+    message = await linked_message(client, interaction, link)
+    images = [a for a in message.attachments if looks_like_image(a)]
+    if not images and attachments_withheld(client, message):
+        raise StudioError(menu_hint(menu))
+    if not images:
+        raise StudioError("That message has no images.")
+    return images[:most]
+
+
+async def linked_message(
+    client: discord.Client, interaction: discord.Interaction[Any], link: str
+) -> discord.Message:
+    """The linked message on this server, fetched as the bot (Discord checks it may read that channel)."""
     channel_id, message_id = parse_link(interaction, link)
     try:
         channel = client.get_channel(channel_id) or await client.fetch_channel(channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             raise StudioError("That link does not point to a message I can read.")
-        message = await channel.fetch_message(message_id)
+        return await channel.fetch_message(message_id)
     except (discord.NotFound, discord.Forbidden):
         raise StudioError("I can't find that message (deleted, or in a channel I can't read).") from None
-    images = [a for a in message.attachments if looks_like_image(a)]
+
+
+def attachments_withheld(client: discord.Client, message: discord.Message) -> bool:
+    """Discord sent the message without its attachments (no Message Content intent, not ours)."""
     withheld = not client.intents.message_content and (client.user is None or message.author != client.user)
-    if not images and withheld and not message.attachments:
-        raise StudioError(menu_hint(menu))
-    if not images:
-        raise StudioError("That message has no images.")
-    return images[:most]
+    return withheld and not message.attachments
 
 
 async def linked_images(

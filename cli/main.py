@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("name", help="the LoRA's name")
     export.add_argument("--format", choices=("kohya", "diffusers"), default="kohya")
     export.add_argument("--out", "-o", default=".", help="folder to write it in")
+    lora = models_sub.add_parser("import-lora", help="import a LoRA file (kohya, diffusers, peft) as a model")
+    lora.add_argument("path", help="the LoRA's .safetensors file")
+    lora.add_argument("--name", required=True, help="the model's name, used as lora:NAME")
+    lora.add_argument("--model", required=True, help="the base model it goes with (its family must match)")
+    lora.add_argument("--owner", help="the Discord user id it belongs to (default: the operator)")
+    lora.add_argument("--trigger", help="trigger words (default: from the file's training metadata)")
+    lora.add_argument("--share", metavar="SERVER_ID", help="share it with this Discord server's members")
     tiny = models_sub.add_parser("make-tiny", help="build tiny random-weight models for tests and the demo")
     tiny.add_argument("dir", help="folder to build them in")
 

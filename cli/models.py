@@ -1,4 +1,4 @@
-"""`atelier models list | export NAME | make-tiny DIR`."""
+"""`atelier models list | export NAME | import-lora PATH | make-tiny DIR`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from studio.app import open_studio
 from studio.catalogue import load_catalogue
 from studio.entities import Requester
 from studio.errors import StudioError
+from studio.models import LoraImport
 from studio.settings import load_settings
 
 OPERATOR = Requester(id="cli:operator", name="operator", operator=True)
@@ -25,6 +26,8 @@ def models(args: argparse.Namespace) -> int:
         return 0
     if args.models_command == "export":
         return asyncio.run(_export(args.name, args.format, Path(args.out)))
+    if args.models_command == "import-lora":
+        return asyncio.run(_import_lora(args))
     catalogue = load_catalogue(load_settings().models_file)
     for entry in catalogue:
         default = " (default)" if entry.id == catalogue.default else ""
@@ -59,4 +62,35 @@ async def _export(name: str, fmt: str, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / filename).write_bytes(data)
     print(out / filename)
+    return 0
+
+
+async def _import_lora(args: argparse.Namespace) -> int:
+    """Import a LoRA file as a custom model, for the operator or on a Discord user's behalf."""
+    path = Path(args.path)
+    operator = Requester(id=OPERATOR.id, name=OPERATOR.name, operator=True, server=args.share)
+    try:
+        request = LoraImport(
+            data=path.read_bytes(),
+            name=args.name,
+            base_model=args.model,
+            filename=path.name,
+            trigger=args.trigger,
+            visibility="server" if args.share else "private",
+            owner_id=f"discord:{args.owner}" if args.owner else None,
+        )
+        async with open_studio(load_settings()) as studio:
+            lora, found = await studio.models.import_lora(operator, request)
+    except OSError as error:
+        print(f"error: cannot read {path}: {error.strerror}", file=sys.stderr)
+        return 1
+    except StudioError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    shared = f"shared with server {lora.server}" if lora.visibility == "server" else "private"
+    print(
+        f"{lora.name} v{lora.version}: {found.format} LoRA for {lora.family} on {lora.base_model}, "
+        f"rank {found.rank}, {found.modules} layers, trigger {lora.trigger or '(none)'}, {shared}, "
+        f"owner {lora.owner_id}"
+    )
     return 0

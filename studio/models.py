@@ -172,7 +172,8 @@ class Models:
                          "modules": found.modules, "by": requester.id}
         }  # fmt: skip
         lora_id = new_id()
-        await self.store.ensure_user(owner, requester.name if owner == requester.id else owner)
+        if owner == requester.id:
+            await self.store.ensure_user(owner, requester.name)
         await self.store.loras.add_imported(
             lora_id,
             owner_id=owner,

@@ -35,6 +35,11 @@ class LoraRows:
         """Record a LoRA imported from a file: a usable model at once, no training run behind it."""
         key = str(row["name"]).lower()
         now = time.time()
+        # An owner the operator imports for may be new here: known by id until they show up.
+        await self.store._write(
+            "INSERT OR IGNORE INTO users (id, name, created_at) VALUES (?, ?, ?)",
+            (row["owner_id"], row["owner_id"], now),
+        )
         try:
             await self.store._insert(
                 "loras",

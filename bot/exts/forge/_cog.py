@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
@@ -13,13 +13,15 @@ from bot import render
 from bot.choices import base_model_choices, lora_choices
 from bot.exts.forge._render import base_embed
 from bot.interactions import reply
-from bot.links import linked_attachments, looks_like_image, read_upload
+from bot.links import attachments_withheld, linked_attachments, linked_message, looks_like_image, read_upload
 from bot.projects import new_project_thread, requester_of
 from bot.ui.images import FittedFile, Picture, send_images
 from bot.ui.training import lora_embed
 from studio.entities import Project
 from studio.errors import DatasetRejected, StudioError, UnknownModel
 from studio.forge import TrainingRequest
+from studio.lora_import import FAMILY_NAMES, check_not_pickle
+from studio.models import LoraImport
 from studio.training import TrainingImage, TrainingOptions
 
 if TYPE_CHECKING:
@@ -284,6 +286,88 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
             file=discord.File(io.BytesIO(data), filename),
             ephemeral=True,
         )
+
+    @app_commands.command(
+        name="import", description="Add a LoRA made elsewhere (.safetensors: kohya, diffusers, peft)"
+    )
+    @app_commands.describe(
+        name="The model's name (letters, digits, _ and -), used as lora:NAME",
+        base_model="The base model it goes with (its family must match the LoRA's)",
+        file="The LoRA file (.safetensors)",
+        link="Or a link to a message with the file (your own message that mentions me, or mine)",
+        trigger="Trigger words (default: from the file's training metadata)",
+        visibility="Who may use the model: only you, or everyone on this server",
+    )
+    @app_commands.choices(
+        visibility=[
+            app_commands.Choice(name="private (only me)", value="private"),
+            app_commands.Choice(name="this server", value="server"),
+        ]
+    )
+    async def import_lora(
+        self,
+        interaction: discord.Interaction[AtelierBot],
+        name: app_commands.Range[str, 1, 100],
+        base_model: str,
+        file: discord.Attachment | None = None,
+        link: app_commands.Range[str, 1, 200] | None = None,
+        trigger: app_commands.Range[str, 1, 200] | None = None,
+        visibility: app_commands.Choice[str] | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        models = self.bot.studio.models
+        requester = requester_of(interaction)
+        shared: Literal["private", "server"] = (
+            "server" if visibility and visibility.value == "server" else "private"
+        )
+        await models.check_may_import(requester, shared)  # before any download
+        if (file is None) == (link is None):
+            raise StudioError("Attach the LoRA file, or give a link to a message with it (one of the two).")
+        attachment = file or await self._linked_lora(interaction, link or "")
+        check_not_pickle(b"", attachment.filename)  # refused by its name, never downloaded
+        models.check_import_size(attachment.size)  # before a byte is downloaded
+        request = LoraImport(
+            data=await attachment.read(),
+            name=name,
+            base_model=base_model,
+            filename=attachment.filename,
+            trigger=trigger,
+            visibility=shared,
+        )
+        lora, found = await models.import_lora(requester, request)
+        words = f"trigger words `{lora.trigger}`" if lora.trigger else "no trigger words in the file"
+        await reply(
+            interaction,
+            f"Imported `{lora.name}`: a {found.format} LoRA for {FAMILY_NAMES[lora.family]} "
+            f"(rank {found.rank}, {found.modules} layers) on `{lora.base_model}`, {words}, "
+            f"{'shared with this server' if lora.visibility == 'server' else 'private'}. "
+            f"Use it: `/imagine prompt:… lora:{lora.name}`.",
+        )
+
+    async def _linked_lora(self, interaction: discord.Interaction[Any], link: str) -> discord.Attachment:
+        """The .safetensors (or refused pickle) attachment of a linked message the person may read."""
+        message = await linked_message(self.bot, interaction, link)
+        channel, user = message.channel, interaction.user
+        in_server = isinstance(channel, discord.abc.GuildChannel | discord.Thread)
+        if in_server and isinstance(user, discord.Member):
+            seen = channel.permissions_for(user)
+            if not (seen.view_channel and seen.read_message_history):  # a link alone opens nothing
+                raise StudioError("I can't find that message (deleted, or in a channel I can't read).")
+        for attachment in message.attachments:
+            if attachment.filename.lower().endswith((".safetensors", ".ckpt", ".pt", ".pth", ".bin")):
+                return attachment
+        if attachments_withheld(self.bot, message):
+            raise StudioError(
+                "Discord doesn't show apps the files in other people's messages: post the file in a message "
+                "that mentions me, or attach it to /models import directly."
+            )
+        raise StudioError("That message has no .safetensors file.")
+
+    @import_lora.autocomplete("base_model")
+    async def import_base_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return base_model_choices(self.bot.studio.catalogue, current)
 
     @info.autocomplete("name")
     @delete.autocomplete("name")
