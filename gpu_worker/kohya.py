@@ -15,6 +15,8 @@ import torch
 from diffusers.utils.state_dict_utils import convert_state_dict_to_kohya
 from safetensors.torch import load, save
 
+from gpu_worker.kohya_flux import flux_to_kohya, is_flux_lora
+
 _METADATA_KEY = "lora_adapter_metadata"  # diffusers' key (loaders.lora_base.LORA_ADAPTER_METADATA_KEY)
 # kohya prefix -> the diffusers component whose adapter config applies
 _COMPONENTS = {"lora_unet_": "unet", "lora_te1_": "text_encoder", "lora_te2_": "text_encoder_2"}
@@ -29,6 +31,8 @@ def to_kohya(weights: bytes) -> bytes:
         raise ValueError(f"not a safetensors file ({exc})") from exc
     if not tensors or not all(".lora_A." in key or ".lora_B." in key for key in tensors):
         raise ValueError("not a diffusers/peft LoRA file (expected only lora_A / lora_B weights)")
+    if is_flux_lora(tensors):  # diffusers' converter knows the UNets' names only
+        return _flux(tensors, configs)
     converted = convert_state_dict_to_kohya(tensors)
     sd1 = not any(key.startswith("lora_te2_") for key in converted)
     out: dict[str, torch.Tensor] = {}
@@ -52,6 +56,18 @@ def to_kohya(weights: bytes) -> bytes:
     if len(ranks) == 1 and len(alphas) == 1:
         metadata |= {"ss_network_dim": str(ranks.pop()), "ss_network_alpha": _number(alphas.pop())}
     return stable_bytes(save(out, metadata=metadata))
+
+
+def _flux(tensors: dict[str, torch.Tensor], configs: dict[str, dict[str, Any]]) -> bytes:
+    config = configs.get("transformer")
+    if config and (config.get("alpha_pattern") or config.get("rank_pattern")):
+        raise ValueError("per-module alpha or rank patterns cannot be exported to kohya yet")
+    alpha = float(config["lora_alpha"]) if config and "lora_alpha" in config else None
+    metadata = {"ss_network_module": "networks.lora_flux", "ss_base_model_version": "flux1"}
+    if config and "r" in config:  # the rank each part trained at (fused layers stack them)
+        shown = alpha if alpha is not None else float(config["r"])
+        metadata |= {"ss_network_dim": str(config["r"]), "ss_network_alpha": _number(shown)}
+    return stable_bytes(save(flux_to_kohya(tensors, alpha), metadata=metadata))
 
 
 def read_metadata(data: bytes) -> dict[str, str]:

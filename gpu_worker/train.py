@@ -1,9 +1,11 @@
 """LoRA training on a loaded base model (blocking: run it in a worker thread).
 
-The model belongs to the training job alone: adapters are added to its UNet (and text encoders)
-and it is not cleaned up afterwards. Samples go through ``gpu_worker.generate.run``, the code
-inference uses, so the final LoRA images are exactly what a generation with the saved weights
-gives in a fresh process (see ``load_adapter``).
+The model belongs to the training job alone: adapters are added to its denoiser (the UNet of
+SD 1.5/SDXL, Flux's transformer) and, when asked, to its text encoders (SD 1.5/SDXL), and it is
+not cleaned up afterwards. Each family trains on its own objective: noise (or v) prediction for
+the UNets, flow matching for Flux (gpu_worker.flux_training). Samples go through
+``gpu_worker.generate.run``, the code inference uses, so the final LoRA images are exactly what a
+generation with the saved weights gives in a fresh process (see ``load_adapter``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 from PIL import Image
 
+from gpu_worker.flux_training import FLUX_TARGETS, FluxObjective
 from gpu_worker.generate import Cancelled, run
 from gpu_worker.kohya import stable_bytes, to_kohya
 from gpu_worker.pipelines import LoadedModel
@@ -32,6 +35,7 @@ from studio.jobs import TrainingParams
 from studio.recipe import Recipe
 
 __all__ = [
+    "FAMILIES",
     "UNET_TARGETS",
     "WEIGHT_NAME",
     "Cancelled",
@@ -59,6 +63,7 @@ UNET_TARGETS = (
     "time_emb_proj",
 )
 TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
+FAMILIES = ("sd15", "sdxl", "flux")  # what train_lora trains
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 MAX_GRAD_NORM = 1.0
 _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -101,15 +106,35 @@ def train_lora(
     """Train a LoRA on ``images``/``captions``; raises Cancelled when ``cancel`` is set."""
     if not images or len(images) != len(captions):
         raise ValueError(f"need one caption per image (got {len(images)} images, {len(captions)} captions)")
+    family = model.ref.family
+    if family not in FAMILIES:
+        raise ValueError(f"LoRA training covers SD 1.5, SDXL and Flux base models, not {family!r}")
+    flux = family == "flux"
+    if params.train_text_encoder and flux:
+        raise ValueError("Flux LoRAs train the transformer only, not the text encoders")
     if params.train_text_encoder and not text_encoder_lora_supported():
         raise ValueError(f"text-encoder LoRA needs {_text_encoder_requirement()}; train the UNet only")
     pipe = model.text2img
     encoders = _text_encoders(pipe) if params.train_text_encoder else []
     trainable = _add_adapters(pipe, encoders, params, device)
     generator = torch.Generator("cpu").manual_seed(params.seed)
-    latents = _encode_images(pipe, images, params.resolution, generator, device)
-    fixed = None if encoders else _encode_captions(pipe, captions, device, grad=False)
-    loop = _Loop(model, params, latents, captions, fixed, trainable, generator, device)
+    if flux:
+        # The guidance a Flux dev LoRA trains under: the model's own, which its samples use too.
+        flow = FluxObjective(
+            pipe,
+            images,
+            captions,
+            params.resolution,
+            sample_recipe.guidance,
+            model.ref.max_tokens,
+            generator,
+            device,
+        )
+        loop = _Loop(model, params, flow.latents, captions, None, trainable, generator, device, flow)
+    else:
+        latents = _encode_images(pipe, images, params.resolution, generator, device)
+        fixed = None if encoders else _encode_captions(pipe, captions, device, grad=False)
+        loop = _Loop(model, params, latents, captions, fixed, trainable, generator, device)
     seconds = loop.run(sample_recipe, on_progress, on_sample, cancel)
     weights = _save(pipe, encoders)
     base, lora = _final_samples(model, encoders, sample_recipe)
@@ -165,22 +190,30 @@ def _text_encoders(pipe: Any) -> list[Any]:
     return [e for e in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if e is not None]
 
 
+def _denoiser(pipe: Any) -> Any:
+    """The network the adapter trains: Flux's transformer, or the SD UNet."""
+    transformer = getattr(pipe, "transformer", None)
+    return transformer if transformer is not None else pipe.unet
+
+
 def _add_adapters(pipe: Any, encoders: list[Any], params: TrainingParams, device: str) -> list[torch.Tensor]:
     """Freeze the model, add LoRA adapters; returns the trainable (fp32) parameters."""
-    for part in (pipe.vae, pipe.unet, *_text_encoders(pipe)):
+    denoiser = _denoiser(pipe)
+    for part in (pipe.vae, denoiser, *_text_encoders(pipe)):
         part.requires_grad_(False)
         part.eval()
+    flux = getattr(pipe, "transformer", None) is not None
     unet_config = LoraConfig(
         r=params.rank,
         lora_alpha=params.alpha,
         init_lora_weights="gaussian",
-        target_modules=list(UNET_TARGETS),
+        target_modules=FLUX_TARGETS if flux else list(UNET_TARGETS),  # Flux: a regex (see there)
     )
     # The gaussian init draws from torch's global RNG: seed it here, without disturbing anyone else's.
     cuda = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(params.seed)
-        pipe.unet.add_adapter(unet_config)
+        denoiser.add_adapter(unet_config)
         for encoder in encoders:
             encoder.add_adapter(
                 LoraConfig(
@@ -190,9 +223,9 @@ def _add_adapters(pipe: Any, encoders: list[Any], params: TrainingParams, device
                     target_modules=list(TEXT_TARGETS),
                 )
             )
-    for part in (pipe.unet, *encoders):
+    for part in (denoiser, *encoders):
         part.train()
-    trainable = [p for part in (pipe.unet, *encoders) for p in part.parameters() if p.requires_grad]
+    trainable = [p for part in (denoiser, *encoders) for p in part.parameters() if p.requires_grad]
     for parameter in trainable:  # the optimiser state and updates stay in fp32 under autocast
         parameter.data = parameter.data.float()
     return trainable
@@ -241,8 +274,10 @@ class _Loop:
         trainable: list[torch.Tensor],
         generator: torch.Generator,
         device: str,
+        flow: FluxObjective | None = None,
     ) -> None:
         self.model = model
+        self.flow = flow  # Flux: its flow-matching loss replaces the noise-prediction one
         self.pipe = model.text2img
         self.params = params
         self.latents = latents
@@ -252,7 +287,7 @@ class _Loop:
         self.generator = generator
         self.device = device
         self.device_type = torch.device(device).type
-        self.noise_scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
+        self.noise_scheduler = None if flow else DDPMScheduler.from_config(self.pipe.scheduler.config)
         self.optimizer = torch.optim.AdamW(trainable, lr=params.learning_rate)
         use_scaler = params.mixed_precision == "fp16" and self.device_type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
@@ -303,9 +338,13 @@ class _Loop:
         return total / accumulation
 
     def _loss(self) -> torch.Tensor:
-        """Noise-prediction MSE on one random micro-batch."""
+        """The family's loss on one random micro-batch (SD: noise-prediction MSE)."""
         batch = self.params.batch_size
         index = torch.randint(len(self.latents), (batch,), generator=self.generator)
+        dtype = _AUTOCAST.get(self.params.mixed_precision)
+        if self.flow is not None:
+            return self.flow.loss(index, self.generator, dtype)
+        assert self.noise_scheduler is not None
         latents = self.latents[index.to(self.latents.device)]
         noise = torch.randn(latents.shape, generator=self.generator).to(self.device)
         steps = self.noise_scheduler.config.num_train_timesteps
@@ -318,7 +357,6 @@ class _Loop:
             target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
         else:
             raise ValueError(f"cannot train a model that predicts {prediction_type!r}")
-        dtype = _AUTOCAST.get(self.params.mixed_precision)
         with torch.autocast(self.device_type, dtype=dtype, enabled=dtype is not None):
             if self.fixed is None:
                 cond = _encode_captions(self.pipe, [self.captions[i] for i in index], self.device, grad=True)
@@ -351,7 +389,7 @@ def _quiet(step: int, total: int) -> None:
 @contextmanager
 def _sampling(pipe: Any) -> Iterator[None]:
     """Eval mode while sampling (``run`` itself is in inference mode), back to training after."""
-    parts = [pipe.unet, *_text_encoders(pipe)]
+    parts = [_denoiser(pipe), *_text_encoders(pipe)]
     modes = [part.training for part in parts]
     for part in parts:
         part.eval()
@@ -367,9 +405,11 @@ def _sampling(pipe: Any) -> Iterator[None]:
 
 def _save(pipe: Any, encoders: list[Any]) -> bytes:
     """The diffusers/peft file: peft state dicts saved as they are (see the notes on the save traps)."""
+    denoiser = _denoiser(pipe)
+    part = "unet" if denoiser is getattr(pipe, "unet", None) else "transformer"
     layers: dict[str, Any] = {
-        "unet_lora_layers": get_peft_model_state_dict(pipe.unet),
-        "unet_lora_adapter_metadata": _metadata(pipe.unet),
+        f"{part}_lora_layers": get_peft_model_state_dict(denoiser),
+        f"{part}_lora_adapter_metadata": _metadata(denoiser),
     }
     for encoder, name in zip(encoders, ("text_encoder", "text_encoder_2"), strict=False):
         layers[f"{name}_lora_layers"] = _canonical_text_keys(get_peft_model_state_dict(encoder))
@@ -397,7 +437,7 @@ def _final_samples(
     model: LoadedModel, encoders: list[Any], recipe: Recipe
 ) -> tuple[list[Image.Image], list[Image.Image]]:
     pipe = model.text2img
-    adapted = [pipe.unet, *encoders]
+    adapted = [_denoiser(pipe), *encoders]
     with _sampling(pipe):
         for part in adapted:
             part.disable_adapters()

@@ -12,9 +12,8 @@ from PIL import Image
 from gpu_worker.generate import Cancelled
 from gpu_worker.grid import compose_grid
 from gpu_worker.inference import UserFacingError
-from gpu_worker.kohya import to_kohya
 from gpu_worker.pipelines import ModelLoadError, load_model
-from gpu_worker.train import train_lora
+from gpu_worker.train import FAMILIES, train_lora
 from gpu_worker.trusted import open_image, own_catalogue
 from studio import jobs
 from studio.recipe import Recipe
@@ -54,10 +53,15 @@ def run_training(
     cancel: threading.Event,
     attempt: int,
 ) -> jobs.TrainResult:
-    # A fresh fp32 copy of the base model that belongs to this run alone (mixed precision, when
-    # asked for, is autocast during training; the LoRA weights themselves stay fp32).
+    # A fresh copy of the base model that belongs to this run alone, in fp32 (mixed precision,
+    # when asked for, is autocast during training; the LoRA weights themselves always stay fp32).
+    # Flux on a GPU loads in bf16, as diffusers' own script: in fp32 its transformer and T5
+    # alone would take some 65 GB.
+    if job.model.family not in FAMILIES:  # the studio refuses these before queueing
+        raise UserFacingError("the Forge trains SD 1.5, SDXL and Flux LoRAs, not this model's family")
+    dtype = torch.bfloat16 if job.model.family == "flux" and device.startswith("cuda") else torch.float32
     try:  # the payload names the base model; this worker's catalogue says where it is
-        model = load_model(own_catalogue().model(job.model), device, torch.float32)
+        model = load_model(own_catalogue().model(job.model), device, dtype)
     except (ModelLoadError, ValueError) as exc:
         raise UserFacingError(str(exc)) from exc
     images = _dataset(job)
@@ -85,7 +89,7 @@ def run_training(
         status="done",
         attempt=attempt,
         weights=trained.weights,
-        kohya=to_kohya(trained.weights),
+        kohya=trained.kohya,
         losses=trained.losses,
         base_images=base,
         lora_images=lora,

@@ -286,6 +286,7 @@ class Forge:
             seed=params.seed % (2**32 - 8),
             steps=model.default_steps,
             guidance=model.default_guidance,
+            sampler=model.default_sampler,  # a flow family (Flux) samples with its own only
             width=params.resolution,
             height=params.resolution,
             batch=self.settings.training_samples,

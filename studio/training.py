@@ -51,7 +51,11 @@ class FamilyTraining:
 FAMILY_TRAINING: dict[str, FamilyTraining] = {
     "sd15": FamilyTraining(steps=800, rank=16, learning_rate=1e-4),
     "sdxl": FamilyTraining(steps=1000, rank=16, learning_rate=1e-4),
+    # diffusers' and ai-toolkit's Flux recipes: rank 16, 1e-4, ~1000 steps for a subject.
+    "flux": FamilyTraining(steps=1000, rank=16, learning_rate=1e-4),
 }
+# Families whose LoRAs train their text encoders too when asked (Flux: the transformer only).
+TEXT_ENCODER_FAMILIES = frozenset({"sd15", "sdxl"})
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,13 @@ def training_params(
     max_steps: int = 5000,
 ) -> TrainingParams:
     """The run's settings: the family's defaults, overridden by the options, within bounds."""
-    defaults = FAMILY_TRAINING[model.family]
+    defaults = FAMILY_TRAINING.get(model.family)
+    if defaults is None:
+        raise InvalidRecipe(
+            "base_model",
+            f"The Forge trains SD 1.5, SDXL and Flux LoRAs; `{model.id}` is {model.family_spec.label}. "
+            "Choose another base model.",
+        )
     steps = options.steps if options.steps is not None else defaults.steps
     rank = options.rank if options.rank is not None else defaults.rank
     rate = options.learning_rate if options.learning_rate is not None else defaults.learning_rate
@@ -122,11 +132,21 @@ def training_params(
             "learning_rate", f"The learning rate must be between 1e-6 and 0.1 (got {rate:g})."
         )
     low, high = max(64, family.min_side), min(family.max_side, 2048)
-    if not low <= resolution <= high or resolution % 8:
+    if not low <= resolution <= high or resolution % family.multiple:
         raise InvalidRecipe(
             "resolution",
-            f"The training resolution must be a multiple of 8 between {low} and {high} (got {resolution}).",
+            f"The training resolution must be a multiple of {family.multiple} between {low} and {high} "
+            f"(got {resolution}).",
         )
+    train_text = options.text_encoder if options.text_encoder is not None else text_encoder
+    if train_text and model.family not in TEXT_ENCODER_FAMILIES:
+        if options.text_encoder:  # asked for by name: say why not; a server-wide default just yields
+            raise InvalidRecipe(
+                "text_encoder",
+                f"{family.label} LoRAs train the transformer only; text-encoder training is for "
+                "SD 1.5 and SDXL models.",
+            )
+        train_text = False
     return TrainingParams(
         steps=steps,
         rank=rank,
@@ -136,7 +156,7 @@ def training_params(
         batch_size=batch_size,
         gradient_accumulation=gradient_accumulation,
         mixed_precision=mixed_precision,
-        train_text_encoder=options.text_encoder if options.text_encoder is not None else text_encoder,
+        train_text_encoder=train_text,
         seed=seed,
         progress_every=max(1, min(25, steps // 40)),
         sample_every=max(1, steps // 4),
