@@ -11,6 +11,7 @@ from studio.app import open_studio
 from studio.catalogue import load_catalogue
 from studio.entities import Requester
 from studio.errors import StudioError
+from studio.model_listing import summarise
 from studio.models import LoraImport
 from studio.settings import load_settings
 
@@ -29,10 +30,11 @@ def models(args: argparse.Namespace) -> int:
     if args.models_command == "import-lora":
         return asyncio.run(_import_lora(args))
     catalogue = load_catalogue(load_settings().models_file)
-    for entry in catalogue:
+    for summary in summarise(catalogue):  # a model's first listing reads its weights for the hash
+        entry = summary.entry
         default = " (default)" if entry.id == catalogue.default else ""
         tags = f" [{', '.join(entry.tags)}]" if entry.tags else ""
-        print(f"{entry.id}{default}: {entry.family}, {entry.description}{tags}")
+        print(f"{entry.id}{default}: {summary.details()} — {entry.description}{tags}")
     return asyncio.run(_list_loras())
 
 
