@@ -148,7 +148,8 @@ class Finisher:
         else:
             assert mask is not None
             png = await self._checked_mask(mask, width, height)
-        model = self.catalogue.get((options.model if options else None) or defaults.model)
+        # The model the options, the text's flags, its style or the person's defaults choose.
+        model = self.catalogue.get(self.generations.recipe(text, options, digest(image), defaults).model)
         work_w, work_h = _working_size(width, height, model.family_spec)
         said = (options or Draft()).merged(Draft(width=work_w, height=work_h))
         if said.strength is None:

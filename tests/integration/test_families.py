@@ -26,10 +26,18 @@ TIMEOUT = 120
 
 @pytest.fixture(scope="module")
 def families_catalogue(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Flux and SD 3.5 models, and the Flux one again as a true-CFG, schnell-length entry."""
+    """The tiny Flux and SD 3.5 models, the Flux one again as a true-CFG, schnell-length entry, and
+    SD 1.5 as the default."""
     path = tmp_path_factory.mktemp("families") / "models.toml"
     path.write_text(
-        f'''default_model = "tiny-flux"
+        f'''default_model = "tiny-sd15"
+
+[models.tiny-sd15]
+family = "sd15"
+source = "{tiny_models["tiny-sd15"]}"
+description = "tiny sd15, the default: inline flags choose the others"
+steps = 4
+size = 64
 
 [models.tiny-flux]
 family = "flux"
@@ -131,18 +139,18 @@ async def test_img2img_keeps_the_recipe_size_and_inpaint_keeps_unmasked_pixels(
     assert Image.open(io.BytesIO(png)).size == (80, 48)  # not Flux's 1024 px, not the upload's size
     assert "Denoising strength: 0.5" in Image.open(io.BytesIO(png)).text["parameters"]
 
-    source = picture((70, 50), seed=3)  # not a multiple of 16: worked on at 64x48, delivered at 70x50
+    source = picture((100, 60), seed=3)  # worked on at 96x48 (SD 1.5 would take 96x56), delivered at 100x60
     plan = await studio.finishing.prepare_inpaint(
         ALICE, f"a red door --model {model} --seed 4", source, box="25,25,50,50"
     )
-    assert (plan.recipe.width, plan.recipe.height) == (64, 48)
+    assert (plan.recipe.model, plan.recipe.width, plan.recipe.height) == (model, 96, 48)
     project = await studio.projects.open(ALICE, "inpaint")
     generation = await studio.generations.start(plan, project=project)
     finished = await asyncio.wait_for(studio.results.follow(generation.id), TIMEOUT)
     out, original = rgb((await pngs(studio, finished))[0]), rgb(source)
     assert out.shape == original.shape
-    inside = np.zeros((50, 70), dtype=bool)
-    inside[round(50 * 0.25) : round(50 * 0.75), round(70 * 0.25) : round(70 * 0.75)] = True
+    inside = np.zeros((60, 100), dtype=bool)
+    inside[15:45, 25:75] = True
     assert np.array_equal(out[~inside], original[~inside])
     assert not np.array_equal(out[inside], original[inside])
 
