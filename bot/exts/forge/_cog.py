@@ -21,6 +21,7 @@ from studio.entities import Project
 from studio.errors import DatasetRejected, StudioError, UnknownModel
 from studio.forge import TrainingRequest
 from studio.lora_import import FAMILY_NAMES, check_not_pickle
+from studio.model_listing import summaries
 from studio.models import LoraImport
 from studio.training import TrainingImage, TrainingOptions
 
@@ -197,7 +198,10 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
         await interaction.response.defer(ephemeral=True, thinking=True)
         found = await self.bot.studio.models.available(requester_of(interaction))
         lines = ["**Base models** (`model:` or `--model`)"]
-        lines += [f"• `{m.id}` — {m.family.upper()} · {render.quote(m.description, 100)}" for m in found.base]
+        for model in await summaries(found.base):  # family, source kind, hash, defaults, switches
+            shown_hash = f"`{model.model_hash}`" if model.model_hash else None
+            description = render.quote(model.entry.description, 100)
+            lines.append(f"• `{model.entry.id}` — {model.details(shown_hash)} · {description}")
         lines.append("**LoRA models** (`lora:` or `--lora name:0.8`)")
         if not found.loras:
             lines.append("None yet: train one with `/train`.")
