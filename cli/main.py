@@ -60,6 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     lora.add_argument("--share", metavar="SERVER_ID", help="share it with this Discord server's members")
     tiny = models_sub.add_parser("make-tiny", help="build tiny random-weight models for tests and the demo")
     tiny.add_argument("dir", help="folder to build them in")
+    add = models_sub.add_parser("add", help="check a model's weights and add it to the catalogue")
+    add.add_argument("source", help="a .safetensors checkpoint, a diffusers folder or a cached hub id")
+    add.add_argument("--id", help="the model's id (default: from the file or folder name)")
+    add.add_argument("--family", choices=("sd15", "sdxl", "flux", "sd3"), help="the family it must be")
+    add.add_argument("--description", help="one line shown to users (at most 200 characters)")
+    add.add_argument("--config", help="a single file's configs and parts: diffusers folder or hub id")
+    add.add_argument("--models-file", help="the catalogue to add to (default: the models_file setting)")
+    add.add_argument("--no-load", action="store_true", help="check the files but do not load the weights")
+    check = models_sub.add_parser("check", help="check every catalogue entry: exists, family, loads")
+    check.add_argument("--models-file", help="the catalogue to check (default: the models_file setting)")
+    check.add_argument("--no-load", action="store_true", help="check the files but do not load the weights")
 
     sub.add_parser("bot", help="run the Discord bot (DISCORD_TOKEN from the environment)")
 

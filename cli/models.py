@@ -1,4 +1,4 @@
-"""`atelier models list | export NAME | import-lora PATH | make-tiny DIR`."""
+"""`atelier models list | export NAME | import-lora PATH | make-tiny DIR | add | check`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def models(args: argparse.Namespace) -> int:
         return asyncio.run(_export(args.name, args.format, Path(args.out)))
     if args.models_command == "import-lora":
         return asyncio.run(_import_lora(args))
+    if args.models_command in ("add", "check"):
+        from cli import model_entries
+
+        return model_entries.add(args) if args.models_command == "add" else model_entries.check(args)
     catalogue = load_catalogue(load_settings().models_file)
     for summary in summarise(catalogue):  # a model's first listing reads its weights for the hash
         entry = summary.entry

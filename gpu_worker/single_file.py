@@ -119,7 +119,7 @@ def _open_clip_encoder(path: Path, config: Path, dtype: torch.dtype) -> Any:
     with init_empty_weights():
         model = CLIPTextModelWithProjection(settings)
     with safe_open(str(path), framework="pt") as file:
-        weights = {key: file.get_tensor(key) for key in file if key.startswith(SDXL_OPEN_CLIP)}
+        weights = {key: file.get_tensor(key) for key in file.keys() if key.startswith(SDXL_OPEN_CLIP)}  # noqa: SIM118
     state = convert_open_clip_checkpoint(model, weights, prefix=SDXL_OPEN_CLIP)
     model.load_state_dict(state, strict=False, assign=True)
     left = [name for name, param in model.named_parameters() if param.is_meta]

@@ -356,4 +356,11 @@ def make_tiny(root: Path) -> dict[str, Path]:
             maker(folder)
             marker.write_text(json.dumps({"version": TINY_VERSION}))
         built[name] = folder
+    # The tiny SDXL again as one A1111-layout checkpoint (rewritten whenever its folder is rebuilt).
+    single, marker = root / "tiny-sdxl.safetensors", built["tiny-sdxl"] / "atelier-tiny.json"
+    if not single.is_file() or single.stat().st_mtime < marker.stat().st_mtime:
+        from gpu_worker.ldm_convert import write_single_file
+
+        write_single_file(built["tiny-sdxl"], single)
+    built["tiny-sdxl.safetensors"] = single
     return built

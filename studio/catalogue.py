@@ -191,7 +191,7 @@ def _check_single_file(model: ModelEntry, path: str) -> None:
     if found.family != model.family:
         raise CatalogueError(
             path,
-            f"{Path(model.source).name} is a {FAMILIES[found.family].label} checkpoint, not "
+            f"{Path(model.source).name} is a checkpoint of the {FAMILIES[found.family].label} family, not "
             f'{model.family_spec.label}; set family = "{found.family}"',
             model.id,
             "family",
@@ -206,6 +206,20 @@ def _check_single_file(model: ModelEntry, path: str) -> None:
         )
 
 
+def load_entry(model_id: str, found: object, file: Path) -> ModelEntry:
+    """One ``[models.<id>]`` table of ``file``, checked (``atelier models check`` takes them one by one)."""
+    where = str(file)
+    raw = table(found, where, model_id, "model")
+    if "source" in raw and isinstance(raw["source"], str):
+        raw = {**raw, "source": _resolve_source(raw["source"], file.parent, where, model_id)}
+    if isinstance(raw.get("config"), str):
+        raw = {**raw, "config": _resolve_config(raw["config"], file.parent, where, model_id)}
+    model = entry(ModelEntry, raw, where, model_id, "model", id=model_id)
+    if model.source_kind == "file":
+        _check_single_file(model, where)
+    return model
+
+
 def load_catalogue(path: str | Path) -> Catalogue:
     file = Path(path)
     where = str(file)
@@ -215,14 +229,7 @@ def load_catalogue(path: str | Path) -> Catalogue:
         raise CatalogueError(where, "no [models.<id>] tables found")
     entries: dict[str, ModelEntry] = {}
     for model_id, found in models.items():
-        raw = table(found, where, model_id, "model")
-        if "source" in raw and isinstance(raw["source"], str):
-            raw = {**raw, "source": _resolve_source(raw["source"], file.parent, where, model_id)}
-        if isinstance(raw.get("config"), str):
-            raw = {**raw, "config": _resolve_config(raw["config"], file.parent, where, model_id)}
-        model = entry(ModelEntry, raw, where, model_id, "model", id=model_id)
-        if model.source_kind == "file":
-            _check_single_file(model, where)
+        model = load_entry(model_id, found, file)
         entries[model.id] = model
     default = data.get("default_model", next(iter(entries)))
     if default not in entries:

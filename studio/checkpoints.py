@@ -244,3 +244,30 @@ def _not_a_base_model(name: str, keys: set[str]) -> str:
         f"{name} is not a Stable Diffusion, SDXL, Flux.1 or SD 3.5 checkpoint "
         "(none of its tensor names is one Atelier knows)."
     )
+
+
+# A diffusers folder's family, from model_index.json's pipeline class.
+PIPELINE_FAMILIES: dict[str, FamilyName] = {
+    "StableDiffusionPipeline": "sd15",
+    "StableDiffusionXLPipeline": "sdxl",
+    "FluxPipeline": "flux",
+    "StableDiffusion3Pipeline": "sd3",
+}
+
+
+def folder_family(folder: Path) -> FamilyName | None:
+    """The family of a diffusers folder (None: a pipeline Atelier does not serve)."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return PIPELINE_FAMILIES.get(str(index.get("_class_name"))) if isinstance(index, dict) else None
+
+
+def flux_guidance_embeds(folder: Path) -> bool:
+    """Whether a diffusers Flux folder's transformer takes embedded guidance (dev: yes, schnell: no)."""
+    try:
+        config = json.loads((folder / "transformer" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return bool(config.get("guidance_embeds", True))

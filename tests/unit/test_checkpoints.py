@@ -188,7 +188,7 @@ def test_catalogue_checks_a_single_files_family(tmp_path: Path) -> None:
     catalogue_file.write_text(entry("./xl.safetensors", "sd15"))
     with pytest.raises(
         CatalogueError,
-        match=r'field `family`: xl.safetensors is a SDXL checkpoint, not SD 1.5; set family = "sdxl"',
+        match=r'xl.safetensors is a checkpoint of the SDXL family, not SD 1.5; set family = "sdxl"',
     ):
         load_catalogue(catalogue_file)
 
