@@ -82,8 +82,15 @@ class ImportedLora:
 
 
 def check_not_pickle(data: bytes, filename: str = "") -> None:
-    """Pickles (.ckpt, .pt, torch zip files) are refused by name and by their first bytes, never opened."""
-    if filename.lower().endswith(_PICKLE_SUFFIXES) or data[:4] == b"PK\x03\x04" or data[:1] == b"\x80":
+    """Pickles (.ckpt, .pt, torch zip files) are refused by name and by their first bytes, never opened.
+
+    A safetensors file's JSON header always starts at byte 8; its little-endian length may well
+    begin with 0x80 (a pickle's first byte), so that byte alone proves nothing.
+    """
+    signed = data[:4] == b"PK\x03\x04" or (
+        data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    )
+    if filename.lower().endswith(_PICKLE_SUFFIXES) or (signed and data[8:9] != b"{"):
         raise LoraRejected(
             "That file is a pickle (.ckpt/.pt), which can run code when opened, so Atelier never opens "
             "one: please use the .safetensors version of the LoRA."
@@ -424,6 +431,7 @@ _SINGLE = {
     "linear1": ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"),
     "linear2": ("proj_out",),
     "modulation.lin": ("norm.linear",),
+    "qkv": ("attn.to_q", "attn.to_k", "attn.to_v"),  # XLabs' single-block LoRA: attention only
 }
 _TOP = {
     "img_in": "x_embedder",
@@ -438,7 +446,7 @@ _TOP = {
     "final_layer.adaLN_modulation.1": "norm_out.linear",
 }
 _XLABS = {"qkv_lora1": "img_attn.qkv", "proj_lora1": "img_attn.proj", "qkv_lora2": "txt_attn.qkv",
-          "proj_lora2": "txt_attn.proj", "qkv_lora": "linear1", "proj_lora": "linear2"}  # fmt: skip
+          "proj_lora2": "txt_attn.proj", "qkv_lora": "qkv", "proj_lora": "linear2"}  # fmt: skip
 # kohya's underscored names back to BFL's dotted ones
 _KOHYA_NAMES = {key.replace(".", "_"): key for key in (*_DOUBLE, *_SINGLE, *_TOP)}
 

@@ -202,3 +202,11 @@ def test_a_lora_of_another_family_than_the_base_model_is_refused() -> None:
 
 def test_a_file_over_the_limit_is_refused_before_it_is_read() -> None:
     assert "above the 1 MiB limit" in refusal(b"\x00" * (1024 * 1024 + 1), max_bytes=1024 * 1024)
+
+
+def test_a_header_length_that_starts_like_a_pickle_is_still_a_safetensors_file() -> None:
+    (length,) = struct.unpack("<Q", SDXL_LORA[:8])
+    text = SDXL_LORA[8 : 8 + length].rstrip()
+    padded = struct.pack("<Q", 0x280) + text.ljust(0x280) + SDXL_LORA[8 + length :]
+    assert padded[:2] == b"\x80\x02"  # what pickle protocol 2 starts with
+    assert import_lora(padded, "sdxl").family == "sdxl"
