@@ -5,6 +5,7 @@ backend); and the CLIP skip its generations use."""
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 
 # Families whose pipelines take diffusers' `clip_skip` (CLIP text encoders, A1111's "Clip skip").
 CLIP_SKIP_FAMILIES = frozenset({"sd15", "sdxl"})
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def _error(message: str) -> Exception:
@@ -47,14 +49,17 @@ def place(pipe: Any, ref: ModelRef, device: str) -> Any:
 
 
 def load_vae(ref: ModelRef, current: Any) -> Any:
-    """The entry's VAE override, in the dtype of the VAE it replaces: a diffusers VAE folder, or one
-    .safetensors file (A1111/Civitai or diffusers layout) read with the replaced VAE's config, so
-    nothing is looked up on the network."""
+    """The entry's VAE override, in the dtype of the VAE it replaces: a diffusers VAE folder, one
+    .safetensors file (A1111/Civitai or diffusers layout) read with the replaced VAE's config, or a
+    hub id already in the local Hugging Face cache; nothing is looked up on the network."""
     source = Path(ref.vae or "")
     dtype = current.dtype
+    snapshot = None
+    if not source.is_absolute() and _HUB_ID.match(str(ref.vae)):
+        snapshot = _cached_hub_vae(ref)
     try:
-        if source.is_dir():
-            return AutoencoderKL.from_pretrained(source, torch_dtype=dtype)
+        if snapshot is not None or source.is_dir():
+            return AutoencoderKL.from_pretrained(snapshot or source, torch_dtype=dtype)
         if source.is_file() and source.suffix == ".safetensors":
             with tempfile.TemporaryDirectory(prefix="atelier-vae-") as config:
                 current.save_config(config)
@@ -67,6 +72,19 @@ def load_vae(ref: ModelRef, current: Any) -> Any:
         f"model {ref.id}: the VAE override {ref.vae} is neither a diffusers VAE folder nor a "
         ".safetensors file on this worker."
     )
+
+
+def _cached_hub_vae(ref: ModelRef) -> Path:
+    """A hub VAE's snapshot folder in the local cache, read as a plain folder (no hub calls)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    config = try_to_load_from_cache(str(ref.vae), "config.json")
+    if not isinstance(config, str):
+        raise _error(
+            f"model {ref.id}: its VAE override {ref.vae} is not in this machine's Hugging Face cache and "
+            f"is never downloaded at run time; run `hf download {ref.vae}` once, or point `vae` at a file."
+        )
+    return Path(config).parent
 
 
 def set_attention(pipe: Any, ref: ModelRef) -> None:

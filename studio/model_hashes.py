@@ -32,6 +32,7 @@ CACHE_ENV = "ATELIER_HASH_CACHE"  # the JSON cache file; empty: memory only
 _MAX_ENTRIES = 2000
 _CHUNK = 1 << 20
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHTS = "diffusion_pytorch_model"
 
 
@@ -118,10 +119,18 @@ def model_files(source: str, kind: str, variant: str | None = None) -> list[Path
 
 
 def vae_files(source: str) -> list[Path] | None:
-    """A VAE override's weights: one .safetensors file, or a diffusers VAE folder's file."""
+    """A VAE override's weights: one .safetensors file, a diffusers VAE folder's file, or a hub
+    VAE's file in the local Hugging Face cache."""
     path = Path(source)
     if path.is_file():
         return [path]
+    if _HUB_ID.match(source) and not path.exists():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            return None
+        found = try_to_load_from_cache(source, f"{_WEIGHTS}.safetensors")
+        return [Path(found)] if isinstance(found, str) else None
     weights = path / f"{_WEIGHTS}.safetensors"
     return [weights] if weights.is_file() else None
 

@@ -82,6 +82,8 @@ def test_a_vae_override_that_is_not_there_or_not_a_vae_is_one_sentence(
     junk.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     with pytest.raises(ModelLoadError, match=r"the VAE override .* could not be loaded"):
         sd15(tiny_models, vae=str(junk))
+    with pytest.raises(ModelLoadError, match=r"nobody/vae is not in this machine's Hugging Face cache"):
+        sd15(tiny_models, vae="nobody/vae")
 
 
 def test_vae_tiling_decodes_a_large_image_in_tiles(tiny_models: dict[str, Path]) -> None:
