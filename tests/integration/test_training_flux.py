@@ -21,6 +21,7 @@ from safetensors.torch import load, save
 from gpu_worker.generate import run
 from gpu_worker.kohya import read_metadata, to_kohya
 from gpu_worker.kohya_flux import flux_to_kohya
+from gpu_worker.pipelines import PipelineCache
 from gpu_worker.train import WEIGHT_NAME, load_adapter, train_lora
 from studio.recipe import Recipe
 from tests.integration.test_training import CAPTIONS, Run, dataset, fresh, params, pixels, quiet, ref, train
@@ -250,3 +251,34 @@ def test_flux_training_refuses_text_encoders_and_other_families(tiny_models: dic
             },
             None,
         )
+
+
+def test_the_same_seed_gives_the_same_flux_weights(tiny_models: dict[str, Path]) -> None:
+    # Batches of 2, two micro-batches per step: the accumulation path, short.
+    how = params(steps=3, batch_size=2, gradient_accumulation=2, progress_every=2)
+    sample = flux_recipe(batch=1, steps=2)
+    first = train(ref(tiny_models, "flux"), how, sample).trained
+    again = train(ref(tiny_models, "flux"), how, sample).trained
+    assert first.weights == again.weights and first.kohya == again.kohya
+    assert first.losses == again.losses and len(first.losses) == 2
+    assert pixels(first.lora_images) == pixels(again.lora_images)
+
+
+@pytest.mark.parametrize("mixed_precision", ["no", "bf16"])
+def test_a_bf16_flux_trains_fp32_adapters(tiny_models: dict[str, Path], mixed_precision: str) -> None:
+    """How a GPU worker trains Flux: the base model in bf16 (training_job), the LoRA in fp32."""
+    model, _ = PipelineCache("cpu", torch.bfloat16).get(ref(tiny_models, "flux"))
+    trained = train_lora(
+        model,
+        params(steps=3, mixed_precision=mixed_precision, progress_every=1),
+        dataset(),
+        CAPTIONS,
+        flux_recipe(batch=1, steps=2),
+        lambda step, total, loss: None,
+        lambda step, image: None,
+        threading.Event(),
+        "cpu",
+    )
+    assert len(trained.losses) == 3 and all(np.isfinite(trained.losses))
+    assert {tensor.dtype for tensor in load(trained.weights).values()} == {torch.float32}
+    assert pixels(trained.lora_images) != pixels(trained.base_images)
