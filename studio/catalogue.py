@@ -182,6 +182,19 @@ def _resolve_config(raw: str, base: Path, path: str, entry: str) -> str:
     return str(candidate.resolve())
 
 
+def _resolve_vae(raw: str, base: Path, path: str, entry: str) -> str:
+    """A VAE override: a local VAE folder or .safetensors file (made absolute), or a hub id."""
+    expanded = Path(raw).expanduser()
+    candidate = expanded if expanded.is_absolute() else base / expanded
+    if not raw.startswith((".", "/", "~")) and not candidate.exists() and _HUB_ID.match(raw):
+        return raw
+    one_file = candidate.is_file() and candidate.suffix == ".safetensors"
+    if not (one_file or (candidate / "config.json").is_file()):
+        why = f"vae '{raw}' is neither a VAE folder (with config.json) nor a .safetensors file"
+        raise CatalogueError(path, why, entry, "vae")
+    return str(candidate.resolve())
+
+
 def _check_single_file(model: ModelEntry, path: str) -> None:
     """A single file's family comes from its tensor names; parts it lacks need a `config`."""
     try:
@@ -214,6 +227,8 @@ def load_entry(model_id: str, found: object, file: Path) -> ModelEntry:
         raw = {**raw, "source": _resolve_source(raw["source"], file.parent, where, model_id)}
     if isinstance(raw.get("config"), str):
         raw = {**raw, "config": _resolve_config(raw["config"], file.parent, where, model_id)}
+    if isinstance(raw.get("vae"), str):
+        raw = {**raw, "vae": _resolve_vae(raw["vae"], file.parent, where, model_id)}
     model = entry(ModelEntry, raw, where, model_id, "model", id=model_id)
     if model.source_kind == "file":
         _check_single_file(model, where)
