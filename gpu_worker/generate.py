@@ -112,7 +112,10 @@ def run(
             height=recipe.height,
         )
     else:
-        args.update(image=init_image, strength=recipe.strength)
+        # SD3's img2img encodes image i of the batch with generator i before it repeats a single
+        # image for the batch (diffusers 0.42): give it one copy per image.
+        batched = [init_image] * recipe.batch if recipe.family == "sd3" else init_image
+        args.update(image=batched, strength=recipe.strength)
         if FAMILIES[recipe.family].flow:  # else Flux works at 1024 px and SD3 at the image's own size
             args.update(width=recipe.width, height=recipe.height)
     if cancel.is_set():

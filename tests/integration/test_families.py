@@ -132,12 +132,13 @@ async def test_a_batch_of_two_with_progress_and_the_same_bytes_twice(studio: Stu
 async def test_img2img_keeps_the_recipe_size_and_inpaint_keeps_unmasked_pixels(
     studio: Studio, model: str
 ) -> None:
-    remix = await generate(
-        studio, f"an orange sea --model {model} --ar 3:2 --strength 0.5 --seed 2", picture((300, 200))
-    )
-    (png,) = await pngs(studio, remix)
-    assert Image.open(io.BytesIO(png)).size == (80, 48)  # not Flux's 1024 px, not the upload's size
-    assert "Denoising strength: 0.5" in Image.open(io.BytesIO(png)).text["parameters"]
+    text = f"an orange sea --model {model} --ar 3:2 --strength 0.5 --seed 2 --batch 2"
+    remix = await generate(studio, text, picture((300, 200)))
+    first, second = await pngs(studio, remix)
+    assert Image.open(io.BytesIO(first)).size == (80, 48)  # not Flux's 1024 px, not the upload's size
+    assert Image.open(io.BytesIO(second)).size == (80, 48)
+    assert not np.array_equal(rgb(first), rgb(second))
+    assert "Denoising strength: 0.5" in Image.open(io.BytesIO(first)).text["parameters"]
 
     source = picture((100, 60), seed=3)  # worked on at 96x48 (SD 1.5 would take 96x56), delivered at 100x60
     plan = await studio.finishing.prepare_inpaint(
