@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 from sd_parsers import ParserManager
 
 from cli.main import main
 from gpu_worker.generate import run
-from gpu_worker.pipelines import load_model
+from gpu_worker.pipelines import LoadedModel, load_model
 from studio.app import open_studio
 from studio.catalogue import load_catalogue
 from studio.entities import Requester
@@ -85,6 +86,20 @@ def test_add_writes_an_entry_that_keeps_the_files_comments(
     assert entry.config == str(tiny_models["tiny-sdxl"].resolve())
 
 
+def paint(model: LoadedModel) -> bytes:
+    recipe = Recipe(
+        model=model.ref.id,
+        family="sdxl",
+        prompt="a red lighthouse",
+        seed=7,
+        steps=3,
+        guidance=5.0,
+        width=64,
+        height=64,
+    )
+    return np.asarray(run(model, recipe, None, lambda s, t: None, threading.Event()).images[0]).tobytes()
+
+
 def test_the_single_file_paints_the_folder_models_pixels(
     catalogue: Path, tiny_models: dict[str, Path]
 ) -> None:
@@ -94,19 +109,34 @@ def test_the_single_file_paints_the_folder_models_pixels(
     folder = load_model(
         ModelRef(id="tiny-sdxl", family="sdxl", source=str(tiny_models["tiny-sdxl"])), "cpu", torch.float32
     )
-    recipe = Recipe(
-        model="xl-file",
-        family="sdxl",
-        prompt="a red lighthouse",
-        seed=7,
-        steps=3,
-        guidance=5.0,
-        width=64,
-        height=64,
+    assert paint(from_file) == paint(folder)
+
+
+def test_a_file_without_its_vae_takes_it_from_config(
+    tiny_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = load_file(tiny_models["tiny-sdxl.safetensors"])
+    no_vae = tmp_path / "no-vae.safetensors"
+    save_file({k: v for k, v in weights.items() if not k.startswith("first_stage_model.")}, no_vae)
+    catalogue = write_catalogue(tmp_path / "models.toml", tiny_models["tiny-sdxl"])
+    capsys.readouterr()
+    assert main(["models", "add", str(no_vae), "--models-file", str(catalogue)]) == 2
+    assert "no-vae.safetensors has no vae; set `config`" in capsys.readouterr().err
+    add = [
+        "models",
+        "add",
+        str(no_vae),
+        "--config",
+        str(tiny_models["tiny-sdxl"]),
+        "--models-file",
+        str(catalogue),
+    ]
+    assert main(add) == 0
+    from_file = load_model(load_catalogue(catalogue).get("no-vae").ref(), "cpu", torch.float32)
+    folder = load_model(
+        ModelRef(id="tiny-sdxl", family="sdxl", source=str(tiny_models["tiny-sdxl"])), "cpu", torch.float32
     )
-    never = threading.Event()
-    painted = [run(model, recipe, None, lambda s, t: None, never).images[0] for model in (from_file, folder)]
-    assert np.asarray(painted[0]).tobytes() == np.asarray(painted[1]).tobytes()
+    assert paint(from_file) == paint(folder)
 
 
 def test_refusals_write_nothing(
