@@ -85,6 +85,8 @@ class FluxObjective:
         if transformer.config.guidance_embeds:  # dev: the distilled guidance is an input
             guidance = torch.full((batch,), self.guidance, device=self.device, dtype=torch.float32)
         pick = index.to(self.embeds.device)
+        if autocast is torch.float16:  # Flux's activations overflow fp16 (diffusers warns the same)
+            autocast = torch.bfloat16
         device_type = torch.device(self.device).type
         with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
             prediction = transformer(
