@@ -10,10 +10,19 @@ import pytest
 from PIL import Image
 
 from tests.e2e.bot_process import BotProcess
-from tests.e2e.test_bot import custom_ids, ephemeral_answer, finished, imagine, new_thread, status_message
+from tests.e2e.test_bot import (
+    custom_ids,
+    ephemeral_answer,
+    finished,
+    generation_count,
+    imagine,
+    new_thread,
+    status_message,
+)
 from tests.e2e.test_bot_finish import new_bot_message, rgb
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import MessageRecord
+from tests.integration.workers import Deployment
 
 FAMILY_MODELS = ["tiny-flux", "tiny-sd3"]
 
@@ -102,4 +111,24 @@ async def test_remix_and_inpaint_on_flux_and_sd3(bot: BotProcess, fake: FakeDisc
         inside[15:45, 25:75] = True
         assert np.array_equal(out[~inside], original[~inside])
         assert not np.array_equal(out[inside], original[inside])
+    fake.assert_clean()
+
+
+async def test_each_familys_refusals_are_one_ephemeral_sentence(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
+    refusals = [
+        (
+            {"prompt": "a cat", "model": "tiny-flux", "negative": "dogs"},
+            "Flux.1 models take no negative prompt;",
+        ),
+        ({"prompt": "a (red:1.4) cat", "model": "tiny-sd3"}, "SD 3.5 models take no prompt weights"),
+        ({"prompt": "a cat --size 72x64", "model": "tiny-flux"}, "multiple of 16 for Flux.1 models (got 72)"),
+        ({"prompt": "a cat --sampler ddim", "model": "tiny-sd3"}, "SD 3.5 models sample with euler only"),
+    ]
+    for options, words in refusals:
+        threads, before = set(fake.threads), generation_count(e2e_deployment)
+        answer = await ephemeral_answer(await fake.slash("imagine", options))
+        assert words in answer and "Traceback" not in answer, answer
+        assert set(fake.threads) == threads and generation_count(e2e_deployment) == before
     fake.assert_clean()
