@@ -218,3 +218,24 @@ def test_catalogue_refuses_a_pickle_source(tmp_path: Path) -> None:
         CatalogueError, match=r"old.ckpt is a pickle checkpoint, and loading a pickle can run any code"
     ):
         load_catalogue(catalogue_file)
+
+
+def test_add_detects_flux_schnell_defaults(tmp_path: Path) -> None:
+    from cli.model_entries import detect
+
+    schnell = detect(str(write_safetensors(tmp_path / "flux1-schnell.safetensors", FLUX_SCHNELL_BFL)))
+    assert (schnell.family, schnell.kind, schnell.name) == ("flux", "file", "flux1-schnell")
+    assert schnell.defaults == {"steps": 4, "guidance": 0.0, "max_tokens": 256}
+    assert detect(str(write_safetensors(tmp_path / "dev.safetensors", FLUX_DEV_COMFY))).defaults == {}
+
+
+def test_catalogue_text_is_quoted_safely() -> None:
+    import tomllib
+
+    from cli.model_entries import slug, toml_table
+
+    tricky = 'a "quoted" \\ back\nslash\t\x7f and ünïcode'
+    table = toml_table("sdxl-1.0", {"description": tricky, "steps": 4, "guidance": 0.0, "cpu_offload": True})
+    parsed = tomllib.loads(table)["models"]["sdxl-1.0"]  # the dot stays in the id, not a sub-table
+    assert parsed == {"description": tricky, "steps": 4, "guidance": 0.0, "cpu_offload": True}
+    assert slug("Juggernaut XL v9 (RunDiffusion)") == "juggernaut-xl-v9-rundiffusion"
