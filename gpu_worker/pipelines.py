@@ -186,6 +186,7 @@ def load_model(ref: ModelRef, device: str, dtype: torch.dtype) -> LoadedModel:
     cls = _TEXT2IMG.get(ref.family)
     if cls is None:
         raise ModelLoadError(f"model {ref.id}: unknown family {ref.family}")
+    dtype = family_dtype(ref.family, dtype, device == "cuda" and torch.cuda.is_bf16_supported())
     try:
         if ref.kind == "file":
             pipe = load_single_file(cls, ref, dtype)
@@ -199,6 +200,14 @@ def load_model(ref: ModelRef, device: str, dtype: torch.dtype) -> LoadedModel:
     pipe.set_progress_bar_config(disable=True)
     log.info("loaded model %s (%s, %s) on %s/%s", ref.id, ref.family, ref.kind, device, dtype)
     return LoadedModel(ref=ref, text2img=pipe)
+
+
+def family_dtype(family: str, dtype: torch.dtype, bf16_ok: bool) -> torch.dtype:
+    """The dtype a family runs in: Flux and SD3 in bf16 where the worker would use fp16 (their T5
+    encoder and Flux's transformer overflow fp16: black or noisy images), if the GPU has bf16."""
+    if family in _FLOW_FAMILIES and dtype == torch.float16 and bf16_ok:
+        return torch.bfloat16
+    return dtype
 
 
 def _adapter_name(ref: AdapterRef) -> str:

@@ -155,3 +155,15 @@ def test_the_catalogue_refuses_a_scheduler_the_family_lacks(tmp_path: Path) -> N
         CatalogueError, match=r"scheduler `dpmpp_2m` is not a sampler of Flux\.1 models; use euler"
     ):
         load_catalogue(bad)
+
+
+def test_flux_and_sd3_run_in_bf16_where_a_gpu_worker_would_use_fp16() -> None:
+    import torch
+
+    from gpu_worker.pipelines import family_dtype
+
+    for family in ("flux", "sd3"):
+        assert family_dtype(family, torch.float16, bf16_ok=True) == torch.bfloat16
+        assert family_dtype(family, torch.float16, bf16_ok=False) == torch.float16  # pre-Ampere: fp16
+        assert family_dtype(family, torch.float32, bf16_ok=True) == torch.float32  # CPU workers
+    assert family_dtype("sdxl", torch.float16, bf16_ok=True) == torch.float16
