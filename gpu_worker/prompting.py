@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from gpu_worker.model_settings import a1111_clip_skip
 from gpu_worker.pipelines import LoadedModel
 from studio.families import FAMILIES
 from studio.recipe import EXPLICIT_WEIGHT, Recipe
@@ -42,11 +43,17 @@ def to_compel_syntax(text: str) -> str:
 
 def needs_compel(model: LoadedModel, recipe: Recipe) -> bool:
     texts = (recipe.prompt, recipe.negative_prompt)
-    if any(_WEIGHTING.search(text) for text in texts):
+    if any(_WEIGHTING.search(text) for text in texts) or _clip_skip_by_compel(model):
         return True
     tokenizer = model.text2img.tokenizer
     limit = int(tokenizer.model_max_length)
     return any(len(tokenizer(text).input_ids) > limit for text in texts if text)
+
+
+def _clip_skip_by_compel(model: LoadedModel) -> bool:
+    """SD 1.5 with A1111's "Clip skip 2": compel encodes both prompts from CLIP's penultimate layer,
+    as A1111 does (diffusers' ``clip_skip`` leaves the negative prompt at the last layer)."""
+    return model.ref.family == "sd15" and a1111_clip_skip(model.ref) == 2
 
 
 def _compel(model: LoadedModel) -> Any:
@@ -55,6 +62,11 @@ def _compel(model: LoadedModel) -> Any:
 
         wrapper = CompelForSDXL if model.ref.family == "sdxl" else CompelForSD
         model.compel = wrapper(model.text2img)
+        if _clip_skip_by_compel(model):
+            from compel import ReturnedEmbeddingsType
+
+            provider = model.compel.compel.conditioning_provider
+            provider.returned_embeddings_type = ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NORMALIZED
     return model.compel
 
 

@@ -14,6 +14,7 @@ from diffusers import AutoencoderKL
 
 from gpu_worker.generate import run
 from gpu_worker.pipelines import LoadedModel, ModelLoadError, load_model
+from gpu_worker.prompting import prompt_arguments
 from studio.jobs import ModelRef
 from studio.recipe import Recipe
 
@@ -119,7 +120,20 @@ def test_cpu_offload_is_a_gpu_switch_and_a_cpu_worker_says_so(
 
 def test_clip_skip_2_uses_clip_s_penultimate_layer(tiny_models: dict[str, Path], base: np.ndarray) -> None:
     assert np.array_equal(pixels(sd15(tiny_models, clip_skip=1)), base)  # A1111's 1: no skip
-    assert not np.array_equal(pixels(sd15(tiny_models, clip_skip=2)), base)
+    skipping = sd15(tiny_models, clip_skip=2)
+    skipped = pixels(skipping, negative_prompt="fog")
+    assert not np.array_equal(skipped, pixels(sd15(tiny_models), negative_prompt="fog"))
+    # Prompt and negative both come from the penultimate layer (as in A1111), plain or weighted.
+    weighted = pixels(skipping, prompt="(a lighthouse at dusk:1.0)", negative_prompt="fog")
+    assert np.array_equal(weighted, skipped)
+    pipe = skipping.text2img
+    common = {"seed": 1, "steps": 1, "guidance": 5.0, "width": 64, "height": 64}
+    recipe = Recipe(model="m", family="sd15", prompt="x", negative_prompt="fog", **common)  # type: ignore[arg-type]
+    negative = prompt_arguments(skipping, recipe)["negative_prompt_embeds"]
+    ids = pipe.tokenizer("fog", padding="max_length", max_length=77, return_tensors="pt").input_ids
+    with torch.no_grad():
+        hidden = pipe.text_encoder(ids, output_hidden_states=True).hidden_states[-2]
+        assert torch.allclose(negative, pipe.text_encoder.final_layer_norm(hidden), atol=1e-5)
     xl = ModelRef(id="tiny-sdxl", family="sdxl", source=str(tiny_models["tiny-sdxl"]))
     skipped = xl.model_copy(update={"clip_skip": 2})
     xl_base = pixels(load_model(xl, "cpu", torch.float32))
