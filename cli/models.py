@@ -11,6 +11,7 @@ from studio.app import open_studio
 from studio.catalogue import load_catalogue
 from studio.entities import Requester
 from studio.errors import StudioError
+from studio.lora_import import FORMAT_NAMES
 from studio.model_listing import summarise
 from studio.models import LoraImport
 from studio.settings import load_settings
@@ -95,8 +96,8 @@ async def _import_lora(args: argparse.Namespace) -> int:
         return 1
     shared = f"shared with server {lora.server}" if lora.visibility == "server" else "private"
     print(
-        f"{lora.name} v{lora.version}: {found.format} LoRA for {lora.family} on {lora.base_model}, "
-        f"rank {found.rank}, {found.modules} layers, trigger {lora.trigger or '(none)'}, {shared}, "
-        f"owner {lora.owner_id}"
+        f"{lora.name} v{lora.version}: {FORMAT_NAMES[found.format]} LoRA for {lora.family} "
+        f"on {lora.base_model}, rank {found.rank}, {found.modules} layers, "
+        f"trigger {lora.trigger or '(none)'}, {shared}, owner {lora.owner_id}"
     )
     return 0

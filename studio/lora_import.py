@@ -28,6 +28,13 @@ from studio.errors import StudioError
 Format = Literal["kohya", "diffusers", "peft", "bfl", "xlabs"]
 SUPPORTED_FAMILIES = ("sd15", "sdxl", "flux")
 FAMILY_NAMES = {"sd15": "SD 1.5", "sdxl": "SDXL", "flux": "Flux", "sd3": "SD 3.5"}
+FORMAT_NAMES = {
+    "kohya": "kohya",
+    "diffusers": "diffusers",
+    "peft": "peft",
+    "bfl": "BFL/ai-toolkit",
+    "xlabs": "XLabs",
+}
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 ADAPTER_METADATA_KEY = "lora_adapter_metadata"  # diffusers' key for the peft LoraConfig
 _PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
@@ -165,8 +172,10 @@ def write_safetensors(
 def lora_format(names: Iterable[str]) -> Format:
     """Which tool's layout the tensor names follow; LoraRejected if they are not a LoRA's."""
     names = list(names)
-    if any(name.startswith(("lora_unet_", "lora_te", "lora_transformer_")) for name in names):
-        return "kohya"
+    if any(re.search(r"\.(hada_w|lokr_w|oft_)", name) for name in names):
+        raise LoraRejected(
+            "That file is a LyCORIS network (LoHa, LoKr or OFT), not a LoRA; Atelier imports LoRA files only."
+        )
     if any(".processor." in name and "_lora" in name for name in names):
         return "xlabs"
     if not any(_is_lora_weight(name) for name in names):
@@ -174,6 +183,8 @@ def lora_format(names: Iterable[str]) -> Format:
             "That file holds no LoRA weights (no lora_up/lora_down or lora_A/lora_B tensors): it looks "
             "like a full model checkpoint, which is added to the catalogue by the operator, not imported."
         )
+    if any(name.startswith(("lora_unet_", "lora_te", "lora_transformer_")) for name in names):
+        return "kohya"
     stripped = [name.removeprefix("diffusion_model.") for name in names]
     if any(name.startswith(("double_blocks.", "single_blocks.")) for name in stripped):
         return "bfl"
@@ -447,6 +458,7 @@ _TOP = {
 }
 _XLABS = {"qkv_lora1": "img_attn.qkv", "proj_lora1": "img_attn.proj", "qkv_lora2": "txt_attn.qkv",
           "proj_lora2": "txt_attn.proj", "qkv_lora": "qkv", "proj_lora": "linear2"}  # fmt: skip
+_ENCODER = "te:"  # marks a text encoder module among the BFL names
 # kohya's underscored names back to BFL's dotted ones
 _KOHYA_NAMES = {key.replace(".", "_"): key for key in (*_DOUBLE, *_SINGLE, *_TOP)}
 
@@ -466,8 +478,8 @@ def flux_to_diffusers(file: Safetensors, fmt: Format) -> bytes:
         module = modules.setdefault(bfl, _Module())
         setattr(module, part, name)
     out: dict[str, tuple[str, tuple[int, ...], bytes]] = {}
-    alphas: dict[str, float] = {}
-    ranks: dict[str, int] = {}
+    alphas: dict[str, dict[str, float]] = {}  # per diffusers component: module -> alpha
+    ranks: dict[str, dict[str, int]] = {}
     for bfl, module in modules.items():
         if module.down is None or module.up is None:
             raise LoraRejected(f"That Flux LoRA is incomplete: `{bfl}` lacks its down or up weights.")
@@ -482,8 +494,8 @@ def flux_to_diffusers(file: Safetensors, fmt: Format) -> bytes:
         if bfl == "final_layer.adaLN_modulation.1":  # BFL orders (shift, scale); diffusers (scale, shift)
             half = len(up_raw) // 2
             up_raw = up_raw[half:] + up_raw[:half]
-        for target, rows in zip(targets, sizes, strict=True):
-            key = f"transformer.{target}"
+        for key, rows in zip(targets, sizes, strict=True):
+            component, _, target = key.partition(".")
             out[f"{key}.lora_A.weight"] = (down.dtype, down.shape, file.raw(module.down))
             out[f"{key}.lora_B.weight"] = (
                 up.dtype,
@@ -491,12 +503,15 @@ def flux_to_diffusers(file: Safetensors, fmt: Format) -> bytes:
                 up_raw[first * row_bytes : (first + rows) * row_bytes],
             )
             first += rows
-            alphas[target], ranks[target] = alpha, rank
-    metadata = {
-        "format": "pt",
-        ADAPTER_METADATA_KEY: json.dumps(_adapter_config("transformer", ranks, alphas)),
-    }
-    return write_safetensors(out, metadata)
+            # transformers 5 holds CLIP's modules as ``encoder...`` (4: ``text_model.encoder...``);
+            # the file keeps the checkpoint names, the config the suffix both end with.
+            target = target.removeprefix("text_model.")
+            alphas.setdefault(component, {})[target] = alpha
+            ranks.setdefault(component, {})[target] = rank
+    config: dict[str, object] = {}
+    for component in ranks:
+        config |= _adapter_config(component, ranks[component], alphas[component])
+    return write_safetensors(out, {"format": "pt", ADAPTER_METADATA_KEY: json.dumps(config)})
 
 
 def _bfl_name(name: str, fmt: Format) -> tuple[str, str]:
@@ -504,6 +519,13 @@ def _bfl_name(name: str, fmt: Format) -> tuple[str, str]:
     if fmt == "kohya":
         stem, _, kind = name.partition(".")
         part = {"lora_down.weight": "down", "lora_up.weight": "up", "alpha": "alpha"}.get(kind)
+        encoder = re.fullmatch(
+            r"lora_te1?_text_model_encoder_layers_(\d+)_(self_attn_[qkv]_proj|self_attn_out_proj|mlp_fc[12])",
+            stem,
+        )
+        if encoder is not None and part is not None:  # CLIP-L, which kohya trains beside Flux
+            layer = encoder[2].replace("self_attn_", "self_attn.").replace("mlp_", "mlp.")
+            return f"{_ENCODER}text_model.encoder.layers.{encoder[1]}.{layer}", part
         match = re.fullmatch(r"lora_unet_(?:(double|single)_blocks_(\d+)_)?(.+)", stem)
         if part is None or match is None or match[3] not in _KOHYA_NAMES:
             raise _unsupported(name)
@@ -524,14 +546,17 @@ def _bfl_name(name: str, fmt: Format) -> tuple[str, str]:
 
 
 def _targets(bfl: str) -> tuple[str, ...]:
+    """The diffusers modules (``component.module``) one BFL module's LoRA becomes."""
+    if bfl.startswith(_ENCODER):
+        return (f"text_encoder.{bfl.removeprefix(_ENCODER)}",)
     match = re.fullmatch(r"(double|single)_blocks\.(\d+)\.(.+)", bfl)
     if match:
         table = _DOUBLE if match[1] == "double" else _SINGLE
         block = "transformer_blocks" if match[1] == "double" else "single_transformer_blocks"
         if match[3] in table:
-            return tuple(f"{block}.{match[2]}.{target}" for target in table[match[3]])
+            return tuple(f"transformer.{block}.{match[2]}.{target}" for target in table[match[3]])
     elif bfl in _TOP:
-        return (_TOP[bfl],)
+        return (f"transformer.{_TOP[bfl]}",)
     raise _unsupported(bfl)
 
 

@@ -136,9 +136,9 @@ async def test_kohya_sdxl_and_bfl_flux_loras_are_imported_and_change_the_images(
     answer = await import_answer(
         fake, {"name": "zqglow", "base_model": "tiny-flux", "link": fake.jump_link(posted)}
     )
-    assert answer.startswith("Imported `zqglow`: a bfl LoRA for Flux (rank 4, 5 layers) on `tiny-flux`"), (
-        answer
-    )
+    assert answer.startswith(
+        "Imported `zqglow`: a BFL/ai-toolkit LoRA for Flux (rank 4, 5 layers) on `tiny-flux`"
+    ), answer
     assert "trigger words `zqglow`" in answer and "private" in answer
     recipe = {"prompt": "zqglow a lighthouse --seed 8", "model": "tiny-flux"}
     plain = await grid(fake, recipe)

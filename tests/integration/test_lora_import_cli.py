@@ -25,8 +25,8 @@ def test_the_operator_imports_a_flux_lora_for_a_discord_user(
     done = idle.cli(*common, "--model", "tiny-flux", "--share", "777", "--trigger", "glowing")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
-        "glow v1: bfl LoRA for flux on tiny-flux, rank 4, 5 layers, trigger glowing, shared with server 777, "
-        "owner discord:4242"
+        "glow v1: BFL/ai-toolkit LoRA for flux on tiny-flux, rank 4, 5 layers, trigger glowing, "
+        "shared with server 777, owner discord:4242"
     )
     with sqlite3.connect(idle.settings().database_path) as db:
         rows = db.execute(

@@ -75,6 +75,7 @@ def flux_original(shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, in
 
 def kohya_flux(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
     modules = {"lora_unet_" + k.replace(".", "_"): v for k, v in flux_original(shapes).items()}
+    modules["lora_te1_text_model_encoder_layers_0_self_attn_q_proj"] = (32, 32)  # kohya trains CLIP-L too
     return lora(modules, ".lora_down.weight", ".lora_up.weight", alpha=2.0)
 
 

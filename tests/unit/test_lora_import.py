@@ -182,6 +182,12 @@ def test_not_a_safetensors_file_and_truncated_files_are_refused() -> None:
     assert "truncated" in refusal(SDXL_LORA[:40])  # the header ends early
 
 
+def test_lycoris_networks_are_not_loras() -> None:
+    rng = np.random.default_rng(0)
+    loha = {f"lora_unet_{SD_BLOCK.replace('.', '_')}_attn1_to_q.hada_w1_a": rng.standard_normal((4, 4))}
+    assert "LyCORIS" in refusal(file(loha))
+
+
 def test_a_full_checkpoint_is_not_a_lora() -> None:
     rng = np.random.default_rng(0)
     checkpoint = {

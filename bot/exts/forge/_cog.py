@@ -20,7 +20,7 @@ from bot.ui.training import lora_embed
 from studio.entities import Project
 from studio.errors import DatasetRejected, StudioError, UnknownModel
 from studio.forge import TrainingRequest
-from studio.lora_import import FAMILY_NAMES, check_not_pickle
+from studio.lora_import import FAMILY_NAMES, FORMAT_NAMES, check_not_pickle
 from studio.model_listing import summaries
 from studio.models import LoraImport
 from studio.training import TrainingImage, TrainingOptions
@@ -342,7 +342,7 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
         words = f"trigger words `{lora.trigger}`" if lora.trigger else "no trigger words in the file"
         await reply(
             interaction,
-            f"Imported `{lora.name}`: a {found.format} LoRA for {FAMILY_NAMES[lora.family]} "
+            f"Imported `{lora.name}`: a {FORMAT_NAMES[found.format]} LoRA for {FAMILY_NAMES[lora.family]} "
             f"(rank {found.rank}, {found.modules} layers) on `{lora.base_model}`, {words}, "
             f"{'shared with this server' if lora.visibility == 'server' else 'private'}. "
             f"Use it: `/imagine prompt:… lora:{lora.name}`.",
