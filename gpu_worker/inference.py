@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -99,11 +100,20 @@ def weights_used(
     """The hashes Civitai links an image's model and LoRAs by, each computed once per file (a big
     checkpoint's first job pays for reading it). A hash that cannot be had is left out, never fatal."""
     hashes = shared_cache()
-    try:
-        model_hash = hashes.model_hash(ref.source, ref.kind, ref.variant)
-        vae_hash = hashes.vae_hash(ref.vae) if ref.vae else None
-        lora_hashes = {a.name: hashes.lora_hash_of_blob(a.sha, adapter_file) for a in adapters}
-    except (OSError, ValueError) as exc:
-        log.warning("model %s: the weights' hashes could not be computed: %s", ref.id, exc)
-        return WeightsUsed(clip_skip=a1111_clip_skip(ref))
+
+    def attempt(what: str, compute: Callable[[], str | None]) -> str | None:
+        try:
+            return compute()
+        except (OSError, ValueError) as exc:  # unreadable or changed under us: the image goes without
+            log.warning("model %s: no hash for %s: %s", ref.id, what, exc)
+            return None
+
+    model_hash = attempt("its weights", lambda: hashes.model_hash(ref.source, ref.kind, ref.variant))
+    vae = ref.vae
+    vae_hash = attempt("its VAE", lambda: hashes.vae_hash(vae)) if vae else None
+    lora_hashes: dict[str, str] = {}
+    for adapter in adapters:
+        found = attempt(f"LoRA {adapter.name}", partial(hashes.lora_hash_of_blob, adapter.sha, adapter_file))
+        if found:
+            lora_hashes[adapter.name] = found
     return WeightsUsed(model_hash, lora_hashes, vae_hash, a1111_clip_skip(ref))
