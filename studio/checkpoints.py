@@ -10,33 +10,20 @@ does not import diffusers; tests check that both agree.
 from __future__ import annotations
 
 import json
-import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from studio.errors import StudioError
 from studio.families import FamilyName
+from studio.safetensors_header import PICKLE_SUFFIXES, Header, HeaderError, is_pickle, read_file_header
 
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
-_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+__all__ = ["PICKLE_SUFFIXES", "Checkpoint", "CheckpointError", "inspect_checkpoint", "pickle_sentence"]
+
 _UNET = "model.diffusion_model."
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip container (a pickle inside)
 
 
 class CheckpointError(StudioError):
     """A file that cannot be served as a base model; the message says why in one sentence."""
-
-
-@dataclass(frozen=True)
-class Tensor:
-    dtype: str
-    shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Header:
-    tensors: dict[str, Tensor]
-    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,17 +44,13 @@ class Checkpoint:
 
 def refuse_pickle(path: Path) -> None:
     """Raise CheckpointError if ``path`` is a pickle checkpoint (by its name or its first bytes)."""
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise CheckpointError(pickle_sentence(path))
     try:
         with path.open("rb") as file:
             start = file.read(9)
     except OSError:
-        return
-    if start[8:9] == b"{":  # a safetensors header follows its 8-byte length
-        return
-    if start.startswith(_ZIP_MAGIC) or (start[:1] == b"\x80" and start[1:2] in b"\x02\x03\x04\x05"):
-        raise CheckpointError(pickle_sentence(path))  # torch.save's zip, or a bare pickle (protocol 2-5)
+        start = b""
+    if is_pickle(path.name, start):
+        raise CheckpointError(pickle_sentence(path))
 
 
 def pickle_sentence(path: Path) -> str:
@@ -82,47 +65,13 @@ def read_header(path: Path) -> Header:
     refuse_pickle(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist (or is not a file).")
-    size = path.stat().st_size
-    with path.open("rb") as file:
-        prefix = file.read(8)
-        if len(prefix) < 8:
-            raise CheckpointError(f"{path.name} is not a safetensors file (it is only {size} bytes long).")
-        (length,) = struct.unpack("<Q", prefix)
-        if length > _MAX_HEADER or length < 2:
-            raise CheckpointError(
-                f"{path.name} is not a safetensors file (its header length makes no sense)."
-            )
-        raw = file.read(length)
-    if len(raw) < length:
-        raise CheckpointError(
-            f"{path.name} is truncated: its header is cut short (an interrupted download?)."
-        )
     try:
-        decoded = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise CheckpointError(f"{path.name} is not a safetensors file (its header is not JSON).") from None
-    if not isinstance(decoded, dict):
-        raise CheckpointError(f"{path.name} is not a safetensors file (its header is not a table).")
-    metadata = decoded.pop("__metadata__", None) or {}
-    tensors: dict[str, Tensor] = {}
-    end = 0
-    for name, info in decoded.items():
-        try:
-            start, stop = (int(x) for x in info["data_offsets"])
-            tensors[name] = Tensor(str(info["dtype"]), tuple(int(x) for x in info["shape"]))
-        except (TypeError, KeyError, ValueError):
-            raise CheckpointError(
-                f"{path.name} is not a safetensors file (tensor {name!r} is malformed)."
-            ) from None
-        end = max(end, stop, start)
-    if size < 8 + length + end:
-        raise CheckpointError(
-            f"{path.name} is truncated: it has {size} bytes of the {8 + length + end} its header "
-            "describes (an interrupted download?)."
-        )
-    return Header(
-        tensors, {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
-    )
+        return read_file_header(path)
+    except HeaderError as error:
+        if error.problem in ("header_cut", "data_cut"):
+            truncated = f"{path.name} is truncated: {error.detail} (an interrupted download?)."
+            raise CheckpointError(truncated) from None
+        raise CheckpointError(f"{path.name} is not a safetensors file ({error.detail}).") from None
 
 
 def inspect_checkpoint(path: Path) -> Checkpoint:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from studio.errors import StudioError
+from studio.safetensors_header import HeaderError, TensorInfo, is_pickle, read_file_header, read_header
 
 Format = Literal["kohya", "diffusers", "peft", "bfl", "xlabs"]
 SUPPORTED_FAMILIES = ("sd15", "sdxl", "flux")
@@ -35,14 +36,7 @@ FORMAT_NAMES = {
     "bfl": "BFL/ai-toolkit",
     "xlabs": "XLabs",
 }
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 ADAPTER_METADATA_KEY = "lora_adapter_metadata"  # diffusers' key for the peft LoraConfig
-_PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
-_ITEM_BYTES = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
-    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
-}  # fmt: skip
 # Cross-attention widths of the real UNets: the text embedding they attend to.
 _CROSS_ATTENTION = {768: "sd15", 2048: "sdxl"}
 _FLUX_WIDTH = 3072  # Flux.1's hidden size (SD 3.5 large is 2432, medium 1536)
@@ -50,14 +44,6 @@ _FLUX_WIDTH = 3072  # Flux.1's hidden size (SD 3.5 large is 2432, medium 1536)
 
 class LoraRejected(StudioError):
     """The file cannot become a custom model; ``str()`` is the one sentence the person sees."""
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    dtype: str
-    shape: tuple[int, ...]
-    start: int  # offsets into the data section
-    end: int
 
 
 @dataclass(frozen=True)
@@ -89,15 +75,8 @@ class ImportedLora:
 
 
 def check_not_pickle(data: bytes, filename: str = "") -> None:
-    """Pickles (.ckpt, .pt, torch zip files) are refused by name and by their first bytes, never opened.
-
-    A safetensors file's JSON header always starts at byte 8; its little-endian length may well
-    begin with 0x80 (a pickle's first byte), so that byte alone proves nothing.
-    """
-    signed = data[:4] == b"PK\x03\x04" or (
-        data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
-    )
-    if filename.lower().endswith(_PICKLE_SUFFIXES) or (signed and data[8:9] != b"{"):
+    """Pickles (.ckpt, .pt, torch zip files) are refused by name and by their first bytes, never opened."""
+    if is_pickle(filename, data[:9]):
         raise LoraRejected(
             "That file is a pickle (.ckpt/.pt), which can run code when opened, so Atelier never opens "
             "one: please use the .safetensors version of the LoRA."
@@ -107,46 +86,17 @@ def check_not_pickle(data: bytes, filename: str = "") -> None:
 def read_safetensors(data: bytes, filename: str = "") -> Safetensors:
     """The header and data section, every declared tensor checked to lie inside the file."""
     check_not_pickle(data, filename)
-    not_safetensors = LoraRejected(
-        "That file is not a .safetensors file, so it cannot be imported as a LoRA."
-    )
-    truncated = LoraRejected(
-        "That .safetensors file is truncated (shorter than its header says): please upload it again."
-    )
-    if len(data) < 8:
-        raise not_safetensors
-    (length,) = struct.unpack("<Q", data[:8])
-    if length < 2 or length > MAX_HEADER_BYTES:
-        raise not_safetensors
-    if 8 + length > len(data):
-        if data[8:9] == b"{":  # a header that starts right but is cut off
-            raise truncated
-        raise not_safetensors
     try:
-        header = json.loads(data[8 : 8 + length])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise not_safetensors from None
-    if not isinstance(header, dict):
-        raise not_safetensors
-    body = data[8 + length :]
-    raw_metadata = header.pop("__metadata__", None) or {}
-    tensors: dict[str, TensorInfo] = {}
-    for name, entry in header.items():
-        try:
-            dtype, shape, (start, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
-            size = _ITEM_BYTES[dtype]
-            count = 1
-            for dim in shape:
-                count *= int(dim)
-        except (KeyError, TypeError, ValueError):
-            raise not_safetensors from None
-        if end > len(body):
-            raise truncated
-        if not (0 <= start <= end) or end - start != count * size:
-            raise not_safetensors
-        tensors[str(name)] = TensorInfo(dtype, tuple(int(d) for d in shape), int(start), int(end))
-    metadata = {str(k): str(v) for k, v in raw_metadata.items()} if isinstance(raw_metadata, dict) else {}
-    return Safetensors(tensors, metadata, body)
+        header = read_header(data, strict=True)
+    except HeaderError as error:
+        if error.problem in ("header_cut", "data_cut"):
+            raise LoraRejected(
+                "That .safetensors file is truncated (shorter than its header says): please upload it again."
+            ) from None
+        raise LoraRejected(
+            "That file is not a .safetensors file, so it cannot be imported as a LoRA."
+        ) from None
+    return Safetensors(header.tensors, header.metadata, data[8 + header.length :])
 
 
 def write_safetensors(
@@ -318,12 +268,10 @@ def read_base_shapes(source: str) -> dict[str, tuple[int, ...]] | None:
 
 def _header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     try:
-        with path.open("rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(min(length, MAX_HEADER_BYTES)))
-    except (OSError, struct.error, ValueError):
+        tensors = read_file_header(path).tensors
+    except (OSError, HeaderError):
         return {}
-    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
+    return {name: info.shape for name, info in tensors.items()}
 
 
 # Training metadata

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from studio.safetensors_header import HeaderError, read_file_header
+
 log = logging.getLogger(__name__)
 
 AUTOV2_DIGITS = 10
@@ -62,15 +64,9 @@ def addnet_sha256(path: Path) -> str:
 def safetensors_metadata(path: Path) -> dict[str, str]:
     """The ``__metadata__`` of a safetensors header (empty when absent or unreadable)."""
     try:
-        with path.open("rb") as file:
-            length = int.from_bytes(file.read(8), "little")
-            if length > 100 * _CHUNK:  # no real header is that large: not a safetensors file
-                return {}
-            header = json.loads(file.read(length))
-    except (OSError, ValueError):
+        return read_file_header(path).metadata
+    except (OSError, HeaderError):
         return {}
-    found = header.get("__metadata__") if isinstance(header, dict) else None
-    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def main_weights(folder: Path, variant: str | None = None) -> list[Path] | None:

@@ -15,7 +15,10 @@ CASES = [
     (["a cat", "--batch", "0"], "Batch must be between 1 and 8 images (got 0)."),
     (["a cat", "--batch", "99"], "Batch must be between 1 and 8 images (got 99)."),
     (["a cat --size 500x512"], "The width must be a multiple of 8 (got 500)."),
-    (["a cat", "--model", "nope"], "Unknown model `nope`. Available models: tiny-flux, tiny-sd15, tiny-sd3, tiny-sdxl."),
+    (
+        ["a cat", "--model", "nope"],
+        "Unknown model `nope`. Available models: tiny-flux, tiny-sd15, tiny-sd3, tiny-sdxl.",
+    ),
     (["a cat --steps 10000"], "Steps must be between 1 and 150 (got 10000)."),
     (["x" * 10_000], "The prompt is 10000 characters long; the limit is 2000."),
     (["a cat", "--seed", "-1"], "Seed must be between 0 and 4294967295 (got -1)."),
