@@ -394,11 +394,14 @@ class TrainingOut(BaseModel):
 class BaseModelOut(BaseModel):
     id: str
     family: str
+    source_kind: Literal["folder", "file", "hub"]
     description: str
     tags: list[str]
     steps: int
     guidance: float
     size: int
+    sampler: str
+    negative_prompt: bool  # False: a guidance-distilled Flux model without true CFG
 
 
 class LoraModelOut(BaseModel):

@@ -84,6 +84,11 @@ class ModelEntry(BaseModel):
         return self.scheduler or self.family_spec.default_sampler
 
     @property
+    def takes_negative_prompt(self) -> bool:
+        """Guidance-distilled models (Flux) take one only when the entry sets true CFG."""
+        return self.family_spec.negative_prompt or self.true_cfg > 1
+
+    @property
     def native_size(self) -> int:
         return self.size or self.family_spec.native
 

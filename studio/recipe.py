@@ -454,7 +454,7 @@ def resolve(
             raise InvalidRecipe("aspect", f"Aspect ratio must be one of {', '.join(ASPECTS)} (got {aspect}).")
         width, height = aspect_size(family, aspect, entry.native_size)
     prompt, negative = draft.prompt.strip(), (draft.negative_prompt or "").strip()
-    takes_negative = family.negative_prompt or entry.true_cfg > 1
+    takes_negative = entry.takes_negative_prompt
     if style is not None and prompt:
         prompt, styled_negative = style.apply(prompt, negative)
         # A style's own negative is a suggestion: a model that takes none goes without it.

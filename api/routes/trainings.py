@@ -78,11 +78,14 @@ async def models(caller: CallerDep) -> schemas.ModelsOut:
             schemas.BaseModelOut(
                 id=model.id,
                 family=model.family,
+                source_kind=model.source_kind,
                 description=model.description,
                 tags=list(model.tags),
                 steps=model.default_steps,
                 guidance=model.default_guidance,
                 size=model.native_size,
+                sampler=model.default_sampler,
+                negative_prompt=model.takes_negative_prompt,
             )
             for model in found.base
         ],

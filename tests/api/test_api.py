@@ -348,7 +348,15 @@ async def test_the_rate_limit_answers_429_with_retry_after(api: ApiServer, keys:
 async def test_models_and_the_openapi_document(api: ApiServer, alice: MintedKey) -> None:
     async with client(api, alice) as http:
         models = (await http.get("/v1/models")).json()
-        assert {m["id"] for m in models["base"]} == {"tiny-sd15", "tiny-sdxl"} and models["loras"] == []
+        assert {m["id"] for m in models["base"]} == {"tiny-sd15", "tiny-sdxl", "tiny-flux", "tiny-sd3"}
+        assert models["loras"] == []
+        flux = next(m for m in models["base"] if m["id"] == "tiny-flux")
+        assert (flux["family"], flux["source_kind"], flux["sampler"], flux["negative_prompt"]) == (
+            "flux",
+            "folder",
+            "euler",
+            False,
+        )
         spec = (await http.get("/openapi.json")).json()
         assert (await http.get("/docs")).status_code == 200
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
