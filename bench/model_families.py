@@ -52,6 +52,7 @@ MODELS_DIR = REPO / ".cache" / "bench-tiny-models"
 FAMILIES = ("sd15", "sdxl", "flux", "sd3")  # sd15 first: the baseline of every ratio
 BASELINE = "sd15"
 PROMPT = "a lighthouse at dusk, soft light"
+DENOISER_PARAMS: dict[str, int] = {}  # the UNet's or transformer's size, noted at warm-up
 
 
 @dataclass(frozen=True)
@@ -148,12 +149,15 @@ def families_run(
     short: dict[str, list[float]] = {s.family: [] for s in found}
     long: dict[str, list[float]] = {s.family: [] for s in found}
     models = {}
-    for subject in found:  # warm-up, untimed: file cache, first inference, lazy imports
+    for subject in found:  # warm-up, untimed: file cache, first inference, samplers, lazy imports
         models[subject.family], _ = load(subject)
         generate(models[subject.family], subject, few)
+        pipe = models[subject.family].text2img
+        denoiser = getattr(pipe, "transformer", None) or pipe.unet
+        DENOISER_PARAMS[subject.family] = sum(p.numel() for p in denoiser.parameters())
     for repeat in range(repeats):
-        for subject in found:
-            models[subject.family], seconds = load(subject)
+        for subject in found:  # a fresh pipeline, timed and dropped: generation uses the warm one
+            _, seconds = load(subject)
             loads[subject.family].append(seconds)
         for subject in found:
             model = models[subject.family]
@@ -275,6 +279,7 @@ def report(
         rows.append(
             [
                 f"tiny-{f} ({sizes[f]}x{sizes[f]})",
+                f"{DENOISER_PARAMS[f] / 1e6:.2f} M",
                 f"{statistics.median(short[f]) * 1000:.1f}",
                 f"{statistics.median(long[f]) * 1000:.1f}",
                 f"{step_stats[f].median * 1000:.2f}",
@@ -288,6 +293,7 @@ def report(
         table(
             [
                 "",
+                "denoiser params",
                 f"{few} steps",
                 f"{many} steps",
                 "per step",
@@ -320,6 +326,7 @@ def report(
         "steps": {"few": few, "many": many},
         "flux_lora_changes_output": changed,
         "sizes": sizes,
+        "denoiser_params": DENOISER_PARAMS,
         "load_s": loads,
         "pipeline_s": {"few": short, "many": long},
         "per_step_s": per_step,
