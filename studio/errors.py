@@ -114,3 +114,7 @@ class UnknownLora(StudioError):
 
 class WorkerUnavailable(StudioError):
     """No worker answered in time (none running, or all busy); nothing the user sent was wrong."""
+
+
+class LoraRejected(StudioError):
+    """The file cannot become a custom model; ``str()`` is the one sentence the person sees."""

@@ -12,8 +12,8 @@ from studio import jobs
 from studio.artifacts import Artifacts
 from studio.catalogue import Catalogue, ModelEntry
 from studio.entities import Lora, Requester
-from studio.errors import InvalidRecipe, NameTaken, NotFound, NotYours, StudioError, UnknownLora
-from studio.lora_import import ImportedLora, LoraRejected, import_lora, read_base_shapes, too_big
+from studio.errors import InvalidRecipe, LoraRejected, NameTaken, NotFound, NotYours, StudioError, UnknownLora
+from studio.lora_import import ImportedLora, import_lora, read_base_shapes, too_big
 from studio.queue import JobQueue
 from studio.recipe import Recipe
 from studio.settings import Settings

@@ -120,3 +120,31 @@ def _parse(prefix: bytes, read: Callable[[int], bytes], size: int, strict: bool)
             "data_cut", f"it has {size} bytes of the {8 + length + header.data_bytes} its header describes"
         )
     return header
+
+
+@dataclass(frozen=True)
+class Safetensors:
+    tensors: dict[str, TensorInfo]
+    metadata: dict[str, str]
+    body: bytes
+
+    def raw(self, name: str) -> bytes:
+        info = self.tensors[name]
+        return self.body[info.start : info.end]
+
+
+def write_safetensors(
+    tensors: dict[str, tuple[str, tuple[int, ...], bytes]], metadata: dict[str, str]
+) -> bytes:
+    """A safetensors file, names and metadata sorted so the same content always gives the same bytes."""
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))} if metadata else {}
+    chunks: list[bytes] = []
+    offset = 0
+    for name in sorted(tensors):
+        dtype, shape, raw = tensors[name]
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(chunks)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load, save
 
-from studio.lora_import import LoraRejected, import_lora, read_safetensors, trigger_words
+from studio.errors import LoraRejected
+from studio.lora_import import import_lora, read_safetensors, trigger_words
 
 RANK = 4
 # Module widths of the tiny models (gpu_worker/tiny.py): the UNets are shaped alike, except the
