@@ -124,14 +124,15 @@ class LoadedModel:
                 )
                 self.adapters[ref.sha] = _adapter_name(ref)
             self.adapters.move_to_end(ref.sha)
-        in_use = {ref.sha for ref in wanted}
-        for sha in [sha for sha in self.adapters if sha not in in_use][: max(0, len(self.adapters) - keep)]:
-            pipe.delete_adapters(self.adapters.pop(sha))
         if wanted:
             pipe.enable_lora()
             pipe.set_adapters([self.adapters[ref.sha] for ref in wanted], [ref.weight for ref in wanted])
         elif self.adapters:
             pipe.disable_lora()
+        # Evicted only once the wanted ones are active: deleting an active adapter makes peft warn.
+        in_use = {ref.sha for ref in wanted}
+        for sha in [sha for sha in self.adapters if sha not in in_use][: max(0, len(self.adapters) - keep)]:
+            pipe.delete_adapters(self.adapters.pop(sha))
 
     def use_sampler(self, pipe: DiffusionPipeline, sampler: str) -> None:
         if sampler not in self.schedulers:
