@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from diffusers import FluxPipeline
 from diffusers.training_utils import compute_density_for_timestep_sampling, compute_loss_weighting_for_sd3
 from PIL import Image
+
+from gpu_worker.latents import encode_images
 
 __all__ = ["FLUX_TARGETS", "FluxObjective"]
 
@@ -51,7 +52,7 @@ class FluxObjective:
         self.pipe = pipe
         self.device = device
         self.guidance = guidance
-        self.latents = _encode_images(pipe, images, resolution, generator, device)
+        self.latents = encode_images(pipe, images, resolution, generator, device)
         with torch.no_grad():  # the text encoders are frozen: one pass over the captions
             embeds, pooled, text_ids = pipe.encode_prompt(
                 prompt=captions,
@@ -107,22 +108,3 @@ class FluxObjective:
 
     def _pack(self, latents: torch.Tensor) -> torch.Tensor:
         return FluxPipeline._pack_latents(latents, len(latents), self.channels, self.height, self.width)
-
-
-def _encode_images(
-    pipe: Any, images: list[Image.Image], resolution: int, generator: torch.Generator, device: str
-) -> torch.Tensor:
-    """All images to shifted, scaled latents, once (the VAE is frozen)."""
-    vae = pipe.vae
-    shift = vae.config.shift_factor or 0.0
-    latents = []
-    with torch.no_grad():
-        for image in images:
-            rgb = image.convert("RGB")
-            if rgb.size != (resolution, resolution):
-                rgb = rgb.resize((resolution, resolution), Image.Resampling.LANCZOS)
-            array = np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0
-            pixels = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).to(device, vae.dtype)
-            sample = vae.encode(pixels).latent_dist.sample(generator)
-            latents.append((sample.float() - shift) * vae.config.scaling_factor)
-    return torch.cat(latents)

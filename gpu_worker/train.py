@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
@@ -30,6 +29,7 @@ from PIL import Image
 from gpu_worker.flux_training import FLUX_TARGETS, FluxObjective
 from gpu_worker.generate import Cancelled, run
 from gpu_worker.kohya import stable_bytes, to_kohya
+from gpu_worker.latents import encode_images
 from gpu_worker.pipelines import LoadedModel
 from studio.jobs import TrainingParams
 from studio.recipe import Recipe
@@ -132,7 +132,7 @@ def train_lora(
         )
         loop = _Loop(model, params, flow.latents, captions, None, trainable, generator, device, flow)
     else:
-        latents = _encode_images(pipe, images, params.resolution, generator, device)
+        latents = encode_images(pipe, images, params.resolution, generator, device)
         fixed = None if encoders else _encode_captions(pipe, captions, device, grad=False)
         loop = _Loop(model, params, latents, captions, fixed, trainable, generator, device)
     seconds = loop.run(sample_recipe, on_progress, on_sample, cancel)
@@ -229,24 +229,6 @@ def _add_adapters(pipe: Any, encoders: list[Any], params: TrainingParams, device
     for parameter in trainable:  # the optimiser state and updates stay in fp32 under autocast
         parameter.data = parameter.data.float()
     return trainable
-
-
-def _encode_images(
-    pipe: Any, images: list[Image.Image], resolution: int, generator: torch.Generator, device: str
-) -> torch.Tensor:
-    """All images to scaled latents, once (the VAE is frozen)."""
-    vae = pipe.vae
-    latents = []
-    with torch.no_grad():
-        for image in images:
-            rgb = image.convert("RGB")
-            if rgb.size != (resolution, resolution):
-                rgb = rgb.resize((resolution, resolution), Image.Resampling.LANCZOS)
-            array = np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0
-            pixels = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).to(device, vae.dtype)
-            sample = vae.encode(pixels).latent_dist.sample(generator)
-            latents.append(sample.float() * vae.config.scaling_factor)
-    return torch.cat(latents)
 
 
 def _encode_captions(pipe: Any, captions: list[str], device: str, grad: bool) -> _Conditioning:
