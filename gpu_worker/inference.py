@@ -78,6 +78,12 @@ def generate_images(
         raise UserFacingError("the GPU ran out of memory; try a smaller batch or size") from exc
     except PromptRefused as exc:  # too long for T5, a negative or weights the model cannot take
         raise UserFacingError(str(exc)) from exc
+    except RuntimeError as exc:  # a pipeline's internal failure: its raw text means nothing to users
+        log.exception("generation %s failed inside the %s pipeline", job.generation_id, ref.id)
+        raise UserFacingError(
+            f"the {ref.id} pipeline failed on this recipe ({type(exc).__name__}); try other settings, "
+            "or ask the operator to look at the worker log"
+        ) from exc
     weights = weights_used(ref, job.adapters, adapter_file)
     images = [
         jobs.ImageOut(index=i, seed=recipe.seed_for(i), png=encode_png(image, recipe, i, weights))
@@ -90,7 +96,7 @@ def generate_images(
         images=images,
         load_seconds=load_seconds,
         pipeline_seconds=generated.seconds,
-        device=f"{cache.device}/{str(cache.dtype).removeprefix('torch.')}",
+        device=f"{cache.device}/{str(model.text2img.dtype).removeprefix('torch.')}",  # Flux/SD3: bf16
     )
 
 

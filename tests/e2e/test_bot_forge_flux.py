@@ -25,7 +25,11 @@ def pixels(data: bytes) -> bytes:
 async def test_train_a_flux_lora_then_generate_with_it(
     bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
 ) -> None:
-    # SD 3.5 is refused with a sentence, before any thread or job.
+    # SD 3.5 models are not offered for training, and typing one in is refused with a sentence,
+    # before any thread or job.
+    offered = await fake.autocomplete("train", {"name": "x", "base_model": "tiny"}, focused="base_model")
+    assert {choice["value"] for choice in offered} >= {"tiny-sd15", "tiny-flux"}
+    assert "tiny-sd3" not in {choice["value"] for choice in offered}
     threads = set(fake.threads)
     refused = await fake.slash(
         "train",

@@ -20,10 +20,10 @@ from bot.ui.training import lora_embed
 from studio.entities import Project
 from studio.errors import DatasetRejected, StudioError, UnknownModel
 from studio.forge import TrainingRequest
-from studio.lora_import import FAMILY_NAMES, FORMAT_NAMES, check_not_pickle
+from studio.lora_import import FAMILY_NAMES, FORMAT_NAMES, SUPPORTED_FAMILIES, check_not_pickle
 from studio.model_listing import summaries
 from studio.models import LoraImport
-from studio.training import TrainingImage, TrainingOptions
+from studio.training import FAMILY_TRAINING, TrainingImage, TrainingOptions
 
 if TYPE_CHECKING:
     from bot.app import AtelierBot
@@ -185,7 +185,8 @@ class ForgeCog(commands.Cog, name="Forge"):
     async def base_model_autocomplete(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        return base_model_choices(self.bot.studio.catalogue, current)
+        trainable = (model for model in self.bot.studio.catalogue if model.family in FAMILY_TRAINING)
+        return base_model_choices(trainable, current)
 
 
 class ModelsCog(commands.GroupCog, name="models", description="Base models and custom LoRA models"):
@@ -371,7 +372,8 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
     async def import_base_autocomplete(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        return base_model_choices(self.bot.studio.catalogue, current)
+        importable = (model for model in self.bot.studio.catalogue if model.family in SUPPORTED_FAMILIES)
+        return base_model_choices(importable, current)
 
     @info.autocomplete("name")
     @delete.autocomplete("name")
