@@ -263,7 +263,7 @@ class Finisher:
 
     async def export(self, plan: ExportPlan) -> Exported:
         source, spec = plan.source, plan.spec
-        parameters = source.recipe.to_a1111() if source else None
+        parameters = (_embedded_parameters(plan.image) or source.recipe.to_a1111()) if source else None
         payload = jobs.ExportJob(image=plan.image, spec=spec.model_dump(), parameters=parameters)
         result = await self._run(jobs.EXPORT_SPEC, payload, "The export")
         suffix = _SUFFIX[result.format]
@@ -413,6 +413,17 @@ def _working_size(width: int, height: int, family: Family) -> tuple[int, int]:
     scale = max(scale, family.min_side / min(width, height))
     step, least = family.multiple, family.min_side
     return (max(least, int(width * scale) // step * step), max(least, int(height * scale) // step * step))
+
+
+def _embedded_parameters(image: bytes) -> str | None:
+    """The A1111 text a worker wrote into the PNG (with the model and LoRA hashes only it knows),
+    read from the chunks before the pixels; None when the image carries none."""
+    try:
+        with Image.open(io.BytesIO(image), formats=["PNG"]) as png:
+            text = png.info.get("parameters")
+    except (OSError, ValueError):
+        return None
+    return text if isinstance(text, str) and text else None
 
 
 def _size_of(png: bytes) -> tuple[int, int]:

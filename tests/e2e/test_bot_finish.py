@@ -157,7 +157,8 @@ async def test_grade_preview_apply_adjust_and_exports(bot: BotProcess, fake: Fak
         and "parameters" not in Image.open(io.BytesIO(data)).info
     )
     _, data, _ = await export({"preset": "linkedin-headshot", "format": "png"})
-    assert "a quiet harbour" in Image.open(io.BytesIO(data)).info["parameters"]
+    kept = Image.open(io.BytesIO(data)).info["parameters"]
+    assert "a quiet harbour" in kept and "Model hash: " in kept  # the worker's own text, hashes and all
     caption, _, _ = await export({"preset": "x-post", "focus_x": 150.0, "focus_y": 10.0})
     assert "focus point is in percent" in caption
 
