@@ -19,6 +19,7 @@ from studio.ideas import Ideas
 from studio.ideate import Vocabulary, load_vocabulary
 from studio.models import Models
 from studio.notices import DeliveryNotices
+from studio.policy import Policy
 from studio.preferences import Preferences
 from studio.projects import Projects
 from studio.queue import JobQueue
@@ -61,6 +62,7 @@ class Studio:
     keys: ApiKeys
     acknowledged: Acknowledgements
     training_sets: TrainingSets
+    policy: Policy  # each server's prompt blocklist (content policy)
 
 
 def build_studio(
@@ -101,6 +103,7 @@ def build_studio(
         keys=ApiKeys(settings, store, DeliveryNotices(queue.redis, settings.queue_prefix)),
         acknowledged=Acknowledgements(store),
         training_sets=TrainingSets(settings, store, artifacts),
+        policy=generations.policy,
     )
 
 

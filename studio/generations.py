@@ -25,6 +25,7 @@ from studio.defaults import Defaults
 from studio.entities import Generation, Project, Requester
 from studio.errors import AlreadyFinished, InvalidRecipe, NotFound, NotYours, StudioError, TooManyJobs
 from studio.models import Models
+from studio.policy import Policy, PromptBlocked
 from studio.preferences import Preferences
 from studio.projects import Projects
 from studio.queue import JobQueue
@@ -102,6 +103,7 @@ class Generations:
         self.boards = boards
         self.preferences = preferences
         self.projects = projects
+        self.policy = Policy(store.policy)  # each server's prompt blocklist
 
     def recipe(
         self,
@@ -179,7 +181,11 @@ class Generations:
             except StudioError as error:
                 raise InvalidRecipe("rows", f"Row {number}: {error}") from None
         checked: set[tuple[object, ...]] = set()
-        for recipe in recipes:  # rows may name their own LoRAs with --lora
+        for number, recipe in enumerate(recipes, start=1):  # rows may name their own LoRAs with --lora
+            try:
+                await self.policy.check_prompt(requester.server, recipe.prompt, recipe.negative_prompt)
+            except PromptBlocked as error:
+                raise InvalidRecipe("rows", f"Row {number}: {error}") from None
             if recipe.loras and (recipe.family, recipe.loras) not in checked:
                 await self.models.adapters_for(requester, recipe, share=False)
                 checked.add((recipe.family, recipe.loras))
@@ -195,6 +201,7 @@ class Generations:
         """What every generation passes before it starts: its LoRAs are the requester's to use
         (of the model's family), and the requester has room for one more job. The capacity
         check is early and friendly (before a front end opens a thread); the insert decides."""
+        await self.policy.check_prompt(plan.requester.server, plan.recipe.prompt, plan.recipe.negative_prompt)
         await self.models.adapters_for(plan.requester, plan.recipe, share=False)
         await self.check_capacity(plan.requester, 1, plan.limit)
 

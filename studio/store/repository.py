@@ -13,6 +13,7 @@ from studio.store.finishes import FinishRows
 from studio.store.interactions import InteractionRows
 from studio.store.keys import KeyRows
 from studio.store.loras import LoraRows
+from studio.store.policy import PolicyRows
 from studio.store.rows import to_delivery, to_generation, to_image, to_post, to_project
 
 __all__ = ["Store", "new_id"]
@@ -29,6 +30,10 @@ class Store(CommunityQueries):
     @property
     def finishes(self) -> FinishRows:
         return FinishRows(self)
+
+    @property
+    def policy(self) -> PolicyRows:
+        return PolicyRows(self)
 
     @property
     def keys(self) -> KeyRows:

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from bot.app import AtelierBot
 
 log = logging.getLogger(__name__)
+_POLICY_KINDS = [
+    app_commands.Choice(name="word", value="word"),
+    app_commands.Choice(name="regex", value="regex"),
+]
 
 
 class RemixModal(discord.ui.Modal, title="Remix"):
@@ -70,6 +74,7 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
         name="remix-channel", description="Channels where public results are shared"
     )
     train_roles = app_commands.Group(name="train-roles", description="Which roles may train LoRA models")
+    policy = app_commands.Group(name="policy", description="Words and regexes prompts may not use here")
 
     def __init__(self, bot: AtelierBot) -> None:
         self.bot = bot
@@ -133,6 +138,35 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
         roles = await self.bot.studio.store.loras.training_roles(str(interaction.guild_id))
         listed = ", ".join(f"<@&{r}>" for r in roles) if roles else "everyone (no roles chosen)"
         await reply(interaction, f"May train models here: {listed}. Admins always may.")
+
+    # Content policy: the server's prompt blocklist (studio.policy).
+
+    @policy.command(name="add", description="Block a word or regex in prompts here (Manage Server)")
+    @app_commands.describe(kind="A whole word (any case) or a regex", text="The word, phrase or regex")
+    @app_commands.choices(kind=_POLICY_KINDS)
+    async def policy_add(self, interaction: discord.Interaction[AtelierBot], kind: str, text: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        rule = await self.bot.studio.policy.add(requester_of(interaction), kind, text)
+        await reply(interaction, f"Blocked the {rule.kind} {render.code(rule.pattern)} in prompts here.")
+
+    @policy.command(name="remove", description="Unblock a word or regex (Manage Server)")
+    @app_commands.describe(kind="A whole word or a regex", text="The word, phrase or regex, as listed")
+    @app_commands.choices(kind=_POLICY_KINDS)
+    async def policy_remove(self, interaction: discord.Interaction[AtelierBot], kind: str, text: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        removed = await self.bot.studio.policy.remove(requester_of(interaction), kind, text)
+        said = "Removed" if removed else "Not on the list"
+        await reply(interaction, f"{said}: the {kind} {render.code(text.strip())}.")
+
+    @policy.command(name="list", description="The words and regexes prompts may not use here")
+    async def policy_list(self, interaction: discord.Interaction[AtelierBot]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        rules = await self.bot.studio.policy.rules(requester_of(interaction))
+        if not rules:
+            await reply(interaction, "No words or regexes are blocked here.")
+            return
+        lines = [f"{rule.kind}: {render.code(rule.pattern)}" for rule in rules]
+        await reply(interaction, "Blocked in prompts here:\n" + "\n".join(lines))
 
     async def _set_train_role(
         self, interaction: discord.Interaction[Any], role: discord.Role, on: bool
