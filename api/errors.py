@@ -33,6 +33,7 @@ from studio.errors import (
     UnknownModel,
     WorkerUnavailable,
 )
+from studio.quotas import DailyQuotaReached
 from studio.uploads import UploadRejected
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,8 @@ async def studio_error(request: Request, error: Exception) -> JSONResponse:
     detail = NOT_FOUND if isinstance(error, NotYours) else str(error)
     body = ErrorOut(detail=detail, field=getattr(error, "field", None))
     headers = {"Retry-After": str(CAPACITY_RETRY_S)} if isinstance(error, TooManyJobs) else None
+    if isinstance(error, DailyQuotaReached):  # retry once the person's quota resets
+        headers = {"Retry-After": str(error.retry_after_s)}
     return JSONResponse(body.model_dump(exclude_none=True), status, headers=headers)
 
 

@@ -11,6 +11,7 @@ import discord
 
 from bot.render import NO_PINGS
 from studio.errors import StudioError
+from studio.quotas import DailyQuotaReached
 
 log = logging.getLogger(__name__)
 APOLOGY = "Sorry — something went wrong on my side. It has been logged; please try again in a moment."
@@ -53,7 +54,7 @@ async def report(interaction: discord.Interaction[Any], error: BaseException) ->
         )
         return
     if isinstance(error, StudioError):
-        text = str(error)
+        text = error.discord_text if isinstance(error, DailyQuotaReached) else str(error)
     else:
         log.error(
             "unexpected error in %s for user %s", _command(interaction), interaction.user.id, exc_info=error

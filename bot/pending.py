@@ -25,6 +25,7 @@ from bot.render import NO_PINGS
 from studio.acknowledgements import requester_of_row, requester_row
 from studio.entities import Requester
 from studio.errors import StudioError
+from studio.quotas import DailyQuotaReached
 from studio.store.interactions import Acknowledged
 from studio.store.repository import new_id
 
@@ -119,7 +120,7 @@ class Command:
     async def fail(self, error: Exception) -> None:
         """StudioErrors are the person's to fix: say so. Anything else is ours: log, apologise."""
         if isinstance(error, StudioError):
-            await self.answer(str(error))
+            await self.answer(error.discord_text if isinstance(error, DailyQuotaReached) else str(error))
             return
         if isinstance(error, discord.HTTPException) and token_is_dead(error):
             log.warning("%s: its interaction token is no longer valid (%s)", self.describe(), error.status)

@@ -23,6 +23,7 @@ from studio.policy import Policy
 from studio.preferences import Preferences
 from studio.projects import Projects
 from studio.queue import JobQueue
+from studio.quotas import Quotas
 from studio.refine import Refine
 from studio.results import Results
 from studio.settings import Settings
@@ -63,6 +64,7 @@ class Studio:
     acknowledged: Acknowledgements
     training_sets: TrainingSets
     policy: Policy  # each server's prompt blocklist (content policy)
+    quotas: Quotas  # daily GPU-seconds per person per server, role limits
 
 
 def build_studio(
@@ -104,6 +106,7 @@ def build_studio(
         acknowledged=Acknowledgements(store),
         training_sets=TrainingSets(settings, store, artifacts),
         policy=generations.policy,
+        quotas=generations.quotas,
     )
 
 

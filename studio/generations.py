@@ -29,6 +29,7 @@ from studio.policy import Policy, PromptBlocked
 from studio.preferences import Preferences
 from studio.projects import Projects
 from studio.queue import JobQueue
+from studio.quotas import Quotas
 from studio.recipe import Draft, Recipe, parse_prompt, resolve
 from studio.settings import Settings
 from studio.store import Store
@@ -104,6 +105,7 @@ class Generations:
         self.preferences = preferences
         self.projects = projects
         self.policy = Policy(store.policy)  # each server's prompt blocklist
+        self.quotas = Quotas(settings, store)  # daily GPU-seconds, checked with capacity
 
     def recipe(
         self,
@@ -207,7 +209,9 @@ class Generations:
 
     async def check_capacity(self, requester: Requester, adding: int = 1, limit: int | None = None) -> None:
         """Fair use: at most ``max_jobs_per_user`` (or ``limit``) generations of one person queued
-        or running, ``adding`` included."""
+        or running, ``adding`` included; and today's GPU time not used up (a batch is accepted
+        whole: its own jobs' cost is only known once they ran)."""
+        await self.quotas.check(requester)
         limit = limit or self.settings.max_jobs_per_user
         in_flight = await self.store.count_in_flight(requester.id)
         if in_flight + adding > limit:

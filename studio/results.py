@@ -182,6 +182,11 @@ class Results:
             if grid_sha is None:
                 log.warning("generation %s: recorded without a grid", generation_id)
             records = [(i, sha, generation.recipe.for_image(i)) for i, sha in enumerate(shas)]
+            # Charged before it is marked done, keyed by the generation: a redelivery, a crash
+            # between the two or a second front end recording it too charges it once.
+            await self.generations.quotas.charge_generation(
+                generation, result.pipeline_seconds + result.load_seconds
+            )
             await self.store.finish_generation(
                 generation_id,
                 records,

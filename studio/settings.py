@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     max_jobs_per_worker: int = Field(default=1, ge=1)
     cache_size: int = Field(default=2, ge=1)  # pipelines kept warm per worker
 
+    # Quotas (studio/quotas.py): each person's daily GPU time per server, charged from the
+    # worker time of their finished jobs; servers set role limits with /atelier quota.
+    daily_gpu_seconds: float = Field(default=0.0, ge=0)  # 0: unlimited
+    quota_reset_hour: int = Field(default=0, ge=0, le=23)  # the hour (UTC) the day's quota resets
+
     # Training (the `training` queue): its own workers, so its long time limit never slows the
     # crash recovery of inference jobs.
     training_timeout_s: int = Field(default=6 * 3600, ge=60)

@@ -14,6 +14,7 @@ from studio.store.interactions import InteractionRows
 from studio.store.keys import KeyRows
 from studio.store.loras import LoraRows
 from studio.store.policy import PolicyRows
+from studio.store.quotas import QuotaRows
 from studio.store.rows import to_delivery, to_generation, to_image, to_post, to_project
 
 __all__ = ["Store", "new_id"]
@@ -34,6 +35,10 @@ class Store(CommunityQueries):
     @property
     def policy(self) -> PolicyRows:
         return PolicyRows(self)
+
+    @property
+    def quotas(self) -> QuotaRows:
+        return QuotaRows(self)
 
     @property
     def keys(self) -> KeyRows:

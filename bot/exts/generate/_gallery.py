@@ -17,6 +17,7 @@ from bot.projects import requester_of
 from studio import jobs
 from studio.entities import Requester
 from studio.errors import StudioError
+from studio.quotas import status_line
 
 if TYPE_CHECKING:
     from bot.app import AtelierBot
@@ -171,6 +172,7 @@ class GalleryCog(commands.Cog, name="Gallery"):
             f"**Queue:** {depth} job{'s' if depth != 1 else ''} waiting or running",
             "**Workers:** " + ", ".join(f"{count} {kind}" for kind, count in workers.items()),
             f"**Your jobs:** {len(mine)} of {self.studio.settings.max_jobs_per_user} allowed at once",
+            status_line(await self.studio.quotas.standing(requester)),
         ]
         for generation in mine:
             posts = await self.studio.store.posts_of(generation.id)

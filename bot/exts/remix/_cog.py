@@ -17,6 +17,7 @@ from bot.ui.images import FittedFile, Picture, send_images
 from bot.ui.remix import REMIX, RemixButton
 from studio.entities import Generation, ImageRecord, Requester
 from studio.errors import StudioError
+from studio.quotas import MAX_ROLE_LIMIT_S, limits_text
 from studio.recipe import MAX_PROMPT_CHARS
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
     )
     train_roles = app_commands.Group(name="train-roles", description="Which roles may train LoRA models")
     policy = app_commands.Group(name="policy", description="Words and regexes prompts may not use here")
+    quota = app_commands.Group(name="quota", description="Daily GPU time per person, by role")
 
     def __init__(self, bot: AtelierBot) -> None:
         self.bot = bot
@@ -167,6 +169,42 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
             return
         lines = [f"{rule.kind}: {render.code(rule.pattern)}" for rule in rules]
         await reply(interaction, "Blocked in prompts here:\n" + "\n".join(lines))
+
+    # Quotas: daily GPU-seconds per person; a role's limit (studio.quotas).
+
+    @quota.command(name="set", description="A role's daily GPU-seconds per person (Manage Server)")
+    @app_commands.describe(
+        role="The role (@everyone: the whole server)", seconds="GPU-seconds a day; 0: unlimited"
+    )
+    async def quota_set(
+        self,
+        interaction: discord.Interaction[AtelierBot],
+        role: discord.Role,
+        seconds: app_commands.Range[int, 0, MAX_ROLE_LIMIT_S],
+    ) -> None:
+        await self._quota(interaction, str(role.id), seconds)
+
+    @quota.command(name="clear", description="Remove a role's daily limit (Manage Server)")
+    @app_commands.describe(role="The role")
+    async def quota_clear(self, interaction: discord.Interaction[AtelierBot], role: discord.Role) -> None:
+        await self._quota(interaction, str(role.id), None)
+
+    @quota.command(name="show", description="The daily GPU-second limits here")
+    async def quota_show(self, interaction: discord.Interaction[AtelierBot]) -> None:
+        await self._quota(interaction, None, None)
+
+    async def _quota(
+        self, interaction: discord.Interaction[Any], role: str | None, seconds: int | None
+    ) -> None:
+        """Show the server's limits, after setting (``seconds``) or clearing a ``role``'s."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        quotas, server = self.bot.studio.quotas, str(interaction.guild_id)
+        if role is not None:
+            limits = await quotas.set_role_limit(requester_of(interaction), role, seconds)
+        else:
+            limits = await quotas.role_limits(server)
+        said = "" if role is None else ("Set. " if seconds is not None else "Cleared. ")
+        await reply(interaction, said + limits_text(self.bot.studio.settings, server, limits))
 
     async def _set_train_role(
         self, interaction: discord.Interaction[Any], role: discord.Role, on: bool
