@@ -36,6 +36,7 @@ EXTENSIONS = (
     "bot.exts.forge",
     "bot.exts.finish",
     "bot.exts.apikey",
+    "bot.exts.forget",
 )
 
 
