@@ -36,7 +36,6 @@ EXTENSIONS = (
     "bot.exts.forge",
     "bot.exts.finish",
     "bot.exts.apikey",
-    "bot.exts.forget",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
@@ -38,8 +39,12 @@ def run_upscale(
     image = decode_image(
         _checked(job.image, settings.max_upload_pixels, settings.max_upload_bytes), settings.max_upload_pixels
     ).convert("RGB")
+    started = time.perf_counter()
     upscaled, method = upscale(image, job, pipelines.device, cache)
-    return jobs.UpscaleResult(png=_png(upscaled), width=upscaled.width, height=upscaled.height, method=method)
+    seconds = time.perf_counter() - started
+    return jobs.UpscaleResult(
+        png=_png(upscaled), width=upscaled.width, height=upscaled.height, method=method, seconds=seconds
+    )
 
 
 def _checked(data: bytes, max_pixels: int, max_bytes: int | None = None) -> bytes:

@@ -187,6 +187,7 @@ class Finisher:
     ) -> UpscalePlan:
         width, height = await self.checked_upload(image)
         check_upscale(factor, width, height)
+        await self.generations.quotas.check(requester)  # an upscale spends GPU time too
         return UpscalePlan(requester, image, factor, source)
 
     async def upscale(self, plan: UpscalePlan) -> Finish:
@@ -198,7 +199,7 @@ class Finisher:
             prompt=plan.source.recipe.prompt if plan.source else "",
         )
         result = await self._run(jobs.UPSCALE_SPEC, payload, "The upscale")
-        return await self._record(
+        finish = await self._record(
             plan.requester,
             "upscale",
             plan.image,
@@ -209,6 +210,8 @@ class Finisher:
             method=result.method,
             size=(result.width, result.height),
         )
+        await self.generations.quotas.charge_finish(plan.requester, finish.id, result.seconds)
+        return finish
 
     # Grade: previewed first (before/after), applied at full size on demand
 

@@ -210,6 +210,7 @@ class UpscaleResult(_Payload):
     width: int
     height: int
     method: str  # the model's id, or "resampling" (said in the result)
+    seconds: float = 0.0  # worker time, model load included: charged to the daily quota
 
 
 class GradeJob(_Payload):

@@ -152,6 +152,12 @@ class Quotas:
             f"generation:{generation.id}", generation.owner_id, generation.server, worker_seconds, time.time()
         )
 
+    async def charge_finish(self, requester: Requester, finish_id: str, worker_seconds: float) -> bool:
+        """Charge a finished upscale's worker time to whoever asked for it, once."""
+        return await self.store.quotas.charge(
+            f"finish:{finish_id}", requester.id, requester.server, worker_seconds, time.time()
+        )
+
     # A server's limits (Manage Server)
 
     async def role_limits(self, server: str) -> dict[str, float]:

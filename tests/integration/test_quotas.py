@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import sqlite3
 import uuid
 from datetime import UTC, datetime
 
 import pytest
+from PIL import Image
 
 from studio.app import open_studio
 from studio.entities import Requester
@@ -67,3 +69,19 @@ async def test_usage_is_charged_once_and_a_person_at_their_quota_is_refused_unti
         elsewhere = Requester(alice.id, alice.name, server="4343")
         await bot.generations.prepare(elsewhere, "a lighthouse elsewhere")
         assert len(charges(deployment, bob.id)) == 1
+
+
+async def test_an_upscale_is_charged_and_refused_at_the_quota(deployment: Deployment) -> None:
+    await deployment.wait_ready()
+    settings = deployment.settings().model_copy(update={"daily_gpu_seconds": 1e-6})
+    carol = person("carol")
+    source = io.BytesIO()
+    Image.new("RGB", (40, 24), (200, 120, 30)).save(source, format="PNG")
+    async with open_studio(settings) as studio:
+        finish = await studio.finishing.upscale(
+            await studio.finishing.prepare_upscale(carol, source.getvalue(), 2)
+        )
+        ((charge_id, seconds),) = charges(deployment, carol.id)
+        assert charge_id == f"finish:{finish.id}" and seconds > 0
+        with pytest.raises(DailyQuotaReached):
+            await studio.finishing.prepare_upscale(carol, source.getvalue(), 2)
