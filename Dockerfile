@@ -89,7 +89,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 WORKDIR /app
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install -c /opt/venv/constraints.txt ".[upscale]" \
+    pip install -c /opt/venv/constraints.txt ".[upscale,gpu]" \
     && rm -rf build ./*.egg-info
 
 USER atelier

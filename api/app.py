@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
-from api import errors
+from api import errors, health
 from api.context import ApiContext
 from api.followers import Followers
 from api.present import Links
@@ -21,6 +21,7 @@ from api.routes import batches, finishing, generations, images, trainings
 from api.uploads import JSON_LIMIT, BodyLimit
 from api.webhooks import WebhookSender
 from studio.app import open_studio
+from studio.jsonlog import configure_logging
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
             finally:
                 await api.followers.close()
                 await webhooks.close()
+                await health_probe.close()
 
     app = FastAPI(
         title="Atelier API",
@@ -71,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.add_middleware(BodyLimit, limit_for=limit_for)
     errors.install(app)
+    health_probe = health.install(app, settings)  # /healthz, /readyz, /metrics
     for module in (generations, batches, images, finishing, trainings):
         app.include_router(module.router, prefix="/v1")
     _document_extra_models(app)
@@ -124,12 +127,15 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
     settings = settings.model_copy(
         update={"api_host": host or settings.api_host, "api_port": port or settings.api_port}
     )
+    configure_logging(settings.log_format)
     asyncio.run(_preflight(settings))
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",
+        # JSON logs: uvicorn's loggers go through the root handler (formatted, redacted) too.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         server_header=False,
         timeout_graceful_shutdown=10,
     )

@@ -23,6 +23,10 @@ from bot.settings import DiscordSettings, load_discord_settings
 from bot.training_delivery import TrainingDelivery
 from studio.app import Studio, open_studio
 from studio.errors import StudioError
+from studio.health_server import HealthServer, start_health_server
+from studio.jobs import QUEUES
+from studio.jsonlog import configure_logging
+from studio.metrics import count_discord_429s, refresh_queue_depths
 from studio.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,7 @@ class AtelierBot(commands.Bot):
         self._studio: Studio | None = None
         self._upload_limits: dict[int, int] = {}
         self._side_writes: set[asyncio.Task[None]] = set()
+        self._health: HealthServer | None = None
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         limit_globally(self.http, GlobalLimiter(discord_settings.global_rate_limit))
 
@@ -79,6 +84,10 @@ class AtelierBot(commands.Bot):
         # SIGTERM (docker stop, systemd) closes cleanly: deliveries stop, the database closes.
         asyncio.get_running_loop().add_signal_handler(
             signal.SIGTERM, lambda: asyncio.ensure_future(self.close())
+        )
+        count_discord_429s()  # from discord.py's HTTP client log (atelier_discord_rate_limited)
+        self._health = await start_health_server(
+            self.settings, ready=self.is_ready, before_scrape=self._read_queue_depths
         )
         self._studio_context = open_studio(self.settings)
         self._studio = await self._studio_context.__aenter__()
@@ -106,6 +115,10 @@ class AtelierBot(commands.Bot):
             interrupted,
         )
 
+    async def _read_queue_depths(self) -> None:
+        if self._studio is not None:
+            await refresh_queue_depths(self._studio.queue.depth, QUEUES)
+
     async def close(self) -> None:
         await self.pending.close()
         await self.delivery.close()
@@ -113,6 +126,9 @@ class AtelierBot(commands.Bot):
         if self._studio_context is not None:
             await self._studio_context.__aexit__(None, None, None)
             self._studio_context = None
+        if self._health is not None:
+            await self._health.stop()
+            self._health = None
         await super().close()
 
     async def on_app_command_error(
@@ -172,6 +188,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+    configure_logging(settings.log_format, secrets=[discord_settings.token.get_secret_value()])
     point_at(discord_settings)
     bot = AtelierBot(settings, discord_settings)
     try:

@@ -37,6 +37,7 @@ from gpu_worker.device import pick_device as pick_device  # re-exported: the wor
 from gpu_worker.model_settings import place
 from gpu_worker.single_file import load_single_file
 from gpu_worker.trusted import WorkerCatalogue
+from studio import metrics
 from studio.jobs import AdapterRef, ModelRef
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class LoadedModel:
     schedulers: dict[str, Any] = field(default_factory=dict)
     compel: Any = None  # prompt-weighting encoder, made on first use (gpu_worker.prompting)
     adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)  # LoRA digest -> adapter name
+    active: tuple[tuple[str, float], ...] = ()  # (digest, weight) of the LoRAs now active: for metrics
 
     def pipeline(self, mode: str) -> DiffusionPipeline:
         """text2img, img2img or inpaint; the last two share every component of the first."""
@@ -123,12 +125,17 @@ class LoadedModel:
                     str(path.parent), weight_name=path.name, adapter_name=_adapter_name(ref)
                 )
                 self.adapters[ref.sha] = _adapter_name(ref)
+                metrics.LORA_LOADS.labels(self.ref.id).inc()
             self.adapters.move_to_end(ref.sha)
         if wanted:
             pipe.enable_lora()
             pipe.set_adapters([self.adapters[ref.sha] for ref in wanted], [ref.weight for ref in wanted])
         elif self.adapters:
             pipe.disable_lora()
+        active = tuple((ref.sha, ref.weight) for ref in wanted)
+        if active != self.active:
+            metrics.LORA_SWITCHES.labels(self.ref.id).inc()
+            self.active = active
         # Evicted only once the wanted ones are active: deleting an active adapter makes peft warn.
         in_use = {ref.sha for ref in wanted}
         for sha in [sha for sha in self.adapters if sha not in in_use][: max(0, len(self.adapters) - keep)]:
@@ -176,7 +183,10 @@ class PipelineCache:
                 if self.device == "cuda":
                     torch.cuda.empty_cache()
             self.loads += 1
-            return loaded, time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            metrics.MODEL_LOADS.labels(ref.id).inc()
+            metrics.MODEL_LOAD_TIME.labels(ref.id).observe(seconds)
+            return loaded, seconds
 
     def _load(self, ref: ModelRef) -> LoadedModel:
         return load_model(ref, self.device, self.dtype)

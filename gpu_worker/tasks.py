@@ -20,7 +20,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gpu_worker.adapters import AdapterFiles, AdapterMissing
 from gpu_worker.lease import job_lease
-from studio import jobs
+from studio import jobs, metrics
+from studio.jsonlog import log_context
 from studio.outage import REDIS_DOWN
 from studio.recipe import Recipe
 from studio.settings import Settings
@@ -41,12 +42,39 @@ class Task(Generic[jobs.PayloadT, jobs.ResultT]):
 
     async def run(self, ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
         """What arq calls: the wire's dicts in and out (msgpack, see studio.jobs)."""
-        result = await self.work(ctx, self.job.payload_of(payload))
-        if type(result) is not self.job.result:
-            raise TypeError(
-                f"{self.job.name} replied {type(result).__name__}, not {self.job.result.__name__}"
-            )
+        decoded = self.job.payload_of(payload)
+        meter = metrics.JobMeter(self.job.queue, _model_of(decoded), ctx.get("job_try", 1), _enqueued(ctx))
+        generation_id = getattr(decoded, "generation_id", None)
+        with log_context(job_id=ctx.get("job_id"), generation_id=generation_id):
+            try:
+                result = await self.work(ctx, decoded)
+                if type(result) is not self.job.result:
+                    raise TypeError(
+                        f"{self.job.name} replied {type(result).__name__}, not {self.job.result.__name__}"
+                    )
+            except Retry:
+                meter.ended("retried")
+                raise
+            except asyncio.CancelledError:  # shutdown or arq's time limit
+                meter.ended("interrupted")
+                raise
+            except Exception as error:
+                meter.ended("failed", metrics.failure_reason(error))
+                raise
+        status = getattr(result, "status", "done")
+        meter.ended(status, images=len(getattr(result, "images", ())) if status == "done" else 0)
         return result.model_dump()
+
+
+def _model_of(payload: Any) -> str:
+    """The catalogue id of the job's model (a bounded label), or '' for jobs without one."""
+    model = getattr(payload, "model", None)
+    return model.id if isinstance(model, jobs.ModelRef) else ""
+
+
+def _enqueued(ctx: dict[str, Any]) -> float | None:
+    enqueued = ctx.get("enqueue_time")
+    return enqueued.timestamp() if enqueued is not None else None
 
 
 def task(
@@ -172,6 +200,7 @@ async def generate(ctx: dict[str, Any], job: jobs.GenerateJob) -> jobs.GenerateR
             return reply("cancelled")
         except (inference.UserFacingError, AdapterMissing) as exc:
             log.warning("job %s failed: %s", job_id, exc)
+            metrics.note_failure(exc)
             return reply("failed", str(exc))
 
 
@@ -209,6 +238,7 @@ async def train_lora(ctx: dict[str, Any], job: jobs.TrainJob) -> jobs.TrainResul
             return reply("cancelled")
         except training_job.UserFacingError as exc:
             log.warning("training %s failed: %s", job_id, exc)
+            metrics.note_failure(exc)
             return reply("failed", str(exc))
 
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from studio import jobs
+from studio import jobs, metrics
 from studio.artifacts import Artifacts
 from studio.entities import Generation, ImageRecord, Requester
 from studio.errors import GenerationCancelled, GenerationFailed, StudioError
@@ -166,13 +166,16 @@ class Results:
         if not success or not isinstance(value, dict) or "status" not in value:
             reason = failure_reason(value)
             await self.store.end_generation(generation_id, "failed", reason)
+            metrics.generation_recorded("failed")
             raise GenerationFailed(generation_id, reason)
         result = jobs.GENERATE_SPEC.result_of(value)
         if result.status == "cancelled":
             await self.store.end_generation(generation_id, "cancelled", None)
+            metrics.generation_recorded("cancelled")
             raise GenerationCancelled(generation_id)
         if result.status == "failed":
             await self.store.end_generation(generation_id, "failed", result.error)
+            metrics.generation_recorded("failed")
             raise GenerationFailed(generation_id, result.error or "unknown error")
         generation = await self.store.get_generation(generation_id)
         if generation.status != "done":
@@ -195,6 +198,7 @@ class Results:
                 result.attempt,
                 load_seconds=result.load_seconds,
             )
+            metrics.generation_recorded("done", generation.created_at)
             # Recorded: the copy in Redis is only kept a short while (the PNGs are large). If
             # Redis is away right now it simply keeps it for its full time to live.
             with contextlib.suppress(*REDIS_DOWN):

@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     # Lets webhooks reach http://127.0.0.1 / localhost: for tests and local development only.
     api_webhook_allow_loopback: bool = False
 
+    # Metrics, health and logs (studio/metrics.py, studio/health_server.py, studio/jsonlog.py):
+    # the bot and each worker serve /metrics, /healthz and /readyz on health_port (0: off; the
+    # API serves them on its own port).
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(default=0, ge=0, le=65535)
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, with job/generation ids
+
     @property
     def database_path(self) -> Path:
         return self.data_dir / "atelier.db"
