@@ -70,6 +70,19 @@ def queued(generation: Generation, position: int | None) -> str:
     return f"⏳ Queued — {ahead}. {summary(generation.recipe)}"
 
 
+def lane_line(lane: str) -> str:
+    """/status: the person's lane (studio.fairness)."""
+    said = " (runs when no fast job waits; `/settings set lane:fast` to change)" if lane == "relax" else ""
+    return f"**Your lane:** {lane}{said}"
+
+
+def place_in_line(status: str, position: int | None) -> str:
+    """/status: a queued job's place in line, from its queue's true order (running jobs count)."""
+    if status != "queued" or position is None:
+        return ""
+    return " · next in line" if position == 0 else f" · {position} job{'s' if position != 1 else ''} ahead"
+
+
 def progress(generation: Generation, step: int, total: int, started: float, attempt: int) -> str:
     elapsed = time.monotonic() - started
     eta = elapsed / step * (total - step) if step else 0.0

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from studio.catalogue import Catalogue
 from studio.errors import InvalidRecipe
+from studio.fairness import Lane
 from studio.families import ASPECTS
 from studio.recipe import MAX_BATCH, Draft
 from studio.styles import StyleBook
@@ -23,6 +24,7 @@ class Defaults(BaseModel):
     batch: int | None = None
     style: str | None = None
     private: bool | None = None
+    lane: Lane | None = None  # fast, or relax: runs only when no fast job waits (studio.fairness)
 
     def as_draft(self) -> Draft:
         return Draft(model=self.model, aspect=self.aspect, batch=self.batch, style=self.style)

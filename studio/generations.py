@@ -282,8 +282,9 @@ class Generations:
             raise TooManyJobs(cap)
         if deliver_to is not None:
             await self.store.add_delivery(generation_id, deliver_to, None)
-        try:
-            await self.queue.enqueue(jobs.GENERATE, generation_id, payload)
+        try:  # in its owner's turn (an API key's jobs are its owner's) and lane: studio.fairness
+            lane = await self.preferences.lane_for(requester)
+            await self.queue.enqueue(jobs.GENERATE, generation_id, payload, person=requester.id, lane=lane)
         except BaseException:
             await self.store.delete_generation(generation_id)
             raise

@@ -6,6 +6,7 @@ from studio.catalogue import Catalogue
 from studio.defaults import Defaults, validated
 from studio.entities import Requester
 from studio.errors import NotYours
+from studio.fairness import DEFAULT_LANE, Lane
 from studio.store import Store
 from studio.styles import StyleBook
 
@@ -20,6 +21,10 @@ class Preferences:
         """The server's defaults overlaid with the person's own."""
         server = await self._defaults("server", requester.server) if requester.server else Defaults()
         return server.merged(await self._defaults("user", requester.id))
+
+    async def lane_for(self, requester: Requester) -> Lane:
+        """The lane the person's jobs queue in: their own setting, else their server's, else fast."""
+        return (await self.defaults_for(requester)).lane or DEFAULT_LANE
 
     async def stored(self, requester: Requester, server: bool = False) -> Defaults:
         """What is set at one level: the person's own, or (``server``) their server's."""

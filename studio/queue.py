@@ -12,9 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 from redis.exceptions import RedisError
 
-from studio import jobs
+from studio import fairness, jobs
 from studio.cancellation import raise_lost_cancel
 from studio.errors import QueueUnavailable, StudioError, WorkerUnavailable
 from studio.outage import REDIS_DOWN, Outage
@@ -68,6 +70,7 @@ class JobQueue:
         self.settings = settings
         self.prefix = settings.queue_prefix
         self.outage = Outage("waiting for jobs", log, cap_s=1.0)  # one per process: logged once
+        self._assign = redis.register_script(fairness.ASSIGN_AND_ENQUEUE)
 
     @classmethod
     async def connect(cls, settings: Settings, retries: int = 0) -> JobQueue:
@@ -89,15 +92,52 @@ class JobQueue:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    async def enqueue(self, function: str, job_id: str, payload: dict[str, Any]) -> bool:
+    async def enqueue(
+        self,
+        function: str,
+        job_id: str,
+        payload: dict[str, Any],
+        *,
+        person: str | None = None,
+        lane: fairness.Lane = fairness.DEFAULT_LANE,
+        cost: int = 1,
+    ) -> bool:
         """Enqueue once, on the job's own queue (studio.jobs.JOBS): False when a job or result
-        with this id already exists (a no-op)."""
+        with this id already exists (a no-op).
+
+        Its arq score is its fair place (studio.fairness): ``person`` is whose turn it takes
+        (an API key's jobs are its owner's; None: one shared "unattributed" person), ``lane``
+        fast or relax. With ``fair_scheduling`` off everyone is one person: first in, first out.
+        """
         queue_name = self.settings.queue_name(jobs.JOBS[function].queue)
+        if not self.settings.fair_scheduling:
+            person = fairness.FIFO_PERSON
+        who = person or "~unattributed"
+        low, high = fairness.lane_range(lane)
+        record = serialize_job(function, (payload,), {}, None, timestamp_ms(), serializer=jobs.serialize)
         try:
-            job = await self.redis.enqueue_job(function, payload, _job_id=job_id, _queue_name=queue_name)
+            score = await self._assign(
+                keys=[
+                    queue_name,
+                    jobs.ARQ_JOB_PREFIX + job_id,
+                    jobs.ARQ_RESULT_PREFIX + job_id,
+                    fairness.person_key(queue_name, lane, who),
+                    fairness.frontier_key(queue_name, lane),
+                ],
+                args=[
+                    low,
+                    high,
+                    cost * fairness.SLOTS,
+                    fairness.SLOTS,
+                    record,
+                    self.redis.expires_extra_ms,
+                    self.settings.result_ttl_s,
+                    job_id,
+                ],
+            )
         except (OSError, RedisError) as exc:
             raise QueueUnavailable(f"Could not enqueue the job: Redis said {type(exc).__name__}.") from None
-        return job is not None
+        return int(score) >= 0
 
     async def result(self, job_id: str) -> tuple[bool, Any] | None:
         """(success, value) of a finished job, or None while it is queued or running."""

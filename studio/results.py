@@ -135,7 +135,9 @@ class Results:
             reason = f"the queue lost its job {MAX_REQUEUES + 1} times; please try again later"
             await self.store.end_generation(generation_id, "failed", reason)
             raise GenerationFailed(generation_id, reason)
-        queued = await self.queue.enqueue(jobs.GENERATE, generation_id, payload)
+        owner = Requester(generation.owner_id, generation.owner_id, server=generation.server)
+        lane = await self.generations.preferences.lane_for(owner)  # it re-enters in its owner's turn
+        queued = await self.queue.enqueue(jobs.GENERATE, generation_id, payload, person=owner.id, lane=lane)
         log.warning(
             "generation %s: its job had vanished from Redis; %s",
             generation_id,

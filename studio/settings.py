@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     max_jobs_per_worker: int = Field(default=1, ge=1)
     cache_size: int = Field(default=2, ge=1)  # pipelines kept warm per worker
 
+    # Fair scheduling (studio/fairness.py): people take turns on each queue, whatever front end
+    # their jobs come from; off, jobs run first in, first out (lanes still apply).
+    fair_scheduling: bool = True
+
     # Quotas (studio/quotas.py): each person's daily GPU time per server, charged from the
     # worker time of their finished jobs; servers set role limits with /atelier quota.
     daily_gpu_seconds: float = Field(default=0.0, ge=0)  # 0: unlimited

@@ -173,11 +173,16 @@ class GalleryCog(commands.Cog, name="Gallery"):
             "**Workers:** " + ", ".join(f"{count} {kind}" for kind, count in workers.items()),
             f"**Your jobs:** {len(mine)} of {self.studio.settings.max_jobs_per_user} allowed at once",
             status_line(await self.studio.quotas.standing(requester)),
+            render.lane_line(await self.studio.preferences.lane_for(requester)),
         ]
         for generation in mine:
             posts = await self.studio.store.posts_of(generation.id)
             link = next(
                 (render.jump_link(interaction.guild_id, p.channel_id, p.message_id) for p in posts), ""
             )
-            lines.append(f"• {generation.status} · {render.quote(generation.recipe.prompt, 60)} {link}")
+            place = await self.studio.queue.position(jobs.INFERENCE, generation.id)
+            lines.append(
+                f"• {generation.status}{render.place_in_line(generation.status, place)} · "
+                f"{render.quote(generation.recipe.prompt, 60)} {link}"
+            )
         await reply(interaction, "\n".join(lines))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, cast
 
 import discord
 from discord import app_commands
@@ -12,12 +12,14 @@ from discord.ext import commands
 from bot.interactions import reply
 from bot.projects import requester_of
 from studio.defaults import Defaults
+from studio.fairness import LANES, Lane
 from studio.families import ASPECTS
 
 if TYPE_CHECKING:
     from bot.app import AtelierBot
 
 ASPECT_CHOICES = [app_commands.Choice(name=a, value=a) for a in ASPECTS]
+LANE_CHOICES = [app_commands.Choice(name=lane, value=lane) for lane in LANES]
 P = ParamSpec("P")
 
 
@@ -33,7 +35,7 @@ def _defaults_command(
     command: app_commands.Command[SettingsCog, P, None] = app_commands.Command(
         name=name, description=description, callback=save, extras={"server": server}
     )
-    return app_commands.choices(aspect=ASPECT_CHOICES)(command)
+    return app_commands.choices(aspect=ASPECT_CHOICES, lane=LANE_CHOICES)(command)
 
 
 class SettingsCog(commands.GroupCog, name="settings", description="Your defaults for new generations"):
@@ -49,13 +51,19 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
         batch: app_commands.Range[int, 1, 8] | None = None,
         style: str | None = None,
         private: bool | None = None,
+        lane: app_commands.Choice[str] | None = None,
     ) -> None:
         """/settings set and /settings server: the same options, for you or for this server."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         assert interaction.command is not None
         server: bool = interaction.command.extras["server"]
         changes = Defaults(
-            model=model, aspect=aspect.value if aspect else None, batch=batch, style=style, private=private
+            model=model,
+            aspect=aspect.value if aspect else None,
+            batch=batch,
+            style=style,
+            private=private,
+            lane=cast(Lane, lane.value) if lane else None,  # relax: runs when no fast job waits
         )
         updated = await self.bot.studio.preferences.change(requester_of(interaction), changes, server=server)
         whose = "This server's" if server else "Your"
