@@ -19,7 +19,7 @@ import discord
 
 from bot import render
 from bot.ui.generation import result_view
-from bot.ui.images import Picture, send_images
+from bot.ui.images import Picture, age_restricted, send_images, withheld_sentence
 from studio import jobs
 from studio.entities import Generation
 from studio.errors import GenerationCancelled, GenerationFailed
@@ -172,10 +172,15 @@ class Delivery:
         self, generation: Generation, message: discord.PartialMessage, editor: ThrottledEditor
     ) -> None:
         grid = generation.grid_artifact
-        png = await self.bot.studio.artifacts.read(grid) if grid is not None else None
         embed = render.result_embed(generation, render.credit(generation.owner_id))
         view = result_view(generation.id, generation.recipe.batch)
         content = f"✅ Done · {render.summary(generation.recipe)}"
+        safe = await self.bot.studio.store.policy.safe_grid(generation.id)  # content policy
+        if safe is not None and not age_restricted(message.channel):
+            grid = safe or None  # flagged tiles blurred ("": none could be, so nothing is posted)
+            flagged = await self.bot.studio.store.policy.flagged_indices(generation.id)
+            content += "\n⚠️ " + withheld_sentence(flagged)
+        png = await self.bot.studio.artifacts.read(grid) if grid else None
         if png is None:  # no grid (no post worker answered): the images are still recorded
             await editor.final(content=content + " · grid unavailable, use U1…", embed=embed, view=view)
             return
@@ -187,7 +192,7 @@ class Delivery:
             guild=guild,
         )
         remix = self.bot.get_cog("atelier")
-        if remix is not None and guild is not None:
+        if remix is not None and guild is not None and safe is None:  # flagged: never cross-posted
             try:
                 await remix.share(generation, guild, png)  # type: ignore[attr-defined]
             except discord.HTTPException:

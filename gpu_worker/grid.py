@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 MAX_TILES = 8
 MAX_TILE_PIXELS = 2048 * 2048
@@ -14,15 +14,21 @@ def columns_for(count: int) -> int:
     return {1: 1, 2: 2, 3: 3, 4: 2, 5: 3, 6: 3}.get(count, 4 if count <= 8 else 4 if count <= 12 else 6)
 
 
-def compose_grid(pngs: list[bytes], labels: bool = True, max_tiles: int = MAX_TILES) -> bytes:
+def compose_grid(
+    pngs: list[bytes], labels: bool = True, max_tiles: int = MAX_TILES, blur: frozenset[int] = frozenset()
+) -> bytes:
+    """``blur``: tiles (0-based) shown blurred beyond recognition (flagged by the safety check)."""
     if not 1 <= len(pngs) <= max_tiles:
         raise ValueError(f"a grid holds 1 to {max_tiles} images, got {len(pngs)}")
-    tiles = []
+    tiles: list[Image.Image] = []
     for data in pngs:
         source = Image.open(io.BytesIO(data))
         if source.width * source.height > MAX_TILE_PIXELS:
             raise ValueError(f"tile of {source.width}x{source.height} is too large for a grid")
-        tiles.append(source.convert("RGB"))
+        tile = source.convert("RGB")
+        if len(tiles) in blur:
+            tile = blurred(tile)
+        tiles.append(tile)
     width = max(t.width for t in tiles)
     height = max(t.height for t in tiles)
     cols = columns_for(len(tiles))
@@ -48,3 +54,11 @@ def compose_grid(pngs: list[bytes], labels: bool = True, max_tiles: int = MAX_TI
     out = io.BytesIO()
     sheet.save(out, format="PNG", compress_level=4)
     return out.getvalue()
+
+
+def blurred(tile: Image.Image) -> Image.Image:
+    """A tile reduced to a few colour blobs: shrunk to 8 px, blurred, scaled back and darkened."""
+    small = tile.resize((8, max(1, 8 * tile.height // max(1, tile.width))), Image.Resampling.BILINEAR)
+    soft = small.resize(tile.size, Image.Resampling.BILINEAR)
+    soft = soft.filter(ImageFilter.GaussianBlur(max(1, tile.width // 16)))
+    return Image.blend(soft, Image.new("RGB", tile.size, (24, 24, 27)), 0.35)

@@ -16,6 +16,7 @@ from gpu_worker.model_settings import a1111_clip_skip
 from gpu_worker.pipelines import ModelLoadError, PipelineCache, pick_dtype
 from gpu_worker.pngmeta import WeightsUsed, encode_png
 from gpu_worker.prompting import PromptRefused
+from gpu_worker.safety import classify
 from gpu_worker.trusted import WorkerCatalogue
 from studio import jobs
 from studio.model_hashes import shared_cache
@@ -85,9 +86,18 @@ def generate_images(
             "or ask the operator to look at the worker log"
         ) from exc
     weights = weights_used(ref, job.adapters, adapter_file)
+    safety = cache.catalogue.safety() if cache.catalogue is not None else None
+    verdicts = classify(safety, generated.images, cache.device)  # content policy, on every image
     images = [
-        jobs.ImageOut(index=i, seed=recipe.seed_for(i), png=encode_png(image, recipe, i, weights))
-        for i, image in enumerate(generated.images)
+        jobs.ImageOut(
+            index=i,
+            seed=recipe.seed_for(i),
+            png=encode_png(image, recipe, i, weights),
+            flagged=verdict.flagged,
+            safety_label=verdict.label,
+            safety_score=verdict.score,
+        )
+        for i, (image, verdict) in enumerate(zip(generated.images, verdicts, strict=True))
     ]
     return jobs.GenerateResult(
         generation_id=job.generation_id,

@@ -269,7 +269,8 @@ async def export(ctx: dict[str, Any], job: jobs.ExportJob) -> jobs.ExportResult:
 async def compose_grid(ctx: dict[str, Any], job: jobs.ComposeGridJob) -> jobs.GridResult:
     from gpu_worker.grid import compose_grid as compose
 
-    return jobs.GridResult(png=await asyncio.to_thread(compose, job.images, job.labels))
+    png = await asyncio.to_thread(compose, job.images, job.labels, blur=frozenset(job.blur))
+    return jobs.GridResult(png=png)
 
 
 @task(jobs.BOARD_SHEET_SPEC)

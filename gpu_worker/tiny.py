@@ -326,6 +326,32 @@ def make_sd3(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def make_safety(folder: Path, seed: int = 0) -> Path:
+    """A tiny random image safety classifier (ViT, labels "normal" and "nsfw") and its processor.
+
+    Its scores mean nothing; tests decide the verdict with the threshold: 0 flags every image,
+    above 1 none."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(seed)
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        id2label={0: "normal", 1: "nsfw"},
+        label2id={"normal": 0, "nsfw": 1},
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    ViTForImageClassification(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
 def _cleanup(folder: Path) -> None:
     for file in folder.iterdir():
         file.unlink()
@@ -346,6 +372,7 @@ def make_tiny(root: Path) -> dict[str, Path]:
         ("tiny-sdxl", make_sdxl),
         ("tiny-flux", make_flux),
         ("tiny-sd3", make_sd3),
+        ("tiny-safety", make_safety),
     )
     for name, maker in makers:
         folder = root / name

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from studio.catalogue import Catalogue, load_catalogue
+from studio.catalogue import Catalogue, SafetyConfig, load_catalogue
 from studio.errors import CatalogueError
 from studio.jobs import ModelRef, UpscalerRef
 
@@ -62,6 +62,10 @@ class WorkerCatalogue:
                 "to the models file the workers read, or choose another model"
             )
         return entry.ref()
+
+    def safety(self) -> SafetyConfig | None:
+        """The image safety classifier this worker runs on every image ([safety]), if any."""
+        return self._current().safety
 
     def upscaler(self, wanted: UpscalerRef | None) -> UpscalerRef | None:
         """The worker's own [upscaler] when ``wanted`` names it; None stays None (resampling)."""

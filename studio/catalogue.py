@@ -121,6 +121,20 @@ class ModelEntry(BaseModel):
         )
 
 
+class SafetyConfig(BaseModel):
+    """``[safety]``: the image classifier workers run on every generated image (content policy).
+
+    ``source``: a transformers image-classification folder or a hub id in the local cache (never
+    downloaded at run time). An image is flagged when a ``flagged_labels`` label scores at least
+    ``threshold`` (above 1: never)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str
+    flagged_labels: tuple[str, ...] = Field(default=("nsfw",), min_length=1)
+    threshold: float = Field(default=0.8, ge=0)
+
+
 class Catalogue:
     def __init__(
         self,
@@ -128,11 +142,13 @@ class Catalogue:
         default: str,
         path: str = "<memory>",
         upscaler: UpscalerRef | None = None,
+        safety: SafetyConfig | None = None,
     ) -> None:
         self.entries = entries
         self.default = default
         self.path = path
         self.upscaler = upscaler  # None: upscales resample and sharpen instead
+        self.safety = safety  # None: images are not classified (nothing is flagged)
 
     def get(self, model_id: str | None) -> ModelEntry:
         key = (model_id or self.default).strip().lower()
@@ -254,7 +270,25 @@ def load_catalogue(path: str | Path) -> Catalogue:
     default = data.get("default_model", next(iter(entries)))
     if default not in entries:
         raise CatalogueError(where, f"default_model '{default}' is not one of the [models] entries")
-    return Catalogue(entries, default, where, _upscaler(data.get("upscaler"), file.parent, where))
+    upscaler = _upscaler(data.get("upscaler"), file.parent, where)
+    return Catalogue(entries, default, where, upscaler, _safety(data.get("safety"), file.parent, where))
+
+
+def _safety(raw: object, base: Path, where: str) -> SafetyConfig | None:
+    """``[safety]``: a transformers image classifier, a local folder (made absolute) or a hub id."""
+    if raw is None:
+        return None
+    found = table(raw, where, "safety", "safety")
+    source = found.get("source")
+    if isinstance(source, str) and source:
+        path = Path(source).expanduser()
+        path = path if path.is_absolute() else base / path
+        if source.startswith((".", "/", "~")) or path.exists() or not _HUB_ID.match(source):
+            if not (path / "config.json").is_file():
+                why = f"source '{source}' is not a transformers model folder (no config.json at {path})"
+                raise CatalogueError(where, why, "safety", "source", "safety")
+            found = {**found, "source": str(path.resolve())}
+    return entry(SafetyConfig, found, where, "safety", "safety")
 
 
 def _upscaler(raw: object, base: Path, where: str) -> UpscalerRef | None:

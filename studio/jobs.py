@@ -50,6 +50,11 @@ def grid_job_id(generation_id: str) -> str:
     return f"grid:{generation_id}"
 
 
+def safe_grid_job_id(generation_id: str) -> str:
+    """The grid with flagged tiles blurred, for channels that are not age-restricted."""
+    return f"grid:{generation_id}:safe"
+
+
 def blob_key(prefix: str, sha: str) -> str:
     """Large inputs several jobs share (LoRA weights), fetched by digest; they expire when unused."""
     return f"{prefix}:blob:{sha}"
@@ -98,6 +103,11 @@ class ImageOut(_Payload):
     index: int
     seed: int
     png: bytes  # carries the recipe in its `parameters` and `atelier` text chunks
+    # The worker's image safety classifier ([safety] in models.toml): a flagged image is only shown
+    # in channels Discord marks age-restricted. label/score: the flagged label that scored highest.
+    flagged: bool = False
+    safety_label: str | None = None
+    safety_score: float | None = None
 
 
 class GenerateResult(_Payload):
@@ -114,6 +124,7 @@ class GenerateResult(_Payload):
 class ComposeGridJob(_Payload):
     images: list[bytes]
     labels: bool = True
+    blur: list[int] = Field(default_factory=list)  # tiles (0-based) the safety classifier flagged
 
 
 class PngResult(_Payload):

@@ -192,6 +192,10 @@ class Results:
             await self.generations.quotas.charge_generation(
                 generation, result.pipeline_seconds + result.load_seconds
             )
+            flagged = [image.index for image in result.images if image.flagged]
+            if flagged:  # content policy: before it is done, so no one shows it unblurred
+                safe = await self._grid(generation_id, pngs, blur=flagged)
+                await self.store.policy.set_safe_grid(generation_id, safe or "")
             await self.store.finish_generation(
                 generation_id,
                 records,
@@ -200,6 +204,9 @@ class Results:
                 result.attempt,
                 load_seconds=result.load_seconds,
             )
+            await self.store.policy.record_verdicts(
+                generation_id, [(i.index, i.flagged, i.safety_label, i.safety_score) for i in result.images]
+            )
             metrics.generation_recorded("done", generation.created_at)
             # Recorded: the copy in Redis is only kept a short while (the PNGs are large). If
             # Redis is away right now it simply keeps it for its full time to live.
@@ -207,7 +214,7 @@ class Results:
                 await self.queue.expire_result(generation_id, self.settings.recorded_result_ttl_s)
         return await self._outcome(await self.store.get_generation(generation_id))
 
-    async def _grid(self, generation_id: str, pngs: list[bytes]) -> str | None:
+    async def _grid(self, generation_id: str, pngs: list[bytes], blur: list[int] | None = None) -> str | None:
         """A numbered grid, composed by a worker on the post queue (pixel work stays off this loop).
 
         The grid is a convenience: if it fails, the images are recorded without one.
@@ -215,10 +222,10 @@ class Results:
         try:
             result = await self.queue.run(
                 jobs.COMPOSE_GRID_SPEC,
-                jobs.ComposeGridJob(images=pngs),
+                jobs.ComposeGridJob(images=pngs, labels=len(pngs) > 1, blur=blur or []),
                 timeout=self.settings.grid_timeout_s,
                 what="The grid",
-                job_id=jobs.grid_job_id(generation_id),
+                job_id=jobs.safe_grid_job_id(generation_id) if blur else jobs.grid_job_id(generation_id),
             )
         except StudioError as error:
             log.warning("no grid for generation %s: %s", generation_id, error)

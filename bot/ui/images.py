@@ -52,6 +52,24 @@ class FittedFile(discord.File):
         self.refitted = refitted
 
 
+def age_restricted(channel: object) -> bool:
+    """Whether Discord marks the channel age-restricted (``nsfw``); a thread takes its parent's
+    flag. Unknown (a parent not cached): not restricted, so flagged images stay withheld."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
+
+
+def withheld_sentence(indices: list[int], outcome: str = "blurred here") -> str:
+    """Why flagged images (0-based ``indices``) are blurred or not posted, for their owner."""
+    numbers = ", ".join(str(i + 1) for i in indices)
+    which = f"Image {numbers} was" if len(indices) == 1 else f"Images {numbers} were"
+    they = "it is" if len(indices) == 1 else "they are"
+    return (
+        f"{which} flagged by this server's image safety check, so {they} {outcome}; flagged images "
+        "are shown only in age-restricted channels."
+    )
+
+
 def guild_of(channel: object) -> discord.Guild | None:
     guild = getattr(channel, "guild", None)
     return guild if isinstance(guild, discord.Guild) else None

@@ -227,12 +227,15 @@ class Guilds:
             await self.gateway.dispatch("GUILD_CREATE", self.payloads.guild_create_payload(gid))
         return guild
 
-    async def add_channel(self, guild_id: int, name: str) -> int:
-        """A new text channel in ``guild_id`` (CHANNEL_CREATE reaches the bot if it is a member)."""
+    async def add_channel(self, guild_id: int, name: str, nsfw: bool = False) -> int:
+        """A new text channel in ``guild_id`` (CHANNEL_CREATE reaches the bot if it is a member);
+        ``nsfw``: age-restricted."""
         world = self.world
         guild = world.guilds[guild_id]
         cid = world.ids.next()
-        world.channels[cid] = ChannelRecord(cid, guild_id, name, type=0, position=len(guild.channel_ids))
+        world.channels[cid] = ChannelRecord(
+            cid, guild_id, name, type=0, position=len(guild.channel_ids), nsfw=nsfw
+        )
         guild.channel_ids.append(cid)
         if guild.has_member(world.bot_user.id):
             await self.gateway.dispatch("CHANNEL_CREATE", world.channels[cid].payload())

@@ -214,6 +214,9 @@ class ChannelRecord(_ItemAccess):
     type: int = 0
     position: int = 0
     overwrites: list[dict[str, Any]] = field(default_factory=list)
+    # Age-restricted. Discord sends `nsfw` on guild channels only; a thread object has no such
+    # field and is age-restricted when its parent channel is.
+    nsfw: bool = False
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -223,7 +226,7 @@ class ChannelRecord(_ItemAccess):
             "type": self.type,
             "position": self.position,
             "permission_overwrites": self.overwrites,
-            "nsfw": False,
+            "nsfw": self.nsfw,
             "parent_id": None,
             "topic": None,
             "rate_limit_per_user": 0,

@@ -18,9 +18,9 @@ from bot.links import read_upload
 from bot.pending import Command
 from bot.projects import post_status, project_in, requester_of
 from bot.ui.captions import upscale_caption
-from bot.ui.images import Picture, send_images
+from bot.ui.images import Picture, age_restricted, send_images, withheld_sentence
 from studio.entities import Project, Requester
-from studio.errors import InvalidRecipe, TooManyJobs
+from studio.errors import InvalidRecipe, StudioError, TooManyJobs
 from studio.families import ASPECTS
 from studio.recipe import MAX_SEED, Draft
 
@@ -309,6 +309,9 @@ class GenerateCog(commands.Cog, name="Generate"):
         """U: image n upscaled 2x and posted on its own (the full-size file is kept)."""
         finishing = self.studio.finishing
         image, source = await finishing.own_image(requester, generation_id, index)
+        flagged = await self.studio.store.policy.flagged_indices(generation_id)  # content policy
+        if index in flagged and not age_restricted(interaction.channel):
+            raise StudioError(withheld_sentence([index], "not posted here"))
         finish = await finishing.upscale(await finishing.prepare_upscale(requester, source, 2, image))
         _, png = await finishing.finish(requester, finish.id)
         assert png is not None
