@@ -53,11 +53,11 @@ class PolicyRows:
         )
 
     async def safe_grid(self, generation_id: str) -> str | None:
+        """The blurred grid's artifact; "" when flagged images could not be blurred (post nothing);
+        None when nothing was flagged."""
         row = await self.store._one(
             "SELECT safe_grid_artifact FROM generations WHERE id = ?", (generation_id,)
         )
-        """The blurred grid's artifact; "" when flagged images could not be blurred (post nothing);
-        None when nothing was flagged."""
         return None if row is None or row["safe_grid_artifact"] is None else str(row["safe_grid_artifact"])
 
     async def flagged_indices(self, generation_id: str) -> list[int]:
