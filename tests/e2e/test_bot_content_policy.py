@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.bot_process import BotProcess
 from tests.e2e.test_bot import custom_ids, ephemeral_answer, finished, imagine, new_thread, status_message
+from tests.e2e.test_bot_finish import link
 from tests.fake_discord import FakeDiscord
 from tests.integration.workers import Deployment
 
@@ -93,6 +94,10 @@ async def test_a_flagged_image_is_blurred_in_a_normal_channel_and_shown_in_an_ag
     before = len(fake.bot_messages(thread_id))
     refusal = await ephemeral_answer(await fake.click(withheld.id, f"at:u:{generation}:0"))
     assert refusal.startswith("Image 1 was " + FLAGGED) and "not posted here" in refusal
+    # Nor do the finishing commands, given a link to it.
+    upscale = {"link": link(fake, withheld), "number": 2, "factor": 2}
+    refused = await ephemeral_answer(await fake.slash("upscale", upscale, channel_id=thread_id))
+    assert refused.startswith("Image 2 was " + FLAGGED) and "not finished here" in refused
     assert len(fake.bot_messages(thread_id)) == before
 
     after_dark = await fake.add_channel(fake.guild_id, "after-dark", nsfw=True)

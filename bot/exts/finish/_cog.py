@@ -15,7 +15,7 @@ from bot.interactions import reply
 from bot.links import parse_link, read_upload
 from bot.projects import post_status, project_target, requester_of
 from bot.ui.captions import upscale_caption
-from bot.ui.images import FittedFile, Picture, send_images
+from bot.ui.images import FittedFile, Picture, age_restricted, send_images, withheld_sentence
 from studio.entities import ImageRecord
 from studio.errors import InvalidRecipe, StudioError
 from studio.finishing import EXPORT_PRESETS, FORMATS, GRADE_PRESETS, GRADE_SLIDERS, ExportSpec, Grade
@@ -46,6 +46,9 @@ async def source_image(
         raise StudioError("That message isn't an Atelier image: link a result or a posted image.")
     index = (number - 1) if number is not None else (post.image_index or 0)
     record, png = await bot.studio.finishing.image(requester_of(interaction), post.generation_id, index)
+    flagged = await bot.studio.store.policy.flagged_indices(post.generation_id)  # content policy
+    if index in flagged and not age_restricted(interaction.channel):
+        raise StudioError(withheld_sentence([index], "not finished here"))
     return png, record
 
 
