@@ -25,7 +25,7 @@ from studio.app import Studio, open_studio
 from studio.errors import StudioError
 from studio.health_server import HealthServer, start_health_server
 from studio.jobs import QUEUES
-from studio.jsonlog import configure_logging
+from studio.jsonlog import configure_logging, tag_logs
 from studio.metrics import count_discord_429s, refresh_queue_depths
 from studio.settings import Settings, load_settings
 
@@ -73,6 +73,7 @@ class AtelierBot(commands.Bot):
         self._side_writes: set[asyncio.Task[None]] = set()
         self._health: HealthServer | None = None
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
+        self.tree.interaction_check = self._tag_logs  # type: ignore[method-assign]
         limit_globally(self.http, GlobalLimiter(discord_settings.global_rate_limit))
 
     @property
@@ -114,6 +115,11 @@ class AtelierBot(commands.Bot):
             trainings,
             interrupted,
         )
+
+    async def _tag_logs(self, interaction: discord.Interaction[Any]) -> bool:
+        """Every command runs in a task of its own: its log lines carry its guild and user."""
+        tag_logs(guild_id=interaction.guild_id, user_id=interaction.user.id)
+        return True
 
     async def _read_queue_depths(self) -> None:
         if self._studio is not None:

@@ -49,6 +49,15 @@ def log_context(**ids: object) -> Iterator[None]:
             _context[name].reset(token)
 
 
+def tag_logs(**ids: object) -> None:
+    """Attach ids to every record logged from here to the end of the current task (each task
+    starts from a copy of its creator's context, so nothing leaks into other work)."""
+    for name, value in ids.items():
+        if name not in _context:
+            raise ValueError(f"unknown log context field {name!r}")
+        _context[name].set(None if value is None else str(value))
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret:
