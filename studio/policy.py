@@ -10,6 +10,7 @@ so a slow pattern can never wave a prompt through.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -152,11 +153,13 @@ def blocked_by(rules: list[PolicyRule], text: str) -> PolicyRule | None:
     (case-insensitive). A regex that runs out of time counts as a match."""
     if not text:
         return None
-    lowered = text.lower()
+    words = tuple(rule.pattern for rule in rules if rule.kind == "word")
+    if words:
+        found = _words_pattern(words).search(text.lower())
+        if found is not None:
+            return next(rule for rule in rules if rule.kind == "word" and rule.pattern == found.group(1))
     for rule in rules:
         if rule.kind == "word":
-            if re.search(rf"(?<!\w){re.escape(rule.pattern)}(?!\w)", lowered):
-                return rule
             continue
         try:
             if regex.search(rule.pattern, text, flags=regex.IGNORECASE | regex.V0, timeout=MATCH_TIMEOUT_S):
@@ -166,6 +169,13 @@ def blocked_by(rules: list[PolicyRule], text: str) -> PolicyRule | None:
         except regex.error:  # stored before a stricter check: it can match nothing
             continue
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _words_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    """One pass for all of a server's words: whole words, longest first (a phrase before its word)."""
+    ordered = sorted(words, key=len, reverse=True)
+    return re.compile(r"(?<!\w)(" + "|".join(re.escape(word) for word in ordered) + r")(?!\w)")
 
 
 class Policy:
