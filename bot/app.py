@@ -40,6 +40,7 @@ EXTENSIONS = (
     "bot.exts.forge",
     "bot.exts.finish",
     "bot.exts.apikey",
+    "bot.exts.forget",
 )
 
 

@@ -25,6 +25,7 @@ from studio.projects import Projects
 from studio.queue import JobQueue
 from studio.quotas import Quotas
 from studio.refine import Refine
+from studio.removal import Removal
 from studio.results import Results
 from studio.settings import Settings
 from studio.store import Store
@@ -63,6 +64,7 @@ class Studio:
     keys: ApiKeys
     acknowledged: Acknowledgements
     training_sets: TrainingSets
+    removal: Removal  # a moderator's removal, a person's /forget
     policy: Policy  # each server's prompt blocklist (content policy)
     quotas: Quotas  # daily GPU-seconds per person per server, role limits
 
@@ -105,6 +107,7 @@ def build_studio(
         keys=ApiKeys(settings, store, DeliveryNotices(queue.redis, settings.queue_prefix)),
         acknowledged=Acknowledgements(store),
         training_sets=TrainingSets(settings, store, artifacts),
+        removal=Removal(store, artifacts),
         policy=generations.policy,
         quotas=generations.quotas,
     )

@@ -45,6 +45,13 @@ class Artifacts:
     def get(self, sha: str, suffix: str = ".png") -> bytes:
         return self.path(sha, suffix).read_bytes()
 
+    def discard(self, sha: str) -> int:
+        """Delete every file of a digest, whatever its suffix; how many went (removal, /forget)."""
+        files = list(self.path(sha, "").parent.glob(f"{sha}.*"))
+        for file in files:
+            file.unlink(missing_ok=True)
+        return len(files)
+
     async def read(self, sha: str, suffix: str = ".png") -> bytes:
         """``get`` off the event loop (a large file blocks nothing)."""
         return await asyncio.to_thread(self.get, sha, suffix)

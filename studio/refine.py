@@ -26,6 +26,7 @@ class LineageStep:
     posts: list[Post]  # where it was shown
     hidden: bool = False  # a private ancestor: shown only as "private"
     elsewhere: bool = False  # an ancestor from another server: shown only as that, with no link
+    removed: bool = False  # its parent was removed (moderation, /forget): ``image`` is the child
 
 
 class Refine:
@@ -140,4 +141,7 @@ class Refine:
                 break  # so does one from another community
             posts = await self.store.posts_of(link.generation_id) if link.in_scope(requester) else []
             steps.append(LineageStep(link, await self.store.remix_count(link.id), posts))
+        else:
+            if await self.store.removal.parent_removed(chain[-1].id):
+                steps.append(LineageStep(chain[-1], 0, [], removed=True))
         return steps

@@ -138,9 +138,11 @@ class GalleryCog(commands.Cog, name="Gallery"):
         recipe = f"Recipe: {render.code(text)}" if len(text) <= RECIPE_INLINE else "Recipe: in recipe.txt"
         lines = [f"🧬 **Image {first.index + 1}** · seed {first.seed}", recipe]
         for depth, step in enumerate(steps):
-            arrow = "🌱 original" if depth == len(steps) - 1 and not step.hidden else ("↳" if depth else "•")
-            if step.hidden or step.elsewhere:
+            last = depth == len(steps) - 1 and not (step.hidden or step.removed)
+            arrow = "🌱 original" if last else ("↳" if depth else "•")
+            if step.hidden or step.elsewhere or step.removed:
                 what = "an image from another server" if step.elsewhere else "a private image"
+                what = "a removed image" if step.removed else what
                 lines.append(f"{arrow} {what}")
                 continue
             where = render.where_shown(step.posts, step.image.index, interaction.guild_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
+from bot.erasing import delete_posts, manages_messages, summary
 from bot.interactions import guarded, reply, report
+from bot.links import parse_link
 from bot.projects import new_project_thread, post_status, requester_of
 from bot.ui.images import FittedFile, Picture, send_images
 from bot.ui.remix import REMIX, RemixButton
@@ -213,6 +216,20 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
         roles = await self.bot.studio.forge.set_training_role(requester_of(interaction), str(role.id), on)
         listed = ", ".join(f"<@&{r}>" for r in roles) if roles else "everyone (no roles chosen)"
         await reply(interaction, f"{'Added' if on else 'Removed'}. May train models now: {listed}.")
+
+    @app_commands.command(name="remove", description="Remove an Atelier result and its images (moderators)")
+    @app_commands.describe(link="Link to the Atelier result or image message")
+    async def remove_result(
+        self, interaction: discord.Interaction[AtelierBot], link: app_commands.Range[str, 1, 200]
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        channel_id, message_id = parse_link(interaction, link)
+        requester = replace(
+            requester_of(interaction), moderator=await manages_messages(self.bot, interaction, channel_id)
+        )
+        erased = await self.bot.studio.removal.remove(requester, str(message_id))
+        await delete_posts(self.bot, erased.posts)
+        await reply(interaction, summary(erased))
 
     async def remix_into_thread(
         self, channel: Any, user: discord.abc.User, requester: Requester, image: ImageRecord, text: str
