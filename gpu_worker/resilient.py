@@ -38,6 +38,7 @@ from arq.constants import (
 from arq.utils import to_ms
 from arq.worker import Worker
 
+from gpu_worker.advertise import Advertiser, WarmPreference
 from studio.outage import REDIS_DOWN, Outage
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ class ResilientWorker(Worker):  # type: ignore[misc]  # arq is untyped here (fol
         self.outage = Outage(f"worker on {self.queue_name}", log)
         self._reclaim_pending = False  # an outage ended: wait out the grace before claiming
         self._claim_after = 0.0
+        # Inference workers only (they have a pipeline cache): see gpu_worker.advertise.
+        self.advertiser: Advertiser | None = None
+        self.preference: WarmPreference | None = None
+        self._running: set[str] = set()
 
     async def main(self) -> None:
         # Start even while Redis is away (a host reboot starts workers before Redis): wait for it.
@@ -70,6 +75,8 @@ class ResilientWorker(Worker):  # type: ignore[misc]  # arq is untyped here (fol
         await super().main()
 
     async def _poll_iteration(self) -> None:
+        if self.advertiser is None and "cache" in self.ctx:  # on_startup has made the cache
+            self._start_advertising()
         try:
             await super()._poll_iteration()
         except REDIS_DOWN as error:
@@ -82,6 +89,22 @@ class ResilientWorker(Worker):  # type: ignore[misc]  # arq is untyped here (fol
         self.outage.recovered()
         self._start_grace()  # if start_jobs did not run (the worker is full): the grace starts now
 
+    def _start_advertising(self) -> None:
+        settings = self.ctx["settings"]
+        worker_id, cache = self.ctx["worker_id"], self.ctx["cache"]
+        self.advertiser = Advertiser(
+            self.pool, settings, self.queue_name, worker_id, cache, lambda: len(self._running), self.max_jobs
+        )
+        self.advertiser.start()
+        self.preference = WarmPreference(
+            self.pool, self.queue_name, worker_id, cache, settings.warm_preference_s, self.advertiser.ttl_s
+        )
+
+    async def close(self) -> None:
+        if self.advertiser is not None:  # out of sight at once, rather than when it expires
+            await self.advertiser.stop()
+        await super().close()
+
     def _start_grace(self) -> None:
         if self._reclaim_pending:
             self._reclaim_pending = False
@@ -91,9 +114,13 @@ class ResilientWorker(Worker):  # type: ignore[misc]  # arq is untyped here (fol
         self._start_grace()  # Redis answers again: it was just read from to get here
         if time.monotonic() < self._claim_after:
             return
+        if self.preference is not None:
+            self.preference.new_poll()
         for job_id in job_ids:
             if self.job_counter >= self.max_jobs:
                 return
+            if self.preference is not None and await self.preference.leave(job_id.decode()):
+                continue  # an idle worker would run it more cheaply: left to it for a moment
             try:
                 await super().start_jobs([job_id])
             except REDIS_DOWN:
@@ -103,6 +130,9 @@ class ResilientWorker(Worker):  # type: ignore[misc]  # arq is untyped here (fol
                 raise
 
     async def run_job(self, job_id: str, score: int) -> None:
+        self._running.add(job_id)
+        if self.advertiser is not None:
+            self.advertiser.changed()  # seen busy now, not at the next heartbeat
         try:
             await super().run_job(job_id, score)
         except REDIS_DOWN as error:
@@ -111,6 +141,10 @@ class ResilientWorker(Worker):  # type: ignore[misc]  # arq is untyped here (fol
             # rather than when the claim's long expiry lapses.
             log.warning("job %s not started: Redis went away (%s)", job_id, type(error).__name__)
             await self.outage.retry(lambda: self.pool.delete(in_progress_key_prefix + job_id))
+        finally:
+            self._running.discard(job_id)
+            if self.advertiser is not None:
+                self.advertiser.changed()  # idle again, and warm on the job's model
 
     async def finish_job(
         self,
@@ -122,6 +156,8 @@ class ResilientWorker(Worker):  # type: ignore[misc]  # arq is untyped here (fol
         incr_score: int | None,
         keep_in_progress: float | None,
     ) -> None:
+        await self._idle_before_result(job_id)
+
         async def write() -> None:
             # arq's finish_job, with the result written only if none exists yet (see above).
             async with self.pool.pipeline(transaction=True) as tr:
@@ -146,6 +182,17 @@ class ResilientWorker(Worker):  # type: ignore[misc]  # arq is untyped here (fol
 
         await self._write_once_back(job_id, write)
 
+    async def _idle_before_result(self, job_id: str) -> None:
+        """Advertise this worker idle before its job's result is visible: whoever waited for the
+        result may queue the next job on the same model at once, and the other workers must
+        already see this one free to take it (gpu_worker.advertise.WarmPreference)."""
+        self._running.discard(job_id)
+        if self.advertiser is not None:
+            try:
+                await self.advertiser.publish()
+            except Exception as error:  # never in the way of the result: the heartbeat advertises again
+                log.debug("job %s: could not advertise this worker idle (%s)", job_id, type(error).__name__)
+
     async def _write_once_back(self, job_id: str, write: Callable[[], Awaitable[None]]) -> None:
         try:
             await write()
@@ -166,6 +213,8 @@ class ResilientWorker(Worker):  # type: ignore[misc]  # arq is untyped here (fol
             return
 
     async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
+        await self._idle_before_result(job_id)
+
         async def write() -> None:
             async with self.pool.pipeline(transaction=True) as tr:
                 tr.delete(retry_key_prefix + job_id, in_progress_key_prefix + job_id, job_key_prefix + job_id)

@@ -18,6 +18,7 @@ from studio import jobs
 from studio.entities import Requester
 from studio.errors import StudioError
 from studio.quotas import status_line
+from studio.routing import worker_lines
 
 if TYPE_CHECKING:
     from bot.app import AtelierBot
@@ -173,6 +174,7 @@ class GalleryCog(commands.Cog, name="Gallery"):
         lines = [
             f"**Queue:** {depth} job{'s' if depth != 1 else ''} waiting or running",
             "**Workers:** " + ", ".join(f"{count} {kind}" for kind, count in workers.items()),
+            *worker_lines(await self.studio.generations.routing.adverts()),  # model-aware routing
             f"**Your jobs:** {len(mine)} of {self.studio.settings.max_jobs_per_user} allowed at once",
             status_line(await self.studio.quotas.standing(requester)),
             render.lane_line(await self.studio.preferences.lane_for(requester)),
