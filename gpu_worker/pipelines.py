@@ -166,6 +166,14 @@ class PipelineCache:
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
+    def warm(self) -> list[str]:
+        """The model ids held now, least recently used first. No lock: a load holds it for seconds."""
+        while True:
+            try:
+                return list(self._models)
+            except RuntimeError:  # the job thread changed it while we read: read again
+                continue
+
     def get(self, ref: ModelRef) -> tuple[LoadedModel, float]:
         """The warm model, or a freshly loaded one; also returns the seconds spent loading (0 if warm)."""
         with self._lock:

@@ -101,7 +101,7 @@ def worker_settings(settings: Settings, kind: str) -> type:
         "on_shutdown": shutdown,
         "after_job_end": tasks.announce_end,
         "log_results": False,  # results are PNG bytes
-        "ctx": {"settings": settings},
+        "ctx": {"settings": settings, "worker_id": worker_id},  # worker_id: its advertisement (advertise.py)
     }
     return type(f"{kind.capitalize()}WorkerSettings", (), attributes)
 

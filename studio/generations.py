@@ -31,6 +31,7 @@ from studio.projects import Projects
 from studio.queue import JobQueue
 from studio.quotas import Quotas
 from studio.recipe import Draft, Recipe, parse_prompt, resolve
+from studio.routing import Routing
 from studio.settings import Settings
 from studio.store import Store
 from studio.store.repository import new_id
@@ -105,6 +106,7 @@ class Generations:
         self.preferences = preferences
         self.projects = projects
         self.policy = Policy(store.policy)  # each server's prompt blocklist
+        self.routing = Routing(queue.redis, settings.queue_name(jobs.INFERENCE))  # workers' advertisements
         self.quotas = Quotas(settings, store)  # daily GPU-seconds, checked with capacity
 
     def recipe(
@@ -182,6 +184,8 @@ class Generations:
                 recipes.append(self.recipe(text, options, defaults=defaults))
             except StudioError as error:
                 raise InvalidRecipe("rows", f"Row {number}: {error}") from None
+        for model in dict.fromkeys(recipe.model for recipe in recipes):  # too big for every worker
+            await self.routing.check(model)
         checked: set[tuple[object, ...]] = set()
         for number, recipe in enumerate(recipes, start=1):  # rows may name their own LoRAs with --lora
             try:
@@ -204,6 +208,7 @@ class Generations:
         (of the model's family), and the requester has room for one more job. The capacity
         check is early and friendly (before a front end opens a thread); the insert decides."""
         await self.policy.check_prompt(plan.requester.server, plan.recipe.prompt, plan.recipe.negative_prompt)
+        await self.routing.check(plan.recipe.model)  # a model too big for every running worker
         await self.models.adapters_for(plan.requester, plan.recipe, share=False)
         await self.check_capacity(plan.requester, 1, plan.limit)
 
