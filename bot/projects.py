@@ -73,12 +73,13 @@ async def new_project_thread(
     private: bool = False,
 ) -> tuple[discord.Thread, Project]:
     """A new project for ``requester`` in a new thread of ``channel``."""
-    thread = await _open_thread(channel, user, title, private)
+    starter = bot.studio.settings.project_thread_starter_message
+    thread = await _open_thread(channel, user, title, private, starter)
     return thread, await bot.studio.projects.open(requester, thread.name, str(thread.id))
 
 
 async def _open_thread(
-    channel: discord.TextChannel, user: discord.abc.User, title: str, private: bool
+    channel: discord.TextChannel, user: discord.abc.User, title: str, private: bool, starter_message: bool
 ) -> discord.Thread:
     name = render.thread_name(title)
     if private:
@@ -90,12 +91,19 @@ async def _open_thread(
         await thread.add_user(user)
         await thread.send(f"🔒 Private project of {user.mention}.", allowed_mentions=render.NO_PINGS)
         return thread
-    starter = await channel.send(
-        f"🎨 {user.mention} started a project: *{render.quote(title)}*",
-        allowed_mentions=render.NO_PINGS,
+    intro = f"🎨 {user.mention} started a project: *{render.quote(title)}*"
+    if starter_message:  # the old way: a burst queues behind the channel's 5 messages per 5 s
+        starter = await channel.send(intro, allowed_mentions=render.NO_PINGS)
+        # Not followup.send(wait=True): that message lacks guild info and cannot start a thread.
+        return await channel.create_thread(name=name, message=starter, auto_archive_duration=1440)
+    # No starter message: nothing is sent to the channel, whose message bucket a burst of
+    # /imagine would otherwise share (Discord itself shows "started a thread" there). The
+    # introduction goes inside the thread, a channel with a bucket of its own.
+    thread = await channel.create_thread(
+        name=name, type=discord.ChannelType.public_thread, auto_archive_duration=1440
     )
-    # Not followup.send(wait=True): that message lacks guild info and cannot start a thread.
-    return await channel.create_thread(name=name, message=starter, auto_archive_duration=1440)
+    await thread.send(intro, allowed_mentions=render.NO_PINGS)
+    return thread
 
 
 async def post_status(

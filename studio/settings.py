@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     health_port: int = Field(default=0, ge=0, le=65535)
     log_format: Literal["text", "json"] = "text"  # json: one object per line, with job/generation ids
 
+    # Burst threads: a project thread starts from a message posted in the channel (the old way),
+    # which paces a burst of /imagine at the channel's 5 messages per 5 s; off: no starter message.
+    project_thread_starter_message: bool = False
+
     @property
     def database_path(self) -> Path:
         return self.data_dir / "atelier.db"

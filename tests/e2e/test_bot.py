@@ -113,9 +113,9 @@ async def test_imagine_opens_a_thread_and_delivers_a_grid_with_buttons(
 ) -> None:
     status, thread_id = await imagine(fake, {"prompt": "a lighthouse at dusk --ar 3:2 --seed 42", "batch": 4})
     thread = fake.threads[thread_id]
-    assert thread.name == "a lighthouse at dusk" and thread.starter_message_id is not None
-    starter = fake.messages[thread.starter_message_id]
-    assert "a lighthouse at dusk" in starter.content
+    assert thread.name == "a lighthouse at dusk" and thread.type == 11  # public, no starter message
+    intro = fake.bot_messages(thread_id)[0]  # the project's introduction opens the thread
+    assert "a lighthouse at dusk" in intro.content
     result = await finished(fake, status.id)
     assert result.content.startswith("✅ Done")
     (grid,) = result.attachments

@@ -78,7 +78,7 @@ async def test_an_answer_too_late_for_its_token_is_a_warning_and_the_result_stil
     own: tuple[FakeDiscord, BotProcess],
 ) -> None:
     fake, bot = own
-    held = fake.hold("POST", rf"/channels/{fake.channel_id}/messages")  # the project's starter message
+    held = fake.hold("POST", rf"/channels/{fake.channel_id}/threads")  # the project's thread
     threads = set(fake.threads)
     record = await fake.slash("imagine", {"prompt": "a letter that arrived late"})
     assert (await record.wait_response()).type == 5

@@ -26,7 +26,7 @@ async def _killed_after_the_defer(
 ) -> tuple[int, int]:
     """/imagine (or /remix of ``upload``), SIGKILL the bot between its defer and its next call
     to Discord after it; (interaction id, @original id)."""
-    held = fake.hold("POST", rf"/channels/{fake.channel_id}/messages")  # the project's starter message
+    held = fake.hold("POST", rf"/channels/{fake.channel_id}/threads")  # the project's thread
     if upload is None:
         record = await fake.slash("imagine", {"prompt": prompt})
     else:

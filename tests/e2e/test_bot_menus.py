@@ -15,9 +15,8 @@ async def test_message_menus(bot: BotProcess, fake: FakeDiscord) -> None:
 
     recipe = await ephemeral_answer(await fake.message_command("Show recipe", result.id, user="bob"))
     assert recipe.startswith("🧬 **Image 1** · seed 21") and "a paper crane" in recipe
-    starter = fake.threads[thread_id].starter_message_id
-    assert starter is not None
-    unknown = await fake.message_command("Show recipe", starter, user="bob")
+    intro = fake.bot_messages(thread_id)[0].id  # the project's introduction, no image
+    unknown = await fake.message_command("Show recipe", intro, user="bob")
     assert "I don't know that message" in await ephemeral_answer(unknown)
 
     opened = await fake.message_command("Remix", result.id, user="bob")

@@ -38,6 +38,21 @@ THREAD_ARCHIVE_DURATIONS = frozenset({60, 1440, 4320, 10080})
 MAX_THREAD_NAME = 100
 MAX_AUTOCOMPLETE_CHOICES = 25
 
+# Per-route buckets (opt-in: ``fake.enforce_rate_limits()``). Discord publishes no numbers: apps
+# must read X-RateLimit-* headers. A bucket is shared by the routes naming it and counted per
+# top-level resource ("major parameter": channel_id, or webhook_id + token). Figures:
+# - message sends: the long-standing 5 per 5 s per channel (a thread is a channel of its own);
+# - thread creation (from a message or not): a bucket of its own, separate from message sends,
+#   with no published figure; assumed here, and the bench names the figure it ran with;
+# - webhooks (interaction follow-ups and @original edits): 5 per 2 s per webhook + token, i.e.
+#   per interaction; interaction callbacks have no per-route bucket (one answer per interaction).
+# The global 50 requests/s (interaction endpoints exempt) then answers a global 429.
+RATE_LIMIT_BUCKETS: dict[str, tuple[int, float]] = {
+    "message-create": (5, 5.0),
+    "thread-create": (10, 1.0),
+    "webhook": (5, 2.0),
+}
+
 SELECT_TYPES = frozenset({3, 5, 6, 7, 8})
 ERR_INVALID_FORM_BODY = 50035
 

@@ -35,7 +35,7 @@ from tests.fake_discord.gateway import Gateway, GatewaySession
 from tests.fake_discord.guilds import GuildPayloads, Guilds
 from tests.fake_discord.holds import Hold, Holds
 from tests.fake_discord.interactions import Interactions
-from tests.fake_discord.limits import RateLimits
+from tests.fake_discord.limits import RateLimited, RateLimits
 from tests.fake_discord.messages import Messages
 from tests.fake_discord.options import Picker
 from tests.fake_discord.reactions import Reactions
@@ -133,6 +133,7 @@ class FakeDiscord(World):
         self.select = components.select
         self.submit_modal = components.submit_modal
         self.inject_rate_limit = self._limits.inject_rate_limit
+        self.enforce_rate_limits = self._limits.enforce  # per-route buckets + global 429s, opt-in
 
     # --- lifecycle ---
 
@@ -220,6 +221,11 @@ class FakeDiscord(World):
         """Send op 7 RECONNECT to every client."""
         await self.gateway.reconnect_all()
 
+    @property
+    def rate_limited(self) -> list[RateLimited]:
+        """Every 429 answered by an enforced bucket or the global limit (not injected ones)."""
+        return self._limits.answered
+
     def hold(self, method: str, path: str) -> Hold:
         """Hold the next ``method`` request whose path (after /api/v10) matches the regex ``path``
         until the test calls ``release()`` (see holds.py)."""
@@ -275,6 +281,9 @@ class FakeDiscord(World):
         injected = self._limits.injected(method, rel)
         if injected is not None:
             return injected
+        limited = self._limits.limited(method, rel)
+        if isinstance(limited, web.Response):
+            return limited
         if route is None:
             if path_known:
                 raise DiscordError(
@@ -294,4 +303,6 @@ class FakeDiscord(World):
                 raise DiscordError(404, 10004, "Unknown Guild")
             if not guild.has_member(self.bot_user.id):
                 raise DiscordError(403, 50001, "Missing Access", detail=f"the bot is not in {guild.name!r}")
-        return await route.handler(req)
+        response = await route.handler(req)
+        response.headers.update(limited)
+        return response

@@ -156,7 +156,23 @@ class Threads:
             CREATE_PRIVATE_THREADS if kind == 12 else CREATE_PUBLIC_THREADS, "create threads", cid
         )
         rules.check_thread(body, creating=True)
-        return await self._announce(self._new_thread(cid, body, starter=None, kind=kind))
+        thread = self._new_thread(cid, body, starter=None, kind=kind)
+        if kind == 11:
+            # A public thread without a starter gets Discord's own "started a thread" notice
+            # (type 18, THREAD_CREATED) in the parent: posted by Discord, outside the app's buckets.
+            world = self.world
+            notice = MessageRecord(
+                id=world.ids.next(),
+                channel_id=cid,
+                author_id=world.bot_user.id,
+                created_via="thread-created",
+                content=thread.name,
+                created_at=world.wall(),
+                type=18,
+                message_reference={"channel_id": str(thread.id), "guild_id": str(thread.guild_id)},
+            )
+            world.messages[notice.id] = notice
+        return await self._announce(thread)
 
     # --- members ---
 
