@@ -129,8 +129,14 @@ class Routing:
         return sorted(found, key=lambda advert: advert.worker_id)
 
     async def check(self, model_id: str) -> None:
-        """NoWorkerCanRun when the running workers all know ``model_id`` is too big for them."""
-        refused = refusal(model_id, await self.adverts())
+        """NoWorkerCanRun when the running workers all know ``model_id`` is too big for them.
+
+        While Redis is away nothing is refused here: queueing the job says so in its own words."""
+        try:
+            adverts = await self.adverts()
+        except QueueUnavailable:
+            return
+        refused = refusal(model_id, adverts)
         if refused is not None:
             raise refused
 
