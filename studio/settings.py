@@ -48,16 +48,16 @@ class Settings(BaseSettings):
     max_jobs_per_worker: int = Field(default=1, ge=1)
     cache_size: int = Field(default=2, ge=1)  # pipelines kept warm per worker
 
+    # Fair scheduling (studio/fairness.py): people take turns on each queue, whatever front end
+    # their jobs come from; off, jobs run first in, first out (lanes still apply).
+    fair_scheduling: bool = True
+
     # Model-aware routing (studio/routing.py, gpu_worker/advertise.py): each inference worker
     # advertises in Redis what it holds warm and which models fit its memory budget.
     worker_memory_gb: float = Field(default=0.0, ge=0)  # models' weights must fit; 0: the device's total
     advertise_interval_s: float = Field(default=2.0, gt=0, le=60)  # heartbeat; expires after 3 missed
     # A worker without a job's model leaves it this long to an idle worker that holds it warm; 0: off.
     warm_preference_s: float = Field(default=3.0, ge=0, le=60)
-
-    # Fair scheduling (studio/fairness.py): people take turns on each queue, whatever front end
-    # their jobs come from; off, jobs run first in, first out (lanes still apply).
-    fair_scheduling: bool = True
 
     # Quotas (studio/quotas.py): each person's daily GPU time per server, charged from the
     # worker time of their finished jobs; servers set role limits with /atelier quota.

@@ -13,9 +13,9 @@ from studio.store.finishes import FinishRows
 from studio.store.interactions import InteractionRows
 from studio.store.keys import KeyRows
 from studio.store.loras import LoraRows
-from studio.store.removal import RemovalRows
 from studio.store.policy import PolicyRows
 from studio.store.quotas import QuotaRows
+from studio.store.removal import RemovalRows
 from studio.store.rows import to_delivery, to_generation, to_image, to_post, to_project
 
 __all__ = ["Store", "new_id"]
