@@ -19,8 +19,10 @@ class DiscordSettings(BaseSettings):
     api_base: str = "https://discord.com/api/v10"
     gateway_url: str = "wss://gateway.discord.gg/"
     guild_ready_timeout: float = Field(default=2.0, ge=0)
-    # REST requests per second, evenly spaced (Discord allows 50; interactions are exempt)
-    global_rate_limit: float = Field(default=40.0, gt=0, le=45)
+    # REST requests per second, evenly spaced (Discord allows 50; interactions are exempt). The
+    # margin absorbs requests bunched by network or event-loop delays and discord.py's own
+    # retries after a 429, which do not pass through the limiter.
+    global_rate_limit: float = Field(default=35.0, gt=0, le=45)
     progress_edit_interval_s: float = Field(default=1.5, ge=0.2)  # Discord rate-limits edits
 
     @field_validator("guild_ids")

@@ -49,6 +49,16 @@ async def test_a_burst_of_imagine_opens_every_thread_within_the_limits(
             ]
 
         await fake.wait_for(lambda: not unhandled(), timeout=60, message="429s left unretried")
+        # Every result is delivered before the limits go: nothing of the burst spills into the
+        # tests after this one.
+        new_threads = [t.id for t in fake.threads.values() if t.id not in threads_before]
+
+        def delivered(thread: int) -> bool:
+            return any(m.content.startswith("✅ Done") for m in fake.bot_messages(thread))
+
+        await fake.wait_for(
+            lambda: all(delivered(t) for t in new_threads), timeout=120, message="every result delivered"
+        )
     finally:
         fake.enforce_rate_limits(False)
     fake.assert_clean()

@@ -12,14 +12,14 @@ REFUSAL = "You already have 3 jobs queued or running"
 
 
 async def test_four_imagine_at_once_one_is_refused_and_three_run(bot: BotProcess, fake: FakeDiscord) -> None:
-    # "The same instant", made exact: each command's first post (its project's starter message,
+    # "The same instant", made exact: each command's first call (opening its project's thread,
     # one channel each: discord.py queues calls to one channel) is held until all four are
     # there, so all four passed the cog's early check with nothing in flight; then only the store
     # can refuse one. The first post into each new thread (three status messages and the refused
     # one's note) is held until all four are there: no job can finish early and free a slot
     # before the store has refused one.
     channels = [await fake.add_channel(fake.guild_id, f"harbour-{n}") for n in range(4)]
-    starters = [fake.hold("POST", rf"/channels/{channel}/messages") for channel in channels]
+    starters = [fake.hold("POST", rf"/channels/{channel}/threads") for channel in channels]
     in_threads = [
         fake.hold("POST", rf"/channels/(?!{'|'.join(map(str, channels))})\d+/messages") for _ in range(4)
     ]
@@ -57,6 +57,6 @@ async def test_four_imagine_at_once_one_is_refused_and_three_run(bot: BotProcess
     assert len(refusal.followups) == 1
     # The refused command's thread (opened before the store said no) says why it stays empty.
     (empty,) = set(fake.threads) - threads - set(thread_ids)
-    (note,) = fake.bot_messages(empty)
+    *_, note = fake.bot_messages(empty)  # after the project's opening line
     assert note.content.startswith("⏸️ Not started: You already have 3 jobs")
     fake.assert_clean()
