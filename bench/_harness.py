@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,3 +339,17 @@ def ensure_tiny_models() -> None:
     subprocess.run(
         [sys.executable, "-m", "cli", "models", "make-tiny", str(TINY_DIR)], cwd=REPO, env=env, check=True
     )
+
+
+def quiet_libraries() -> None:
+    """No progress bars or load reports between the figures."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for library in (diffusers_logging, transformers_logging):
+        library.disable_progress_bar()
+        library.set_verbosity_error()
+    # A second adapter in one pipeline warns, and peft lists the other adapters' keys as
+    # "missing" when it loads one: both expected here.
+    warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+    logging.getLogger("peft").setLevel(logging.ERROR)

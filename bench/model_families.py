@@ -37,12 +37,11 @@ import statistics
 import tempfile
 import threading
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench._figures import STATS_HEADERS, load_line, machine_info, summarize, table, write_json
-from bench._harness import DEMO_MODELS, REPO, entry
+from bench._harness import DEMO_MODELS, REPO, entry, quiet_libraries
 from studio.catalogue import ModelEntry
 from studio.jobs import AdapterRef, ModelRef
 from studio.recipe import Recipe
@@ -96,23 +95,6 @@ def subjects(folders: dict[str, Path]) -> list[Subject]:
             )
         )
     return found
-
-
-def quiet_libraries() -> None:
-    """No progress bars or load reports between the figures."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    for library in (diffusers_logging, transformers_logging):
-        library.disable_progress_bar()
-        library.set_verbosity_error()
-    # A second adapter in one pipeline warns, and peft lists the other adapters' keys as
-    # "missing" when it loads one: both expected here.
-    warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-    logging.getLogger("peft").setLevel(logging.ERROR)
-    # apply_adapters evicts a LoRA before it activates the wanted ones: peft notes it.
-    warnings.filterwarnings("ignore", message=r"Adapter \S+ was active which is now deleted")
-    logging.getLogger("gpu_worker").setLevel(logging.WARNING)
 
 
 def load(subject: Subject) -> tuple[Any, float]:
@@ -379,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     quiet_libraries()
+    logging.getLogger("gpu_worker").setLevel(logging.WARNING)
     print(machine_info() + f" | torch threads: {torch.get_num_threads()}")
     print(load_line())
     started = time.perf_counter()

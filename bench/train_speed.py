@@ -25,16 +25,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingf
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import argparse
-import logging
 import statistics
 import threading
 import time
-import warnings
 from dataclasses import asdict
 from typing import Any
 
 from bench._figures import STATS_HEADERS, load_line, machine_info, summarize, table, write_json
-from bench._harness import TINY_DIR, ensure_tiny_models, entry
+from bench._harness import TINY_DIR, ensure_tiny_models, entry, quiet_libraries
 from studio.jobs import ModelRef, TrainingParams
 from studio.recipe import Recipe
 
@@ -51,20 +49,6 @@ def dataset() -> list[Any]:
         ImageDraw.Draw(image).ellipse((8 + 10 * n, 12, 32 + 10 * n, 52), fill=(20, 20, 20))
         images.append(image)
     return images
-
-
-def quiet_libraries() -> None:
-    """No progress bars or load reports between the figures."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    for library in (diffusers_logging, transformers_logging):
-        library.disable_progress_bar()
-        library.set_verbosity_error()
-    # A second adapter in one pipeline warns, and peft lists the other adapters' keys as
-    # "missing" when it loads one: both expected here.
-    warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-    logging.getLogger("peft").setLevel(logging.ERROR)
 
 
 def load(ref: ModelRef) -> tuple[Any, float]:

@@ -7,6 +7,7 @@ import pytest
 import redis
 
 from studio.app import Studio, open_studio
+from tests.integration.own_redis import OwnRedis
 from tests.integration.workers import TEST_REDIS_URL, Deployment
 
 
@@ -39,3 +40,12 @@ async def studio(deployment: Deployment) -> AsyncIterator[Studio]:
 def idle(tiny_catalogue: Path, tmp_path: Path) -> Deployment:
     """A studio with no workers at all: whatever reaches its queue stays there to be inspected."""
     return Deployment(data_dir=tmp_path, models_file=tiny_catalogue)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A redis-server of the test's own, which it may stop and start (outage drills)."""
+    server = OwnRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()

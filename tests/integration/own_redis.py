@@ -11,9 +11,12 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+
+from tests.integration.workers import Deployment
 
 
 def free_port() -> int:
@@ -84,3 +87,16 @@ class OwnRedis:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@dataclass
+class OwnRedisDeployment(Deployment):
+    """A deployment whose processes use ``redis_url`` (an OwnRedis a test can stop)."""
+
+    redis_url: str = ""
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = super().env
+        env["ATELIER_REDIS_URL"] = self.redis_url
+        return env

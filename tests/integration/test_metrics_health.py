@@ -10,7 +10,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,30 +20,10 @@ from studio import jobs, metrics
 from studio.app import Studio, open_studio
 from studio.entities import Requester
 from tests.api.server import ApiServer
-from tests.integration.own_redis import OwnRedis, free_port
-from tests.integration.workers import Deployment
+from tests.integration.own_redis import OwnRedis, OwnRedisDeployment, free_port
 
 ALICE = Requester(id="cli:alice", name="alice")
 FAKE_TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0.GaBcDe.abcdefghijklmnopqrstuvwxyz012345"
-
-
-@dataclass
-class OwnRedisDeployment(Deployment):
-    redis_url: str = ""
-
-    @property
-    def env(self) -> dict[str, str]:
-        env = super().env
-        env["ATELIER_REDIS_URL"] = self.redis_url
-        return env
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

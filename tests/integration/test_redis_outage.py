@@ -12,7 +12,6 @@ import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,37 +20,18 @@ from studio import jobs
 from studio.app import Studio, open_studio
 from studio.entities import Requester
 from studio.queue import JobQueue
-from tests.integration.own_redis import OwnRedis
+from tests.integration.own_redis import OwnRedis, OwnRedisDeployment
 from tests.integration.workers import ROOT, Deployment
 
 LEASE_S = 2.0  # the shortest lease: it lapses while Redis is down, as in a long outage
 BOB = Requester("cli:bob", "bob")
 
 
-@dataclass
-class OutageDeployment(Deployment):
-    redis_url: str = ""
-
-    @property
-    def env(self) -> dict[str, str]:
-        env = super().env
-        env["ATELIER_REDIS_URL"] = self.redis_url
-        return env
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def outage_deployment(
     tiny_catalogue: Path, tmp_path: Path, own_redis: OwnRedis
-) -> Iterator[OutageDeployment]:
-    dep = OutageDeployment(
+) -> Iterator[OwnRedisDeployment]:
+    dep = OwnRedisDeployment(
         data_dir=tmp_path / "studio",
         models_file=tiny_catalogue,
         extra_env={"ATELIER_JOB_LEASE_S": str(LEASE_S)},
@@ -86,13 +66,13 @@ def worker_logs(dep: Deployment) -> list[str]:
 
 
 @pytest.fixture
-async def studio(outage_deployment: OutageDeployment) -> AsyncIterator[Studio]:
+async def studio(outage_deployment: OwnRedisDeployment) -> AsyncIterator[Studio]:
     async with open_studio(outage_deployment.settings()) as studio:
         yield studio
 
 
 async def test_workers_and_a_running_generation_ride_out_redis_kills(
-    outage_deployment: OutageDeployment, own_redis: OwnRedis, studio: Studio
+    outage_deployment: OwnRedisDeployment, own_redis: OwnRedis, studio: Studio
 ) -> None:
     dep = outage_deployment
     workers = [dep.start_worker("inference"), dep.start_worker("inference"), dep.start_worker("post")]
