@@ -10,9 +10,11 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import fcntl
 import hashlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 ROOT = Path(__file__).resolve().parent.parent
 # Keyed by the builder's source, so a change to the tiny models rebuilds them.
@@ -21,6 +23,18 @@ TINY_CACHE = (
     / ".cache"
     / f"tiny-models-{hashlib.sha256((ROOT / 'gpu_worker' / 'tiny.py').read_bytes()).hexdigest()[:12]}"
 )
+
+
+@pytest_asyncio.fixture(params=["sqlite", "postgres"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Path | str]:
+    """What a store opens, once on each database: a SQLite file, then a fresh Postgres database."""
+    if request.param == "sqlite":
+        yield tmp_path / "a.db"
+        return
+    from tests.postgres import fresh_database
+
+    async with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """What a server's members share and keep: remix channels, the feed, mood boards, brainstorms,
-lineage, defaults and favourites."""
+lineage, defaults and favourites; and the recent run times the queue's ETA is taken from."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ class CommunityQueries(Connection):
     async def set_remix_channel(self, server: str, channel_id: str, added_by: str, on: bool) -> None:
         if on:
             await self._write(
-                "INSERT OR IGNORE INTO remix_channels (server, channel_id, added_by, created_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO remix_channels (server, channel_id, added_by, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (server, channel_id, added_by, time.time()),
             )
         else:
@@ -36,41 +36,53 @@ class CommunityQueries(Connection):
     # The community feed
 
     async def top_public_images(
-        self, server: str | None, since: float, model: str | None, style: str | None, limit: int, offset: int
+        self,
+        server: str | None,
+        since: float,
+        model: str | None,
+        style: str | None,
+        limit: int,
+        offset: int,
+        flagged: bool = False,
     ) -> list[tuple[ImageRecord, int, int]]:
         """Public images of one server's finished generations since ``since`` (``server`` None: those
         made outside any server), most favoured and remixed first, with their favourite and remix
-        counts (counted everywhere: a count shows no image or link of another server)."""
+        counts (counted everywhere: a count shows no image or link of another server). Images the
+        safety classifier flagged only with ``flagged`` (an age-restricted channel asks)."""
         rows = await self._all(
-            "SELECT images.*, "
+            "SELECT * FROM (SELECT images.*, "
             " (SELECT COUNT(*) FROM favourites WHERE favourites.image_id = images.id) AS favs,"
             " (SELECT COUNT(*) FROM images AS kids WHERE kids.parent_image_id = images.id) AS remixes "
             "FROM images JOIN generations ON generations.id = images.generation_id "
             "WHERE images.public = 1 AND generations.status = 'done' AND images.server IS ? "
-            " AND images.created_at >= ? "
-            " AND (? IS NULL OR json_extract(images.recipe_json, '$.model') = ?) "
-            " AND (? IS NULL OR json_extract(images.recipe_json, '$.style') = ?) "
-            "ORDER BY favs + remixes DESC, favs DESC, images.created_at DESC, images.idx LIMIT ? OFFSET ?",
-            (server, since, model, model, style, style, limit, offset),
+            " AND (CAST(? AS INTEGER) = 1 OR images.flagged = 0) AND images.created_at >= ? "
+            " AND (CAST(? AS TEXT) IS NULL OR json_extract(images.recipe_json, '$.model') = ?) "
+            " AND (CAST(? AS TEXT) IS NULL OR json_extract(images.recipe_json, '$.style') = ?)"
+            ") AS feed ORDER BY favs + remixes DESC, favs DESC, created_at DESC, idx LIMIT ? OFFSET ?",
+            (server, int(flagged), since, model, model, style, style, limit, offset),
         )
         return [(to_image(r), int(r["favs"]), int(r["remixes"])) for r in rows]
 
     # Mood boards
 
-    async def sample_image(self, model_id: str, server: str | None) -> ImageRecord | None:
-        """The most favoured public image of ``server`` made with a base model alone."""
+    async def sample_image(
+        self, model_id: str, server: str | None, flagged: bool = False
+    ) -> ImageRecord | None:
+        """The most favoured public image of ``server`` made with a base model alone (a flagged one
+        only with ``flagged``: an age-restricted channel asks)."""
         row = await self._one(
             "SELECT images.*, (SELECT COUNT(*) FROM favourites WHERE image_id = images.id) AS favs "
             "FROM images WHERE public = 1 AND server IS ? AND json_extract(recipe_json, '$.model') = ? "
             "AND COALESCE(json_array_length(recipe_json, '$.loras'), 0) = 0 "
+            "AND (CAST(? AS INTEGER) = 1 OR flagged = 0) "
             "ORDER BY favs DESC, created_at DESC LIMIT 1",
-            (server, model_id),
+            (server, model_id, int(flagged)),
         )
         return to_image(row) if row else None
 
     async def board(self, project_id: str) -> list[BoardItem]:
         rows = await self._all(
-            "SELECT * FROM board_items WHERE project_id = ? ORDER BY created_at, rowid", (project_id,)
+            "SELECT * FROM board_items WHERE project_id = ? ORDER BY created_at, id", (project_id,)
         )
         return [BoardItem(r["id"], r["project_id"], r["artifact"], r["added_by"]) for r in rows]
 
@@ -125,7 +137,7 @@ class CommunityQueries(Connection):
         """The image, its parent, its parent's parent... back to the original (at most ``limit``)."""
         rows = await self._all(
             "WITH RECURSIVE chain(id, depth) AS ("
-            " SELECT ?, 0"
+            " SELECT CAST(? AS TEXT), 0"
             " UNION ALL"
             " SELECT images.parent_image_id, chain.depth + 1 FROM images JOIN chain ON images.id = chain.id"
             " WHERE images.parent_image_id IS NOT NULL AND chain.depth < ?"
@@ -155,12 +167,24 @@ class CommunityQueries(Connection):
                 (scope, owner, json, time.time()),
             )
 
+    # Queue estimates (studio.eta)
+
+    async def recent_run_seconds(self, limit: int) -> list[float]:
+        """Worker time (pipeline plus any model load) of the latest ``limit`` finished generations."""
+        rows = await self._all(
+            "SELECT worker_seconds + COALESCE(load_seconds, 0) AS seconds FROM generations "
+            "WHERE status = 'done' AND worker_seconds IS NOT NULL ORDER BY finished_at DESC LIMIT ?",
+            (limit,),
+        )
+        return [float(r["seconds"]) for r in rows]
+
     # Favourites
 
     async def set_favourite(self, user_id: str, image_id: str, on: bool) -> None:
         if on:
             await self._write(
-                "INSERT OR IGNORE INTO favourites (user_id, image_id, created_at) VALUES (?, ?, ?)",
+                "INSERT INTO favourites (user_id, image_id, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (user_id, image_id, time.time()),
             )
         else:

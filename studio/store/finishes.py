@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import aiosqlite
-
 from studio.entities import Finish
 from studio.errors import NotFound
+from studio.store.backend import Row
 
 if TYPE_CHECKING:
     from studio.store.repository import Store
@@ -46,5 +45,5 @@ class FinishRows:
         return [_finish(r) for r in rows]
 
 
-def _finish(row: aiosqlite.Row) -> Finish:
+def _finish(row: Row) -> Finish:
     return Finish(**{key: row[key] for key in row.keys()})  # noqa: SIM118 (sqlite rows have keys())

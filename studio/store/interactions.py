@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import aiosqlite
+from studio.store.backend import Row
 
 if TYPE_CHECKING:
     from studio.store.repository import Store
@@ -41,9 +41,9 @@ class InteractionRows:
     async def add(self, ack: Acknowledged) -> bool:
         """Record it once (Discord may redeliver an interaction); False if it was known."""
         changed = await self.store._write(
-            "INSERT OR IGNORE INTO interactions (id, application_id, token, command, options_json, "
+            "INSERT INTO interactions (id, application_id, token, command, options_json, "
             "user_id, requester_json, guild_id, channel_id, upload_limit, generation_id, thread_id, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 ack.id,
                 ack.application_id,
@@ -103,7 +103,7 @@ class InteractionRows:
         return {str(r["server"]): int(r["bytes"]) for r in rows}
 
 
-def _acknowledged(row: aiosqlite.Row) -> Acknowledged:
+def _acknowledged(row: Row) -> Acknowledged:
     return Acknowledged(
         id=row["id"],
         application_id=row["application_id"],

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import aiosqlite
-
 from studio.entities import ApiGeneration, ApiKey
+from studio.store.backend import Row
 
 if TYPE_CHECKING:
     from studio.store.repository import Store
@@ -70,8 +69,8 @@ class KeyRows:
 
     async def add_generation(self, generation_id: str, key_id: str, webhook_url: str | None) -> None:
         await self.store._write(
-            "INSERT OR IGNORE INTO api_generations (generation_id, key_id, webhook_url, webhook_status, "
-            "created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO api_generations (generation_id, key_id, webhook_url, webhook_status, "
+            "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (generation_id, key_id, webhook_url, "pending" if webhook_url else "none", time.time()),
         )
 
@@ -101,7 +100,7 @@ class KeyRows:
         return [(str(r["generation_id"]), str(r["channel_id"])) for r in rows]
 
 
-def _key(row: aiosqlite.Row) -> ApiKey:
+def _key(row: Row) -> ApiKey:
     return ApiKey(
         id=row["id"],
         owner_id=row["owner_id"],
@@ -116,7 +115,7 @@ def _key(row: aiosqlite.Row) -> ApiKey:
     )
 
 
-def _generation(row: aiosqlite.Row) -> ApiGeneration:
+def _generation(row: Row) -> ApiGeneration:
     return ApiGeneration(
         generation_id=row["generation_id"],
         key_id=row["key_id"],

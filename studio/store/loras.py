@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
-import aiosqlite
-
 from studio.entities import Lora, TrainingStatus
 from studio.errors import NameTaken, NotFound
+from studio.store.backend import Row, UniqueViolation
 
 if TYPE_CHECKING:
     from studio.store.repository import Store
@@ -28,7 +26,7 @@ class LoraRows:
                 "loras",
                 {"id": lora_id, **row, "name_key": key, "status": "queued", "created_at": time.time()},
             )
-        except sqlite3.IntegrityError:
+        except UniqueViolation:
             raise NameTaken(str(row["name"])) from None
 
     async def add_imported(self, lora_id: str, **row: Any) -> None:
@@ -37,7 +35,7 @@ class LoraRows:
         now = time.time()
         # An owner the operator imports for may be new here: known by id until they show up.
         await self.store._write(
-            "INSERT OR IGNORE INTO users (id, name, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO users (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (row["owner_id"], row["owner_id"], now),
         )
         try:
@@ -46,7 +44,7 @@ class LoraRows:
                 {**row, "id": lora_id, "name_key": key, "status": "done"}
                 | {"created_at": now, "finished_at": now},
             )
-        except sqlite3.IntegrityError:
+        except UniqueViolation:
             raise NameTaken(str(row["name"])) from None
 
     async def delete_unqueued(self, lora_id: str) -> None:
@@ -158,7 +156,7 @@ class LoraRows:
         changed = await self.store._write(
             "UPDATE loras SET status = 'done', weights = ?, kohya = ?, sample = ?, comparison = ?, "
             "size_bytes = ?, losses_json = ?, seconds = ?, attempts = MAX(attempts, ?), error = NULL, "
-            "step = json_extract(params_json, '$.steps'), finished_at = ?, "
+            "step = CAST(json_extract(params_json, '$.steps') AS INTEGER), finished_at = ?, "
             "loss = ? WHERE id = ? AND status IN ('queued', 'running', 'retrying')",
             (
                 artifacts["weights"],
@@ -217,8 +215,8 @@ class LoraRows:
     async def set_training_role(self, server: str, role_id: str, added_by: str, on: bool) -> None:
         if on:
             await self.store._write(
-                "INSERT OR IGNORE INTO training_roles (server, role_id, added_by, created_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO training_roles (server, role_id, added_by, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (server, role_id, added_by, time.time()),
             )
         else:
@@ -231,7 +229,7 @@ class LoraRows:
 _NOT_ON_LORA = ("name_key", "losses_json", "requeues", "dataset_json")
 
 
-def _lora(row: aiosqlite.Row) -> Lora:
+def _lora(row: Row) -> Lora:
     columns = {key: row[key] for key in row.keys() if key not in _NOT_ON_LORA}  # noqa: SIM118
     losses = tuple(json.loads(row["losses_json"])) if row["losses_json"] else ()
     return Lora(**columns, losses=losses)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from studio.entities import Post
 from studio.recipe import Recipe
+from studio.store.backend import Row
 from studio.store.rows import to_post
 
 if TYPE_CHECKING:
@@ -82,33 +83,26 @@ class RemovalRows:
             for r in await store._all("SELECT * FROM posts WHERE generation_id = ?", (generation_id,))
         ]
         delivery = await store._one("SELECT * FROM deliveries WHERE generation_id = ?", (generation_id,))
-        finishes = []
+        finishes: list[Row] = []
         for image_id in image_ids:
             finishes += await store._all("SELECT * FROM finishes WHERE source_image = ?", (image_id,))
         children = await self._children(image_ids, generation_id)
         now = time.time()
-        async with store._lock:
-            db = store.db
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                for table, recipe_json, key in children:
-                    await db.execute(f"UPDATE {table} SET recipe_json = ? WHERE id = ?", (recipe_json, key))  # noqa: S608
-                    if table == "images":
-                        await db.execute(
-                            "UPDATE images SET parent_image_id = NULL, parent_removed_at = ? WHERE id = ?",
-                            (now, key),
-                        )
-                for image_id in image_ids:
-                    await db.execute("DELETE FROM favourites WHERE image_id = ?", (image_id,))
-                    await db.execute("DELETE FROM finishes WHERE source_image = ?", (image_id,))
-                for table in ("posts", "deliveries", "api_generations", "interactions"):
-                    await db.execute(f"DELETE FROM {table} WHERE generation_id = ?", (generation_id,))  # noqa: S608
-                await db.execute("DELETE FROM images WHERE generation_id = ?", (generation_id,))
-                await db.execute("DELETE FROM generations WHERE id = ?", (generation_id,))
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
+        async with store._transaction() as tx:
+            for table, recipe_json, key in children:
+                await tx.execute(f"UPDATE {table} SET recipe_json = ? WHERE id = ?", (recipe_json, key))  # noqa: S608
+                if table == "images":
+                    await tx.execute(
+                        "UPDATE images SET parent_image_id = NULL, parent_removed_at = ? WHERE id = ?",
+                        (now, key),
+                    )
+            for image_id in image_ids:
+                await tx.execute("DELETE FROM favourites WHERE image_id = ?", (image_id,))
+                await tx.execute("DELETE FROM finishes WHERE source_image = ?", (image_id,))
+            for table in ("posts", "deliveries", "api_generations", "interactions"):
+                await tx.execute(f"DELETE FROM {table} WHERE generation_id = ?", (generation_id,))  # noqa: S608
+            await tx.execute("DELETE FROM images WHERE generation_id = ?", (generation_id,))
+            await tx.execute("DELETE FROM generations WHERE id = ?", (generation_id,))
         recipe = Recipe.from_json(gen["recipe_json"])
         into.generations += 1
         into.images += len(image_ids)

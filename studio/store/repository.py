@@ -1,4 +1,4 @@
-"""The SQLite store (aiosqlite, WAL). Every write that must happen once is idempotent."""
+"""The store (SQLite or PostgreSQL). Every write that must happen once is idempotent."""
 
 from __future__ import annotations
 
@@ -98,27 +98,24 @@ class Store(CommunityQueries):
     ) -> bool:
         """Record a queued generation; with ``limit``, only while its owner has fewer in flight.
 
-        The count and the insert are one INSERT … SELECT: SQLite takes the write lock before it
-        counts, so two submits (coroutines or processes) cannot both pass. False: refused.
+        The count and the insert are one transaction locked on the owner, so two submits
+        (coroutines, processes or hosts) cannot both pass. False: refused.
         """
-        changed = await self._write(
-            "INSERT INTO generations (id, project_id, owner_id, recipe_json, status, created_at, private, "
-            "server) SELECT ?, ?, ?, ?, 'queued', ?, ?, ? WHERE ? IS NULL OR (SELECT COUNT(*) "
-            "FROM generations WHERE owner_id = ? AND status IN ('queued', 'running')) < ?",
-            (
-                generation_id,
-                project_id,
-                owner_id,
-                recipe.to_json(),
-                time.time(),
-                int(private),
-                server,
-                limit,
-                owner_id,
-                limit,
-            ),
-        )
-        return changed > 0
+        async with self._transaction(lock=f"in flight:{owner_id}") as tx:
+            if limit is not None:
+                rows = await tx.fetch(
+                    "SELECT COUNT(*) AS n FROM generations "
+                    "WHERE owner_id = ? AND status IN ('queued', 'running')",
+                    (owner_id,),
+                )
+                if int(rows[0]["n"]) >= limit:
+                    return False
+            await tx.execute(
+                "INSERT INTO generations (id, project_id, owner_id, recipe_json, status, created_at, "
+                "private, server) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+                (generation_id, project_id, owner_id, recipe.to_json(), time.time(), int(private), server),
+            )
+        return True
 
     async def delete_generation(self, generation_id: str) -> None:
         """Only for a generation that never reached the queue."""
@@ -143,29 +140,12 @@ class Store(CommunityQueries):
         """Record the images of a finished generation once; False if it was already recorded."""
         gen = await self.get_generation(generation_id)
         now = time.time()
-        async with self._lock:
-            return await self._record_images(
-                gen, images, grid_artifact, worker_seconds, attempts, load_seconds, now
-            )
-
-    async def _record_images(
-        self,
-        gen: Generation,
-        images: list[tuple[int, str, Recipe]],
-        grid_artifact: str | None,
-        worker_seconds: float,
-        attempts: int,
-        load_seconds: float,
-        now: float,
-    ) -> bool:
-        generation_id = gen.id
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._transaction() as tx:
             for index, artifact, recipe in images:
-                await self.db.execute(
-                    "INSERT OR IGNORE INTO images (id, generation_id, idx, artifact, recipe_json, seed, "
+                await tx.execute(
+                    "INSERT INTO images (id, generation_id, idx, artifact, recipe_json, seed, "
                     "width, height, parent_image_id, owner_id, public, created_at, server) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (
                         new_id(),
                         generation_id,
@@ -182,18 +162,13 @@ class Store(CommunityQueries):
                         gen.server,
                     ),
                 )
-            cursor = await self.db.execute(
+            changed = await tx.execute(
                 "UPDATE generations SET status = 'done', error = NULL, finished_at = ?, worker_seconds = ?, "
                 "load_seconds = ?, attempts = MAX(attempts, ?), grid_artifact = ?, "
                 "started_at = COALESCE(started_at, ?) WHERE id = ? AND status != 'done'",
                 (now, worker_seconds, load_seconds, attempts, grid_artifact, now, generation_id),
             )
-            changed = cursor.rowcount > 0
-            await self.db.execute("COMMIT")
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            raise
-        return changed
+        return changed > 0
 
     async def end_generation(self, generation_id: str, status: Status, error: str | None) -> None:
         await self._write(
@@ -275,8 +250,8 @@ class Store(CommunityQueries):
         self, message_id: str, channel_id: str, generation_id: str, kind: str, image_index: int | None = None
     ) -> None:
         await self._write(
-            "INSERT OR IGNORE INTO posts (message_id, channel_id, generation_id, image_index, kind, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO posts (message_id, channel_id, generation_id, image_index, kind, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (message_id, channel_id, generation_id, image_index, kind, time.time()),
         )
 
@@ -294,8 +269,8 @@ class Store(CommunityQueries):
 
     async def add_delivery(self, generation_id: str, channel_id: str, status_message_id: str | None) -> None:
         await self._write(
-            "INSERT OR IGNORE INTO deliveries (generation_id, channel_id, status_message_id) "
-            "VALUES (?, ?, ?)",
+            "INSERT INTO deliveries (generation_id, channel_id, status_message_id) "
+            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (generation_id, channel_id, status_message_id),
         )
 

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
 from studio.entities import Delivery, Generation, ImageRecord, Post, Project
 from studio.recipe import Recipe
+from studio.store.backend import Row
 
 
-def to_post(row: aiosqlite.Row) -> Post:
+def to_post(row: Row) -> Post:
     return Post(row["message_id"], row["channel_id"], row["generation_id"], row["image_index"], row["kind"])
 
 
-def to_delivery(row: aiosqlite.Row) -> Delivery:
+def to_delivery(row: Row) -> Delivery:
     return Delivery(row["generation_id"], row["channel_id"], row["status_message_id"], row["delivered_at"])
 
 
-def to_project(row: aiosqlite.Row) -> Project:
+def to_project(row: Row) -> Project:
     return Project(
         row["id"], row["owner_id"], row["name"], row["thread_id"], row["created_at"], row["server"]
     )
 
 
-def to_generation(row: aiosqlite.Row) -> Generation:
+def to_generation(row: Row) -> Generation:
     return Generation(
         id=row["id"],
         project_id=row["project_id"],
@@ -42,7 +41,7 @@ def to_generation(row: aiosqlite.Row) -> Generation:
     )
 
 
-def to_image(row: aiosqlite.Row) -> ImageRecord:
+def to_image(row: Row) -> ImageRecord:
     return ImageRecord(
         id=row["id"],
         generation_id=row["generation_id"],

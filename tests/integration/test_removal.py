@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -44,10 +45,11 @@ async def finished(
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> tuple[Store, Artifacts, Removal]:
-    store = await Store(tmp_path / "a.db").open()
-    artifacts = Artifacts(tmp_path / "artifacts")
-    return store, artifacts, Removal(store, artifacts)
+async def world(tmp_path: Path, database: Path | str) -> AsyncIterator[tuple[Store, Artifacts, Removal]]:
+    """On each database (SQLite, Postgres)."""
+    async with Store(database) as store:
+        artifacts = Artifacts(tmp_path / "artifacts")
+        yield store, artifacts, Removal(store, artifacts)
 
 
 async def test_a_moderator_removes_a_result_children_keep_working_shared_files_stay(

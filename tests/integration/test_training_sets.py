@@ -23,12 +23,14 @@ def png(shade: int) -> bytes:
     return out.getvalue()
 
 
-async def test_a_training_set_per_person_and_server(tmp_path: Path, tiny_catalogue: Path) -> None:
+async def test_a_training_set_per_person_and_server(
+    tmp_path: Path, tiny_catalogue: Path, database: Path | str
+) -> None:
     settings = load_settings(data_dir=tmp_path, models_file=tiny_catalogue, max_training_images=4)
     alice_here = Requester(id="discord:1", name="alice", server="100")
     alice_there = Requester(id="discord:1", name="alice", server="200")
     bob = Requester(id="discord:2", name="bob", server="100")
-    async with Store(tmp_path / "a.db") as store:
+    async with Store(database) as store:
         sets = TrainingSets(settings, store, Artifacts(tmp_path / "artifacts"))
         assert await sets.add(alice_here, [TrainingImage(png(10), "by the sea"), TrainingImage(png(20))]) == 2
         assert await sets.add(alice_there, [TrainingImage(png(30))]) == 1

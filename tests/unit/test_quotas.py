@@ -79,9 +79,8 @@ def test_the_refusal_says_what_was_used_and_when_it_resets() -> None:
     assert status_line(QuotaStanding(7200, 0, at(3, 0))) == "**GPU time today:** 2.0 h (no daily limit)"
 
 
-async def test_usage_is_charged_once_per_generation_and_counted_per_server(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path, daily_gpu_seconds=10)
-    async with Store(settings.database_path) as store:
+async def test_usage_is_charged_once_per_generation_and_counted_per_server(database: Path | str) -> None:
+    async with Store(database) as store:
         rows = store.quotas
         noon = at(2, 12).timestamp()
         assert await rows.charge("generation:a", "discord:1", SERVER, 6.0, noon)
@@ -93,9 +92,9 @@ async def test_usage_is_charged_once_per_generation_and_counted_per_server(tmp_p
         assert await rows.used_since("discord:2", SERVER, 0) == 0.0
 
 
-async def test_only_server_admins_set_role_limits(tmp_path: Path) -> None:
+async def test_only_server_admins_set_role_limits(tmp_path: Path, database: Path | str) -> None:
     settings = load_settings(data_dir=tmp_path, daily_gpu_seconds=10)
-    async with Store(settings.database_path) as store:
+    async with Store(database) as store:
         quotas = Quotas(settings, store)
         admin = Requester("discord:1", "ada", admin=True, server=SERVER)
         with pytest.raises(NotYours, match="Manage Server"):
