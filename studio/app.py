@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from studio.acknowledgements import Acknowledgements
 from studio.apikeys import ApiKeys
-from studio.artifacts import Artifacts
+from studio.artifacts import Artifacts, ArtifactStore
 from studio.boards import Boards
 from studio.catalogue import Catalogue, load_catalogue
 from studio.community import Community
@@ -49,7 +50,7 @@ class Studio:
     styles: StyleBook
     store: Store
     queue: JobQueue
-    artifacts: Artifacts
+    artifacts: ArtifactStore  # a local folder or an S3-compatible bucket
     preferences: Preferences  # /settings: defaults beneath every prompt
     projects: Projects
     boards: Boards  # mood boards
@@ -76,7 +77,7 @@ def build_studio(
     vocabulary: Vocabulary,
     store: Store,
     queue: JobQueue,
-    artifacts: Artifacts,
+    artifacts: ArtifactStore,
 ) -> Studio:
     models = Models(catalogue, store, queue, artifacts, settings)
     preferences = Preferences(catalogue, styles, store)
@@ -113,16 +114,32 @@ def build_studio(
     )
 
 
+def open_artifacts(settings: Settings) -> ArtifactStore:
+    """The artifact store the settings choose; an S3 bucket is checked first (blocks: call in a thread)."""
+    if settings.artifact_store == "local":
+        return Artifacts(settings.artifacts_dir)
+    from studio.artifacts.s3 import S3Artifacts  # boto3 loads only for those who use it
+
+    assert settings.s3_bucket is not None  # the settings refuse s3 without a bucket
+    bucket = S3Artifacts(
+        settings.s3_bucket,
+        settings.s3_prefix,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+    )
+    bucket.check()
+    return bucket
+
+
 @contextlib.asynccontextmanager
 async def open_studio(settings: Settings) -> AsyncIterator[Studio]:
     catalogue = load_catalogue(settings.models_file)  # invalid catalogue: fail before anything runs
     styles = load_styles(settings.styles_file)
     vocabulary = load_vocabulary(settings.vocabulary_file)
+    artifacts = await asyncio.to_thread(open_artifacts, settings)  # a bucket that fails: fail here
     queue = await JobQueue.connect(settings)
     try:
         async with Store(settings.database_path) as store:
-            yield build_studio(
-                settings, catalogue, styles, vocabulary, store, queue, Artifacts(settings.artifacts_dir)
-            )
+            yield build_studio(settings, catalogue, styles, vocabulary, store, queue, artifacts)
     finally:
         await queue.close()

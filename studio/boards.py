@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from studio import jobs
-from studio.artifacts import Artifacts
+from studio.artifacts import ArtifactStore
 from studio.entities import Project, Requester
 from studio.errors import BoardFull, NotFound, NotYours
 from studio.queue import JobQueue
@@ -20,7 +20,7 @@ MAX_BOARD = 16
 
 
 class Boards:
-    def __init__(self, settings: Settings, store: Store, queue: JobQueue, artifacts: Artifacts) -> None:
+    def __init__(self, settings: Settings, store: Store, queue: JobQueue, artifacts: ArtifactStore) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from studio.artifacts import Artifacts
+from studio.artifacts import ArtifactStore
 from studio.catalogue import Catalogue
 from studio.entities import Generation, ImageRecord, Post, Requester
 from studio.errors import InvalidRecipe, NotYours
@@ -28,7 +28,9 @@ class FeedEntry:
 
 
 class Community:
-    def __init__(self, catalogue: Catalogue, styles: StyleBook, store: Store, artifacts: Artifacts) -> None:
+    def __init__(
+        self, catalogue: Catalogue, styles: StyleBook, store: Store, artifacts: ArtifactStore
+    ) -> None:
         self.catalogue = catalogue
         self.styles = styles
         self.store = store

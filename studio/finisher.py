@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from studio import jobs
-from studio.artifacts import Artifacts, digest
+from studio.artifacts import ArtifactStore, digest
 from studio.catalogue import Catalogue
 from studio.entities import Finish, ImageRecord, Project, Requester
 from studio.errors import InvalidRecipe, NotFound, NotYours, StudioError
@@ -82,7 +82,7 @@ class Finisher:
         catalogue: Catalogue,
         store: Store,
         queue: JobQueue,
-        artifacts: Artifacts,
+        artifacts: ArtifactStore,
         generations: Generations,
         refine: Refine,
         preferences: Preferences,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from studio import jobs
-from studio.artifacts import Artifacts
+from studio.artifacts import ArtifactStore
 from studio.catalogue import Catalogue, ModelEntry
 from studio.entities import Lora, Project, Requester
 from studio.errors import (
@@ -82,7 +82,12 @@ class TrainingPlan:
 
 class Forge:
     def __init__(
-        self, settings: Settings, catalogue: Catalogue, store: Store, queue: JobQueue, artifacts: Artifacts
+        self,
+        settings: Settings,
+        catalogue: Catalogue,
+        store: Store,
+        queue: JobQueue,
+        artifacts: ArtifactStore,
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio import jobs
-from studio.artifacts import Artifacts, digest
+from studio.artifacts import ArtifactStore, digest
 from studio.boards import Boards
 from studio.catalogue import Catalogue
 from studio.defaults import Defaults
@@ -89,7 +89,7 @@ class Generations:
         styles: StyleBook,
         store: Store,
         queue: JobQueue,
-        artifacts: Artifacts,
+        artifacts: ArtifactStore,
         models: Models,
         boards: Boards,
         preferences: Preferences,

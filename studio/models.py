@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from studio import jobs
-from studio.artifacts import Artifacts
+from studio.artifacts import ArtifactStore
 from studio.catalogue import Catalogue, ModelEntry
 from studio.entities import Lora, Requester
 from studio.errors import InvalidRecipe, LoraRejected, NameTaken, NotFound, NotYours, StudioError, UnknownLora
@@ -49,7 +49,7 @@ class Models:
         catalogue: Catalogue,
         store: Store,
         queue: JobQueue,
-        artifacts: Artifacts,
+        artifacts: ArtifactStore,
         settings: Settings | None = None,
     ) -> None:
         self.catalogue = catalogue

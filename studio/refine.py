@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from studio.artifacts import Artifacts, digest
+from studio.artifacts import ArtifactStore, digest
 from studio.entities import Generation, ImageRecord, Post, Requester
 from studio.errors import NotFound, NotYours
 from studio.generations import GenerationPlan, Generations
@@ -30,7 +30,7 @@ class LineageStep:
 
 
 class Refine:
-    def __init__(self, store: Store, artifacts: Artifacts, generations: Generations) -> None:
+    def __init__(self, store: Store, artifacts: ArtifactStore, generations: Generations) -> None:
         self.store = store
         self.artifacts = artifacts
         self.generations = generations

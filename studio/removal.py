@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
-from studio.artifacts import Artifacts
+from studio.artifacts import ArtifactStore
 from studio.entities import Post, Project, Requester
 from studio.errors import NotFound, NotYours, StudioError
 from studio.store import Store
@@ -43,7 +43,7 @@ class ForgetPlan:
 
 
 class Removal:
-    def __init__(self, store: Store, artifacts: Artifacts) -> None:
+    def __init__(self, store: Store, artifacts: ArtifactStore) -> None:
         self.store = store
         self.artifacts = artifacts
 

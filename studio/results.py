@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio import jobs, metrics
-from studio.artifacts import Artifacts
+from studio.artifacts import ArtifactStore
 from studio.entities import Generation, ImageRecord, Requester
 from studio.errors import GenerationCancelled, GenerationFailed, StudioError
 from studio.generations import Generations
@@ -41,7 +41,7 @@ class Results:
         settings: Settings,
         store: Store,
         queue: JobQueue,
-        artifacts: Artifacts,
+        artifacts: ArtifactStore,
         generations: Generations,  # rebuilds a lost job exactly as it was first queued
     ) -> None:
         self.settings = settings

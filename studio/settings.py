@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     models_file: Path = Path("config/models.toml")
     styles_file: Path = Path("config/styles.toml")
     vocabulary_file: Path = Path("config/vocabulary.toml")  # /ideate keyword banks
+
+    # Artifacts (studio/artifacts/): images and LoRA files, content-addressed. local: the folder
+    # data_dir/artifacts; s3: an S3-compatible bucket (AWS, MinIO, R2, ...), whose credentials come
+    # only from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), never from settings.
+    artifact_store: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = Field(default=None, validate_default=True)
+    s3_prefix: str = Field(default="artifacts", pattern=r"^[A-Za-z0-9_.\-/]{0,200}$")  # <prefix>/<sha[:2]>/
+    s3_endpoint_url: str | None = Field(default=None, pattern=r"^https?://\S+$")  # None: AWS S3
+    s3_region: str | None = None  # None: boto3's default (AWS_DEFAULT_REGION); R2 wants "auto"
 
     # Worker
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
@@ -116,6 +125,13 @@ class Settings(BaseSettings):
     # Burst threads: a project thread starts from a message posted in the channel (the old way),
     # which paces a burst of /imagine at the channel's 5 messages per 5 s; off: no starter message.
     project_thread_starter_message: bool = False
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket_for_s3(cls, bucket: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("artifact_store") == "s3" and not bucket:
+            raise ValueError('artifact_store "s3" needs a bucket: set s3_bucket (ATELIER_S3_BUCKET)')
+        return bucket
 
     @property
     def database_path(self) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from studio.artifacts import Artifacts
+from studio.artifacts import ArtifactStore
 from studio.entities import Requester
 from studio.errors import DatasetRejected
 from studio.settings import Settings
@@ -21,7 +21,7 @@ from studio.uploads import verify_image
 
 
 class TrainingSets:
-    def __init__(self, settings: Settings, store: Store, artifacts: Artifacts) -> None:
+    def __init__(self, settings: Settings, store: Store, artifacts: ArtifactStore) -> None:
         self.settings = settings
         self.store = store
         self.rows = TrainingSetRows(store)

@@ -10,7 +10,7 @@ from studio.settings import Settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "atelier.example.toml"
 # Settings without a default value worth writing down are shown commented out: `# key = ...`.
-COMMENTED = re.compile(r"^# ([a-z_]+) = ", re.MULTILINE)
+COMMENTED = re.compile(r"^# ([a-z0-9_]+) = ", re.MULTILINE)
 
 
 def test_the_example_config_lists_every_setting_with_its_default() -> None:
