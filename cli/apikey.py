@@ -50,7 +50,7 @@ def user_id(text: str, what: str = "--user") -> str:
 
 async def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    async with Store(settings.database_path) as store:
+    async with Store(settings.database) as store:
         keys = ApiKeys(settings, store)
         if args.apikey_command == "create":
             return await _create(keys, args)

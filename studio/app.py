@@ -139,7 +139,7 @@ async def open_studio(settings: Settings) -> AsyncIterator[Studio]:
     artifacts = await asyncio.to_thread(open_artifacts, settings)  # a bucket that fails: fail here
     queue = await JobQueue.connect(settings)
     try:
-        async with Store(settings.database_path) as store:
+        async with Store(settings.database) as store:
             yield build_studio(settings, catalogue, styles, vocabulary, store, queue, artifacts)
     finally:
         await queue.close()

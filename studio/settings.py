@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     # Prefix of queue names and pub/sub channels, so several studios can share one Redis.
     queue_prefix: str = Field(default="atelier", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
     data_dir: Path = Path("data")
+    # Where state lives: empty, a SQLite file in data_dir (one host); or a postgresql:// URL
+    # (ATELIER_DATABASE_URL; keep its password in the environment) for a bot and API replicas
+    # on several hosts. A sqlite:///path URL names another SQLite file.
+    database_url: str = Field(default="", pattern=r"^$|^(postgresql|postgres|sqlite)://")
     models_file: Path = Path("config/models.toml")
     styles_file: Path = Path("config/styles.toml")
     vocabulary_file: Path = Path("config/vocabulary.toml")  # /ideate keyword banks
@@ -136,6 +140,11 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.data_dir / "atelier.db"
+
+    @property
+    def database(self) -> Path | str:
+        """What the store opens: ``database_url`` if set, else the SQLite file."""
+        return self.database_url or self.database_path
 
     @property
     def artifacts_dir(self) -> Path:
