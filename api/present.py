@@ -7,7 +7,7 @@ import json
 from fastapi import Request
 
 from api import schemas
-from studio import jobs
+from studio import eta, jobs
 from studio.app import Studio
 from studio.entities import ApiGeneration, Finish, Generation, ImageRecord, Lora
 from studio.forge import Forge
@@ -60,9 +60,11 @@ async def generation_out(
     studio: Studio, generation: Generation, links: Links, record: ApiGeneration | None = None
 ) -> schemas.GenerationOut:
     images = await studio.store.images_of(generation.id) if generation.status == "done" else []
+    flagged = set(await studio.store.policy.flagged_indices(generation.id)) if images else set()
     position = (
         await studio.queue.position(jobs.INFERENCE, generation.id) if generation.status == "queued" else None
     )
+    eta_seconds = await eta.shared(studio.store, studio.generations.routing).seconds(position)
     webhook = None
     if record is not None and record.webhook_url is not None:
         webhook = schemas.WebhookOut(
@@ -76,24 +78,26 @@ async def generation_out(
         private=generation.private,
         attempts=generation.attempts,
         queue_position=position,
+        eta_seconds=None if eta_seconds is None else round(eta_seconds, 1),
         created_at=generation.created_at,
         started_at=generation.started_at,
         finished_at=generation.finished_at,
         prompt_text=generation.recipe.to_prompt_text(),
         recipe=recipe_out(generation.recipe),
-        images=[image_out(image, links) for image in images],
+        images=[image_out(image, links, image.index in flagged) for image in images],
         webhook=webhook,
         url=links.generation(generation.id),
     )
 
 
-def image_out(image: ImageRecord, links: Links) -> schemas.ImageOut:
+def image_out(image: ImageRecord, links: Links, flagged: bool = False) -> schemas.ImageOut:
     return schemas.ImageOut(
         index=image.index,
         seed=image.seed,
         width=image.width,
         height=image.height,
         public=image.public,
+        flagged=flagged,
         url=links.image(image.generation_id, image.index),
         recipe_url=links.image_recipe(image.generation_id, image.index),
     )

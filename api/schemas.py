@@ -285,6 +285,9 @@ class ImageOut(BaseModel):
     width: int
     height: int
     public: bool
+    flagged: bool = Field(
+        description="The server's image safety check flagged it: its file is served to its owner only"
+    )
     url: str
     recipe_url: str
 
@@ -306,6 +309,10 @@ class GenerationOut(BaseModel):
     private: bool
     attempts: int
     queue_position: int | None = Field(description="Jobs ahead of this one while it waits")
+    eta_seconds: float | None = Field(
+        description="While it waits: about how many seconds until it is done (jobs ahead x the recent "
+        "median run time / the live workers' slots); null when there is no estimate"
+    )
     created_at: float
     started_at: float | None
     finished_at: float | None

@@ -20,7 +20,7 @@ import discord
 from bot import render
 from bot.ui.generation import result_view
 from bot.ui.images import Picture, age_restricted, send_images, withheld_sentence
-from studio import jobs
+from studio import eta, jobs
 from studio.entities import Generation
 from studio.errors import GenerationCancelled, GenerationFailed
 from studio.outage import REDIS_LOST, Outage
@@ -28,11 +28,23 @@ from studio.tracking import Retry, Tracker
 
 if TYPE_CHECKING:
     from bot.app import AtelierBot
+    from studio.app import Studio
 
 log = logging.getLogger(__name__)
 POSITION_POLL_S = 2.0
 RETRY_PAUSES_S = (2.0, 10.0, 30.0)  # transient failures (Discord 5xx, a busy database)
 OUTAGE_CAP_S = 5.0  # while Redis is away: the longest pause between tries (they never run out)
+
+
+async def queue_eta(studio: Studio, position: int | None) -> float | None:
+    """About how many seconds until a queued job with ``position`` jobs ahead is done (studio.eta);
+    None without an estimate, including when one cannot be had right now: a status is never lost
+    to its estimate."""
+    try:
+        return await eta.shared(studio.store, studio.generations.routing).seconds(position)
+    except Exception:
+        log.warning("no queue estimate this time", exc_info=True)
+        return None
 
 
 def delivery_tracker(what: str) -> Tracker[str]:
@@ -152,7 +164,7 @@ class Delivery:
                 except REDIS_LOST:
                     continue  # Redis is away: the position shows again once it is back
                 if position is not None and not started.is_set():
-                    await editor.edit(render.queued(generation, position))
+                    await editor.edit(render.queued(generation, position, await queue_eta(studio, position)))
 
         watcher = asyncio.create_task(show_position())
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import re
 import time
 
@@ -65,9 +66,23 @@ def bar(step: int, total: int, width: int = 16) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def queued(generation: Generation, position: int | None) -> str:
+def eta_words(seconds: float | None) -> str:
+    """A queue ETA (studio.eta) for people: " · ready in about 40 s" / "… 3 min" / "… 1.5 h";
+    "" with no estimate (nothing rather than a wrong number)."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        about = f"{max(5, 5 * math.ceil(seconds / 5))} s"
+    elif seconds < 3600:
+        about = f"{round(seconds / 60)} min"
+    else:
+        about = f"{round(seconds / 3600, 1):g} h"
+    return f" · ready in about {about}"
+
+
+def queued(generation: Generation, position: int | None, eta: float | None = None) -> str:
     ahead = "you are next" if not position else f"{position} job{'s' if position != 1 else ''} ahead"
-    return f"⏳ Queued — {ahead}. {summary(generation.recipe)}"
+    return f"⏳ Queued — {ahead}{eta_words(eta)}. {summary(generation.recipe)}"
 
 
 def lane_line(lane: str) -> str:
@@ -76,11 +91,13 @@ def lane_line(lane: str) -> str:
     return f"**Your lane:** {lane}{said}"
 
 
-def place_in_line(status: str, position: int | None) -> str:
-    """/status: a queued job's place in line, from its queue's true order (running jobs count)."""
+def place_in_line(status: str, position: int | None, eta: float | None = None) -> str:
+    """/status: a queued job's place in line, from its queue's true order (running jobs count),
+    and its ETA when there is one (as on its status message)."""
     if status != "queued" or position is None:
         return ""
-    return " · next in line" if position == 0 else f" · {position} job{'s' if position != 1 else ''} ahead"
+    place = " · next in line" if position == 0 else f" · {position} job{'s' if position != 1 else ''} ahead"
+    return place + eta_words(eta)
 
 
 def progress(generation: Generation, step: int, total: int, started: float, attempt: int) -> str:

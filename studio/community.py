@@ -43,9 +43,11 @@ class Community:
         model: str | None = None,
         style: str | None = None,
         page: int = 0,
+        age_restricted: bool = False,
     ) -> list[FeedEntry]:
         """Top public creations of the requester's server by favourites and remixes, ``BROWSE_PAGE``
-        per page. Another server's images never appear (their links would not open for everyone)."""
+        per page. Another server's images never appear (their links would not open for everyone),
+        nor images the safety classifier flagged unless asked from an ``age_restricted`` channel."""
         if period not in PERIODS:
             raise InvalidRecipe("period", f"Period must be one of {', '.join(PERIODS)}.")
         if model is not None:
@@ -54,7 +56,13 @@ class Community:
             self.styles.get(style)
         since = time.time() - PERIODS[period] if PERIODS[period] else 0.0
         rows = await self.store.top_public_images(
-            requester.server, since, model, style and style.lower(), BROWSE_PAGE, max(0, page) * BROWSE_PAGE
+            requester.server,
+            since,
+            model,
+            style and style.lower(),
+            BROWSE_PAGE,
+            max(0, page) * BROWSE_PAGE,
+            flagged=age_restricted,
         )
         entries = []
         for image, favourites, remixes in rows:
@@ -77,7 +85,10 @@ class Community:
         await self.store.set_remix_channel(requester.server, channel_id, requester.id, on)
         return await self.store.remix_channels(requester.server)
 
-    async def sample_of_model(self, requester: Requester, model_id: str) -> bytes | None:
-        """The most favoured public image of the requester's server made with a base model, if any."""
-        image = await self.store.sample_image(model_id, requester.server)
+    async def sample_of_model(
+        self, requester: Requester, model_id: str, age_restricted: bool = False
+    ) -> bytes | None:
+        """The most favoured public image of the requester's server made with a base model, if any
+        (a flagged one only for an ``age_restricted`` channel)."""
+        image = await self.store.sample_image(model_id, requester.server, flagged=age_restricted)
         return await self.artifacts.read(image.artifact) if image is not None else None

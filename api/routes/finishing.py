@@ -17,6 +17,7 @@ from api import schemas
 from api.auth import Caller, CallerDep
 from api.generating import destination, launched
 from api.present import CONTENT_TYPES, Links, finish_out
+from api.routes.images import FLAGGED, servable
 from api.routing import StrictJsonRoute
 from api.uploads import either_body, parsed_body, read_upload
 from studio.entities import ImageRecord
@@ -46,8 +47,10 @@ EXTRA_MODELS = (
 
 
 async def source_of(caller: Caller, body: BaseModel) -> tuple[bytes, ImageRecord | None]:
-    """The image to work on and, for an Atelier image, its record (lineage, recipe)."""
+    """The image to work on and, for an Atelier image, its record (lineage, recipe). A flagged
+    image is worked on for its owner only (images.servable): the result would be its bytes."""
     if isinstance(body, schemas.ImageSource):
+        await servable(caller, body.generation_id, body.index)
         record, png = await caller.api.studio.finishing.image(
             caller.requester, body.generation_id, body.index
         )
@@ -61,6 +64,7 @@ async def source_of(caller: Caller, body: BaseModel) -> tuple[bytes, ImageRecord
     status_code=201,
     summary="Upscale an image 2x or 4x",
     openapi_extra=either_body(schemas.UpscaleJson, schemas.UpscaleUpload),
+    responses=FLAGGED,  # type: ignore[arg-type]
 )
 async def upscale(request: Request, caller: CallerDep) -> schemas.FinishOut:
     async with parsed_body(request, schemas.UpscaleJson, schemas.UpscaleUpload) as body:
@@ -78,6 +82,7 @@ async def upscale(request: Request, caller: CallerDep) -> schemas.FinishOut:
     status_code=202,
     summary="Repaint part of an image (a mask, or a box in percent)",
     openapi_extra=either_body(schemas.InpaintJson, schemas.InpaintUpload),
+    responses=FLAGGED,  # type: ignore[arg-type]
 )
 async def inpaint(request: Request, caller: CallerDep) -> schemas.GenerationOut:
     studio = caller.api.studio
@@ -109,6 +114,7 @@ async def inpaint(request: Request, caller: CallerDep) -> schemas.GenerationOut:
     status_code=201,
     summary="Colour-grade an image (a preset and adjustments)",
     openapi_extra=either_body(schemas.GradeJson, schemas.GradeUpload),
+    responses=FLAGGED,  # type: ignore[arg-type]
 )
 async def grade(request: Request, caller: CallerDep) -> schemas.FinishOut:
     finishing = caller.api.studio.finishing
@@ -129,6 +135,7 @@ async def grade(request: Request, caller: CallerDep) -> schemas.FinishOut:
     status_code=201,
     summary="Export an image for a destination (Instagram, print, ...)",
     openapi_extra=either_body(schemas.ExportJson, schemas.ExportUpload),
+    responses=FLAGGED,  # type: ignore[arg-type]
 )
 async def export(request: Request, caller: CallerDep) -> schemas.FinishOut:
     async with parsed_body(request, schemas.ExportJson, schemas.ExportUpload) as body:

@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot import render
 from bot.interactions import guarded, reply
 from bot.projects import requester_of
+from bot.ui.images import age_restricted
 from bot.ui.remix import RemixButton
 from studio.community import BROWSE_PAGE, PERIODS, FeedEntry
 
@@ -81,8 +82,9 @@ class BrowseCog(commands.Cog, name="Browse"):
         model: str | None,
         style: str | None,
     ) -> tuple[str, discord.ui.View | None]:
+        # Flagged images (content policy) are listed only in a channel Discord marks age-restricted.
         entries = await self.bot.studio.community.browse(
-            requester_of(interaction), period, model, style, page
+            requester_of(interaction), period, model, style, page, age_restricted(interaction.channel)
         )
         filters = "".join(
             f" · {name} {value}" for name, value in (("model", model), ("style", style)) if value

@@ -15,7 +15,7 @@ from bot.exts.forge._render import base_embed
 from bot.interactions import reply
 from bot.links import attachments_withheld, linked_attachments, linked_message, looks_like_image, read_upload
 from bot.projects import new_project_thread, requester_of
-from bot.ui.images import FittedFile, Picture, send_images
+from bot.ui.images import FittedFile, Picture, age_restricted, send_images
 from bot.ui.training import lora_embed
 from studio.entities import Project
 from studio.errors import DatasetRejected, StudioError, UnknownModel
@@ -229,7 +229,8 @@ class ModelsCog(commands.GroupCog, name="models", description="Base models and c
             entry = None
         if entry is not None:
             embed = base_embed(entry)
-            sample = await self.bot.studio.community.sample_of_model(requester, entry.id)
+            shown_here = age_restricted(interaction.channel)  # a flagged sample only there
+            sample = await self.bot.studio.community.sample_of_model(requester, entry.id, shown_here)
         else:
             lora = await self.bot.studio.models.lora(requester, name)
             embed = lora_embed(lora)

@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import render
+from bot.delivery import queue_eta
 from bot.interactions import reply
 from bot.links import parse_link
 from bot.projects import requester_of
@@ -185,8 +186,9 @@ class GalleryCog(commands.Cog, name="Gallery"):
                 (render.jump_link(interaction.guild_id, p.channel_id, p.message_id) for p in posts), ""
             )
             place = await self.studio.queue.position(jobs.INFERENCE, generation.id)
+            eta = await queue_eta(self.studio, place) if generation.status == "queued" else None
             lines.append(
-                f"• {generation.status}{render.place_in_line(generation.status, place)} · "
+                f"• {generation.status}{render.place_in_line(generation.status, place, eta)} · "
                 f"{render.quote(generation.recipe.prompt, 60)} {link}"
             )
         await reply(interaction, "\n".join(lines))
