@@ -37,12 +37,16 @@ from arq.constants import (
 )
 from arq.utils import to_ms
 from arq.worker import Worker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import WatchError
 
 from gpu_worker.advertise import Advertiser, WarmPreference
 from studio.outage import REDIS_DOWN, Outage
 
 log = logging.getLogger(__name__)
 RECLAIM_GRACE_S = 1.0
+# A job claim that Redis did not complete: it is away, or the connection died while watching.
+CLAIM_FAILED: tuple[type[BaseException], ...] = (*REDIS_DOWN, WatchError)
 HELD_RETRY_S = 0.2  # leases and held results retry this often: well inside the grace above
 
 
@@ -123,10 +127,14 @@ class ResilientWorker(Worker):  # type: ignore[misc]  # arq is untyped here (fol
                 continue  # an idle worker would run it more cheaply: left to it for a moment
             try:
                 await super().start_jobs([job_id])
-            except REDIS_DOWN:
+            except CLAIM_FAILED as error:
                 # arq counted the job and took a slot before its claim failed: give both back.
                 self.job_counter -= 1
                 self.sem.release()
+                if isinstance(error, WatchError):
+                    # arq handles a real claim race at EXEC itself; a WatchError that escapes is
+                    # redis-py's word for a connection lost while watching: Redis went away.
+                    raise RedisConnectionError(str(error)) from error
                 raise
 
     async def run_job(self, job_id: str, score: int) -> None:
