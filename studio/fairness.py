@@ -14,6 +14,9 @@ score means "deferred"). So fairness is decided once, at enqueue time, by the sc
   empty. A score arq gives itself (now + defer, after a Retry) lands after both lanes.
 - Jobs with the same start tag keep their arrival order: each takes the next of SLOTS
   sub-scores inside its tag.
+- A job's cost is its GPU work in units of one image at its model's own default steps and
+  size (``job_cost``): a grid of four costs four turns of a single image, so people share GPU
+  time, not job counts.
 
 The whole assignment is one Lua script (ASSIGN_AND_ENQUEUE), atomic in Redis, which also writes
 arq's job record, so a job is never runnable with a provisional score. ``assign`` below is the
@@ -34,6 +37,14 @@ FAST_ORIGIN = 1_000_000_000_000  # epoch ms: September 2001
 RELAX_ORIGIN = 1_300_000_000_000  # March 2011
 LANES_END = 1_600_000_000_000  # September 2020: any score arq sets itself (now + ...) is later
 FIFO_PERSON = "*"  # with fair scheduling off, everyone is this one person: first in, first out
+MAX_COST = 64  # a job's cost in turns at most (eight 2048² images at twice the steps is still 64)
+
+
+def job_cost(images: int, steps: int, pixels: int, base_steps: int, base_pixels: int) -> int:
+    """Turns a generation takes: images * steps * pixels against one image of the model's
+    default steps and size (denoising time grows about linearly in each), rounded, 1..MAX_COST."""
+    work = images * (steps / max(base_steps, 1)) * (pixels / max(base_pixels, 1))
+    return max(1, min(MAX_COST, round(work)))
 
 
 def lane_range(lane: Lane) -> tuple[int, int]:

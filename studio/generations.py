@@ -17,13 +17,21 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from studio import jobs
+from studio import fairness, jobs
 from studio.artifacts import ArtifactStore, digest
 from studio.boards import Boards
 from studio.catalogue import Catalogue
 from studio.defaults import Defaults
 from studio.entities import Generation, Project, Requester
-from studio.errors import AlreadyFinished, InvalidRecipe, NotFound, NotYours, StudioError, TooManyJobs
+from studio.errors import (
+    AlreadyFinished,
+    InvalidRecipe,
+    NotFound,
+    NotYours,
+    StudioError,
+    TooManyJobs,
+    UnknownModel,
+)
 from studio.models import Models
 from studio.policy import Policy, PromptBlocked
 from studio.preferences import Preferences
@@ -289,11 +297,29 @@ class Generations:
             await self.store.add_delivery(generation_id, deliver_to, None)
         try:  # in its owner's turn (an API key's jobs are its owner's) and lane: studio.fairness
             lane = await self.preferences.lane_for(requester)
-            await self.queue.enqueue(jobs.GENERATE, generation_id, payload, person=requester.id, lane=lane)
+            await self.queue.enqueue(
+                jobs.GENERATE,
+                generation_id,
+                payload,
+                person=requester.id,
+                lane=lane,
+                cost=self.cost_of(recipe),
+            )
         except BaseException:
             await self.store.delete_generation(generation_id)
             raise
         return await self.store.get_generation(generation_id)
+
+    def cost_of(self, recipe: Recipe) -> int:
+        """The turns its job takes in its owner's fair share (studio.fairness.job_cost)."""
+        try:
+            model = self.catalogue.get(recipe.model)
+        except UnknownModel:  # a model taken out of the catalogue since: one turn
+            return 1
+        native = model.native_size
+        return fairness.job_cost(
+            recipe.batch, recipe.steps, recipe.width * recipe.height, model.default_steps, native * native
+        )
 
     async def start_batch(
         self, batch: BatchPlan, on_started: Callable[[Generation], Awaitable[None]] | None = None

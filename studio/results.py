@@ -137,7 +137,14 @@ class Results:
             raise GenerationFailed(generation_id, reason)
         owner = Requester(generation.owner_id, generation.owner_id, server=generation.server)
         lane = await self.generations.preferences.lane_for(owner)  # it re-enters in its owner's turn
-        queued = await self.queue.enqueue(jobs.GENERATE, generation_id, payload, person=owner.id, lane=lane)
+        queued = await self.queue.enqueue(
+            jobs.GENERATE,
+            generation_id,
+            payload,
+            person=owner.id,
+            lane=lane,
+            cost=self.generations.cost_of(generation.recipe),
+        )
         log.warning(
             "generation %s: its job had vanished from Redis; %s",
             generation_id,

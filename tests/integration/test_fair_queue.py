@@ -53,11 +53,11 @@ async def test_a_batch_of_twenty_delays_another_person_by_one_job(idle: Deployme
             scores = dict(await studio.queue.redis.zrange(queue_name, 0, -1, withscores=True))
             assert fairness.lane_of_score(scores[relaxed.id.encode()]) == "relax"
 
-            # The Lua script and the Python rule agree on every score.
+            # The Lua script and the Python rule agree on every score, each job at its cost.
             model = fairness.LaneState()
             for generation in batch:
-                model.assign(generation.id, BATCHER.id)
-            model.assign(single.id, SINGLE.id)
+                model.assign(generation.id, BATCHER.id, studio.generations.cost_of(generation.recipe))
+            model.assign(single.id, SINGLE.id, studio.generations.cost_of(single.recipe))
             low = fairness.lane_range("fast")[0]
             fast_scores = {k.decode(): int(v) - low for k, v in scores.items() if k != relaxed.id.encode()}
             assert fast_scores == model.queued

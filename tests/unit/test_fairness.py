@@ -10,10 +10,12 @@ import pytest
 from studio.fairness import (
     FAST_ORIGIN,
     LANES_END,
+    MAX_COST,
     RELAX_ORIGIN,
     SLOTS,
     LaneState,
     jain_index,
+    job_cost,
     lane_of_score,
     lane_range,
 )
@@ -110,6 +112,24 @@ def test_cost_weights_turns() -> None:
     assert heavy.order() == ["h-0", "l-0", "l-1", "h-1"]
     with pytest.raises(ValueError):
         heavy.assign("x", "x", cost=0)
+
+
+def test_a_jobs_cost_is_its_gpu_work_in_default_images() -> None:
+    one = job_cost(1, 30, 1024 * 1024, 30, 1024 * 1024)
+    assert one == 1
+    assert job_cost(4, 30, 1024 * 1024, 30, 1024 * 1024) == 4  # a grid of four: four turns
+    assert job_cost(1, 60, 1024 * 1024, 30, 1024 * 1024) == 2  # twice the steps
+    assert job_cost(1, 30, 2048 * 2048, 30, 1024 * 1024) == 4  # four times the pixels
+    assert job_cost(1, 4, 512 * 512, 30, 1024 * 1024) == 1  # never less than one turn
+    assert job_cost(8, 150, 2048 * 2048, 4, 512 * 512) == MAX_COST
+    # Someone sending grids of four and someone sending single images share GPU time, not jobs:
+    # one grid, then the other's four singles, then the next grid.
+    lane = LaneState()
+    for n in range(2):
+        lane.assign(f"grid-{n}", "g", cost=job_cost(4, 30, 1024 * 1024, 30, 1024 * 1024))
+    for n in range(4):
+        lane.assign(f"single-{n}", "s", cost=one)
+    assert lane.order() == ["grid-0", "single-0", "single-1", "single-2", "single-3", "grid-1"]
 
 
 def test_lanes_every_relax_score_after_every_fast_score_and_all_runnable_now() -> None:
