@@ -97,6 +97,8 @@ class GenerateJob(_Payload):
     init_image: bytes | None = None
     mask: bytes | None = None  # inpainting: a PNG the init image's size, white = repaint
     adapters: list[AdapterRef] = Field(default_factory=list)
+    references: list[bytes] = Field(default_factory=list)  # recipe.references' images, in order
+    control_map: bytes | None = None  # recipe.control's derived map (a PNG), ready for the ControlNet
 
 
 class ImageOut(_Payload):

@@ -11,7 +11,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -36,6 +36,13 @@ SAMPLERS: dict[str, str] = {  # recipe name -> the name A1111 and its readers us
 DEFAULT_SAMPLER = "dpmpp_2m"
 DEFAULT_STRENGTH = 0.6
 MAX_LORAS = 4
+MAX_REFERENCES = 4  # style and character references (IP-Adapter images) in one recipe
+MAX_REFERENCE_WEIGHT = 2.0  # an IP-Adapter scale: 0 ignores the image, 1 is its full say
+MAX_CONTROL_STRENGTH = 2.0  # a ControlNet conditioning scale
+MAX_CHAOS = 100
+MAX_EDIT_CHARS = 60
+CONTROL_MODES = ("canny", "depth", "pose", "scribble", "lineart")
+ReferenceKind = Literal["style", "character"]
 _LORA_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")
 # Explicit prompt weights (A1111's `(word:1.3)`, compel's `(word)1.3`, `(word)++`, `word++`,
 # `word--`, `.blend(`/`.and(`): families without weighting refuse them. Plain parentheses are text.
@@ -51,6 +58,29 @@ class LoraRef(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str
     weight: float = 1.0
+
+
+class Reference(BaseModel):
+    """An image the result should take after: its style (``--sref``) or its character (``--cref``),
+    through the family's IP-Adapter."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: ReferenceKind
+    image: str  # sha256 of the reference image artifact (.img)
+    weight: float = 1.0  # the adapter's scale for it (--sw / --cw), 0..MAX_REFERENCE_WEIGHT
+
+
+class Control(BaseModel):
+    """Structure control through a ControlNet: ``image`` is what the person gave; the worker
+    derives the control map from it for ``mode`` (canny edges need no weights)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    mode: str  # one of CONTROL_MODES
+    image: str  # sha256 of the control source artifact (.img)
+    strength: float = 1.0  # conditioning scale, 0..MAX_CONTROL_STRENGTH
+    start: float = 0.0  # the fraction of the steps where control begins ...
+    end: float = 1.0  # ... and ends
+    map: str | None = None  # sha256 of the control map derived from it (.png), once made
 
 
 class Recipe(BaseModel):
@@ -77,6 +107,11 @@ class Recipe(BaseModel):
     mask: str | None = None  # sha256 of the mask artifact (inpainting: white is repainted)
     parent_image: str | None = None
     style: str | None = None  # the preset worked into prompt and negative (for display)
+    tile: bool = False  # seamless tiling: circular padding in the denoiser's and VAE's convolutions
+    chaos: int = 0  # 0..100: how much the batch's images differ (seeded jitter, reproducible)
+    references: tuple[Reference, ...] = ()  # style and character references (IP-Adapter)
+    control: Control | None = None  # structure control (ControlNet)
+    edit: str | None = None  # how it was made from its parent: "vary (subtle)", "zoom out 2x", ...
 
     @model_validator(mode="after")
     def _check(self) -> Recipe:
@@ -128,7 +163,8 @@ class Recipe(BaseModel):
 
         What text cannot carry stays out: the init image and mask (pasted into /imagine, the text
         makes a new image from the same settings; its ``--strength`` applies again with an init
-        image, e.g. in /remix), the parent link, and the style, already worked into the prompt.
+        image, e.g. in /remix), reference and control images, the parent link and edit, and the
+        style, already worked into the prompt.
         """
         return Draft(
             prompt=self.prompt,
@@ -144,6 +180,8 @@ class Recipe(BaseModel):
             sampler=self.sampler,
             loras=self.loras or None,
             strength=self.strength,
+            tile=self.tile or None,
+            chaos=self.chaos or None,
         ).render()
 
 
@@ -221,6 +259,42 @@ def _check_recipe(r: Recipe) -> None:
             raise InvalidRecipe("lora", f"`{lora.name}` is not a valid LoRA name.")
         if not (math.isfinite(lora.weight) and -4 <= lora.weight <= 4):
             raise InvalidRecipe("lora", f"LoRA weight must be between -4 and 4 (got {lora.weight}).")
+    if not 0 <= r.chaos <= MAX_CHAOS:
+        raise InvalidRecipe("chaos", f"`--chaos` must be between 0 and {MAX_CHAOS} (got {r.chaos}).")
+    if len(r.references) > MAX_REFERENCES:
+        raise InvalidRecipe(
+            "references", f"At most {MAX_REFERENCES} reference images (--sref, --cref) in one recipe."
+        )
+    for reference in r.references:
+        flag = "--sw" if reference.kind == "style" else "--cw"
+        if not (math.isfinite(reference.weight) and 0 <= reference.weight <= MAX_REFERENCE_WEIGHT):
+            raise InvalidRecipe(
+                flag, f"`{flag}` must be between 0 and {MAX_REFERENCE_WEIGHT:g} (got {reference.weight:g})."
+            )
+    if r.control is not None:
+        _check_control(r.control)
+    if r.edit is not None and not 0 < len(r.edit) <= MAX_EDIT_CHARS:
+        raise InvalidRecipe("edit", f"An edit's name is 1 to {MAX_EDIT_CHARS} characters.")
+
+
+def _check_control(control: Control) -> None:
+    if control.mode not in CONTROL_MODES:
+        raise InvalidRecipe(
+            "control", f"Control mode must be one of {', '.join(CONTROL_MODES)} (got {control.mode})."
+        )
+    if not (math.isfinite(control.strength) and 0 <= control.strength <= MAX_CONTROL_STRENGTH):
+        raise InvalidRecipe(
+            "control_strength",
+            f"Control strength must be between 0 and {MAX_CONTROL_STRENGTH:g} (got {control.strength:g}).",
+        )
+    if not (
+        math.isfinite(control.start) and math.isfinite(control.end) and 0 <= control.start < control.end <= 1
+    ):
+        raise InvalidRecipe(
+            "control_steps",
+            "Control start and end are fractions of the steps with 0 <= start < end <= 1 "
+            f"(got {control.start:g} and {control.end:g}).",
+        )
 
 
 class Draft(BaseModel):
@@ -242,6 +316,14 @@ class Draft(BaseModel):
     loras: tuple[LoraRef, ...] | None = None
     strength: float | None = None
     style: str | None = None
+    tile: bool | None = None
+    chaos: int | None = None
+    # Reference sources as written (--sref/--cref): "board", "favourites" or a message link; the
+    # use case turns them (and attached images) into the recipe's references, weighted --sw/--cw.
+    sref: tuple[str, ...] | None = None
+    cref: tuple[str, ...] | None = None
+    sw: float | None = None
+    cw: float | None = None
 
     # What front ends offer besides the prompt, by the names people see (see from_options).
     OPTIONS: ClassVar[tuple[str, ...]] = (
@@ -256,6 +338,10 @@ class Draft(BaseModel):
         "style",
         "loras",
         "strength",
+        "tile",
+        "chaos",
+        "sw",
+        "cw",
     )
 
     @classmethod
@@ -281,6 +367,9 @@ class Draft(BaseModel):
             update.setdefault("aspect", None)
         if "loras" in update:
             update["loras"] = override.loras
+        for sources in ("sref", "cref"):  # references add up: a flag's and an option's both count
+            if sources in update and getattr(self, sources):
+                update[sources] = (*getattr(self, sources), *update[sources])
         return self.model_copy(update=update)
 
     def render(self) -> str:
@@ -310,6 +399,17 @@ class Draft(BaseModel):
             parts.append(f"--strength {_num(self.strength)}")
         if self.style is not None:
             parts.append(f"--style {self.style}")
+        if self.tile:
+            parts.append("--tile")
+        if self.chaos is not None:
+            parts.append(f"--chaos {self.chaos}")
+        for kind in ("sref", "cref"):
+            for source in getattr(self, kind) or ():
+                parts.append(f"--{kind} {source}")
+        if self.sw is not None:
+            parts.append(f"--sw {_num(self.sw)}")
+        if self.cw is not None:
+            parts.append(f"--cw {_num(self.cw)}")
         return " ".join(parts)
 
 
@@ -330,7 +430,14 @@ _FLAGS: dict[str, str] = {
     "--lora": "lora",
     "--strength": "strength",
     "--style": "style",
+    "--tile": "tile",
+    "--chaos": "chaos",
+    "--sref": "sref",
+    "--cref": "cref",
+    "--sw": "sw",
+    "--cw": "cw",
 }
+_SWITCHES = {"tile"}  # flags that take no value
 _FLAG_TOKEN = re.compile(r"^--[A-Za-z]")
 
 
@@ -376,6 +483,7 @@ def parse_prompt(text: str) -> Draft:
     negatives: list[str] = []
     values: dict[str, Any] = {}
     loras: list[LoraRef] = []
+    sources: dict[str, list[str]] = {"sref": [], "cref": []}
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -391,6 +499,11 @@ def parse_prompt(text: str) -> Draft:
         while j < len(tokens) and not is_flag(tokens[j]):
             j += 1
         args = tokens[i + 1 : j]
+        if field in _SWITCHES:
+            values[field] = True
+            prompt_words.extend(args)  # a switch takes no value: what follows is prompt again
+            i = j
+            continue
         if field == "negative_prompt":
             if not args:
                 raise InvalidRecipe(flag, "`--no` needs the things to avoid, e.g. `--no blurry, text`.")
@@ -412,10 +525,12 @@ def parse_prompt(text: str) -> Draft:
             if not match:
                 raise InvalidRecipe("size", f"`--size` needs WIDTHxHEIGHT, e.g. 768x512 (got `{value}`).")
             values["width"], values["height"] = int(match[1]), int(match[2])
-        elif field in ("seed", "steps", "batch"):
+        elif field in ("seed", "steps", "batch", "chaos"):
             values[field] = _int(flag, value)
-        elif field in ("guidance", "strength"):
+        elif field in ("guidance", "strength", "sw", "cw"):
             values[field] = _float(flag, value)
+        elif field in sources:
+            sources[field].append(value)
         elif field == "lora":
             loras.append(parse_lora(value))
         else:  # model, sampler, style
@@ -425,6 +540,9 @@ def parse_prompt(text: str) -> Draft:
         values["negative_prompt"] = ", ".join(negatives)
     if loras:
         values["loras"] = tuple(loras)
+    for field, found in sources.items():
+        if found:
+            values[field] = tuple(found)
     return Draft(prompt=" ".join(prompt_words), **values)
 
 
@@ -434,10 +552,13 @@ def resolve(
     random_seed: int,
     init_image: str | None = None,
     styles: StyleBook | None = None,
+    references: tuple[Reference, ...] = (),
+    control: Control | None = None,
 ) -> Recipe:
     """Complete a draft with its style and the model's defaults (what the user said wins).
 
-    ``random_seed`` is used when none was given.
+    ``random_seed`` is used when none was given. ``references`` and ``control`` are the images the
+    use case found for the draft's sources and options (their weights already applied).
     """
     style = None
     if draft.style:
@@ -484,4 +605,8 @@ def resolve(
         # text of an img2img, variation or inpaint image pastes into /imagine as a fresh image.
         strength=(draft.strength or DEFAULT_STRENGTH) if init_image else None,
         loras=draft.loras or (),  # the Forge checks they exist for this person (Models.adapters_for)
+        tile=bool(draft.tile),
+        chaos=draft.chaos if draft.chaos is not None else 0,
+        references=references,
+        control=control,
     )

@@ -17,11 +17,13 @@ import pytest
 import pytest_asyncio
 
 ROOT = Path(__file__).resolve().parent.parent
-# Keyed by the builder's source, so a change to the tiny models rebuilds them.
+# Keyed by the builders' source (gpu_worker/tiny.py and any gpu_worker/tiny_*.py it calls), so a
+# change to the tiny models rebuilds them.
+_BUILDERS = sorted((ROOT / "gpu_worker").glob("tiny*.py"))
 TINY_CACHE = (
     ROOT
     / ".cache"
-    / f"tiny-models-{hashlib.sha256((ROOT / 'gpu_worker' / 'tiny.py').read_bytes()).hexdigest()[:12]}"
+    / f"tiny-models-{hashlib.sha256(b''.join(p.read_bytes() for p in _BUILDERS)).hexdigest()[:12]}"
 )
 
 
