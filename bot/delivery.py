@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import discord
 
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 POSITION_POLL_S = 2.0
 RETRY_PAUSES_S = (2.0, 10.0, 30.0)  # transient failures (Discord 5xx, a busy database)
+MAX_PREVIEW_BYTES = 256 * 1024  # far under any upload limit; previews are a few KB
 OUTAGE_CAP_S = 5.0  # while Redis is away: the longest pause between tries (they never run out)
 
 
@@ -143,18 +146,20 @@ class Delivery:
         editor = ThrottledEditor(message, self.bot.discord_settings.progress_edit_interval_s)
         started = asyncio.Event()
         clock = {"t": time.monotonic(), "attempt": 1}
+        live = LivePreviews()  # the newest preview the worker sent (gpu_worker/preview.py)
 
         async def on_progress(event: jobs.ProgressEvent) -> None:
             if event.type == "started":
                 started.set()
                 clock["t"], clock["attempt"] = time.monotonic(), event.attempt
             elif event.type == "step" and event.total:
+                live.keep(event.preview)
                 # A job that ends within one edit interval needs no progress edit at all: its
                 # result then goes out at once instead of waiting out the edit throttle.
                 if time.monotonic() - clock["t"] < editor.interval:
                     return
                 text = render.progress(generation, event.step, event.total, clock["t"], int(clock["attempt"]))
-                await editor.edit(text)
+                await editor.edit(text, live.file)
 
         async def show_position() -> None:
             while not started.is_set():
@@ -170,16 +175,17 @@ class Delivery:
         try:
             finished = await studio.results.follow(generation_id, on_progress)
         except GenerationCancelled:
-            await editor.final(content="❌ Cancelled. " + render.summary(generation.recipe), view=None)
+            await editor.final(
+                content="❌ Cancelled. " + render.summary(generation.recipe), view=None, **live.cleared()
+            )
         except GenerationFailed as failure:
             text = f"⚠️ This generation failed: {render.quote(failure.reason, 1500)}"
-            await editor.final(content=text, view=None)
+            await editor.final(content=text, view=None, **live.cleared())
         else:
             await self._post_result(finished.generation, message, editor)
         finally:
             watcher.cancel()
         await studio.store.mark_delivered(generation_id)
-        self.bot.dispatch("generation_delivered", generation_id)  # e.g. /evolve posts its poll
 
     async def _post_result(
         self, generation: Generation, message: discord.PartialMessage, editor: ThrottledEditor
@@ -212,6 +218,30 @@ class Delivery:
                 log.warning("could not cross-post %s to the remix channels", generation.id, exc_info=True)
 
 
+class LivePreviews:
+    """The newest live preview of a running job, attached once to the next progress edit (it
+    replaces the one before); a preview over MAX_PREVIEW_BYTES is never attached."""
+
+    def __init__(self) -> None:
+        self.newest: bytes | None = None
+        self.shown = False
+
+    def keep(self, preview: bytes | None) -> None:
+        if preview is not None and len(preview) <= MAX_PREVIEW_BYTES:
+            self.newest = preview
+
+    def file(self) -> discord.File | None:
+        preview, self.newest = self.newest, None
+        if preview is None:
+            return None
+        self.shown = True
+        return discord.File(io.BytesIO(preview), filename="preview.webp", description="live preview")
+
+    def cleared(self) -> dict[str, Any]:
+        """Fields for a final edit without a result image: the last preview taken off."""
+        return {"attachments": []} if self.shown else {}
+
+
 class ThrottledEditor:
     """Edits one message at most every ``interval`` seconds (Discord rate-limits edits)."""
 
@@ -221,13 +251,16 @@ class ThrottledEditor:
         self.last = 0.0
         self.lock = asyncio.Lock()
 
-    async def edit(self, content: str) -> None:
+    async def edit(self, content: str, preview: Callable[[], discord.File | None] | None = None) -> None:
+        """``preview``: the live preview to attach with this edit, if there is a new one."""
         if time.monotonic() - self.last < self.interval or self.lock.locked():
             return  # skipped; a later event (or the result) brings it up to date
         async with self.lock:
             self.last = time.monotonic()
+            picture = preview() if preview is not None else None
+            extra: dict[str, Any] = {"attachments": [picture]} if picture is not None else {}
             try:
-                await self.message.edit(content=content, allowed_mentions=render.NO_PINGS)
+                await self.message.edit(content=content, allowed_mentions=render.NO_PINGS, **extra)
             except discord.HTTPException as error:
                 log.info("progress edit skipped: %s", error)
 

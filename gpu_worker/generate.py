@@ -71,6 +71,7 @@ def run(
     on_step: StepCallback,
     cancel: threading.Event,
     mask: Image.Image | None = None,
+    on_latents: Callable[[Any], None] | None = None,
 ) -> Generated:
     """Run the pipeline (blocking: call it in a thread). Raises Cancelled when asked to stop.
 
@@ -86,6 +87,8 @@ def run(
     generators = [torch.Generator("cpu").manual_seed(recipe.seed_for(i)) for i in range(recipe.batch)]
 
     def step_end(pipeline: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if on_latents is not None:  # live previews (gpu_worker.preview), before the step's event
+            on_latents(kwargs.get("latents"))
         on_step(step + 1, int(getattr(pipeline, "num_timesteps", recipe.steps)))
         if cancel.is_set():
             pipeline._interrupt = True  # diffusers skips the remaining steps

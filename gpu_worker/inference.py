@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -50,6 +51,7 @@ def generate_images(
     settings: Settings,
     attempt: int,
     adapter_file: Callable[[str], Path],
+    on_latents: Callable[[Any], None] | None = None,
 ) -> jobs.GenerateResult:
     try:
         # The payload names the model; where its weights are is this worker's own business.
@@ -74,7 +76,7 @@ def generate_images(
         except (OSError, ValueError) as exc:
             raise UserFacingError(f"the init image or mask could not be used: {exc}") from exc
     try:
-        generated = run(model, recipe, init, on_step, cancel, mask)
+        generated = run(model, recipe, init, on_step, cancel, mask, on_latents)
     except torch.OutOfMemoryError as exc:
         raise UserFacingError("the GPU ran out of memory; try a smaller batch or size") from exc
     except PromptRefused as exc:  # too long for T5, a negative or weights the model cannot take

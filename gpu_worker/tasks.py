@@ -160,6 +160,7 @@ def _publisher(ctx: dict[str, Any], job_id: str) -> Callable[[jobs.ProgressEvent
 @task(jobs.GENERATE_SPEC)
 async def generate(ctx: dict[str, Any], job: jobs.GenerateJob) -> jobs.GenerateResult:
     from gpu_worker import inference  # torch and diffusers: inference workers only
+    from gpu_worker.preview import live_preview
 
     settings: Settings = ctx["settings"]
     job_id: str = ctx["job_id"]
@@ -175,9 +176,11 @@ async def generate(ctx: dict[str, Any], job: jobs.GenerateJob) -> jobs.GenerateR
 
     async with _running(ctx, job_id, attempt) as cancel:
         publish = _publisher(ctx, job_id)
+        live = live_preview(job)  # None unless the job asks for previews
 
         def on_step(step: int, total: int) -> None:  # called from the pipeline thread
-            publish(jobs.ProgressEvent(type="step", step=step, total=total))
+            shown = live.take() if live is not None else None
+            publish(jobs.ProgressEvent(type="step", step=step, total=total, preview=shown))
 
         try:
             if cancel.is_set():
@@ -195,6 +198,7 @@ async def generate(ctx: dict[str, Any], job: jobs.GenerateJob) -> jobs.GenerateR
                 settings,
                 attempt,
                 files.path,
+                live.offer if live is not None else None,
             )
         except inference.Cancelled:
             return reply("cancelled")

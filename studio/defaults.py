@@ -25,6 +25,7 @@ class Defaults(BaseModel):
     style: str | None = None
     private: bool | None = None
     lane: Lane | None = None  # fast, or relax: runs only when no fast job waits (studio.fairness)
+    previews: bool | None = None  # servers only: live previews on status messages (default on)
 
     def as_draft(self) -> Draft:
         return Draft(model=self.model, aspect=self.aspect, batch=self.batch, style=self.style)

@@ -35,6 +35,7 @@ from studio.errors import (
 from studio.models import Models
 from studio.policy import Policy, PromptBlocked
 from studio.preferences import Preferences
+from studio.previews import preview_every_s
 from studio.projects import Projects
 from studio.queue import JobQueue
 from studio.quotas import Quotas
@@ -382,6 +383,7 @@ class Generations:
             init_image=None if init_image is None else await asyncio.to_thread(for_worker, init_image),
             mask=mask,
             adapters=adapters,
+            preview_every_s=await preview_every_s(self.store, self.settings, requester),
         )
         return payload.model_dump()
 

@@ -99,6 +99,7 @@ class GenerateJob(_Payload):
     adapters: list[AdapterRef] = Field(default_factory=list)
     references: list[bytes] = Field(default_factory=list)  # recipe.references' images, in order
     control_map: bytes | None = None  # recipe.control's derived map (a PNG), ready for the ControlNet
+    preview_every_s: float = 0.0  # live previews: a small image of the current step this often (0: none)
 
 
 class ImageOut(_Payload):
@@ -260,6 +261,7 @@ class ProgressEvent(_Payload):
     total: int = 0
     loss: float | None = None
     png: bytes | None = None
+    preview: bytes | None = None  # 'step': a small WebP of the current step (gpu_worker.preview)
 
 
 _PayloadT_co = TypeVar("_PayloadT_co", bound=_Payload, covariant=True)

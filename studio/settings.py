@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     # Uploads (init images): checked before any pixel is decoded.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_upload_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
+    # Live previews (gpu_worker/preview.py): a running job's status shows its current step at most
+    # this often, on servers that keep them on (/settings previews); 0: off everywhere.
+    preview_interval_s: float = Field(default=3.0, ge=0, le=60)
+    # /describe (studio/describe.py): an image is described by the [describe] model in this long.
+    describe_timeout_s: float = Field(default=120.0, gt=0)
     max_lora_import_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)  # /models import, import-lora
 
     # REST API (`atelier api`)

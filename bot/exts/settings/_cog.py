@@ -91,6 +91,23 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
 
     server = _defaults_command(_save, "server", "Set this server's defaults (admins)", server=True)
 
+    @app_commands.command(
+        name="previews", description="Live previews on running jobs here: on or off (admins)"
+    )
+    @app_commands.describe(state="on: status messages show the current step every few seconds")
+    @app_commands.choices(state=[app_commands.Choice(name=s, value=s) for s in ("on", "off")])
+    async def previews(
+        self, interaction: discord.Interaction[AtelierBot], state: app_commands.Choice[str]
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        on = state.value == "on"
+        await self.bot.studio.preferences.change(
+            requester_of(interaction), Defaults(previews=on), server=True
+        )
+        said = "now show" if on else "no longer show"
+        await reply(interaction, f"Saved. Running jobs on this server {said} live previews.")
+
+
     @app_commands.command(name="server-reset", description="Forget this server's defaults (admins)")
     async def server_reset(self, interaction: discord.Interaction[AtelierBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
