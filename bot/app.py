@@ -41,6 +41,7 @@ EXTENSIONS = (
     "bot.exts.finish",
     "bot.exts.apikey",
     "bot.exts.forget",
+    "bot.exts.evolve",
 )
 
 
@@ -56,6 +57,10 @@ class AtelierBot(commands.Bot):
         intents = discord.Intents.none()
         intents.guilds = True  # channels and threads
         intents.guild_reactions = True  # 1️⃣…8️⃣ and ⭐ pick favourites
+        # /evolve: a poll's end arrives as a MESSAGE_UPDATE (final results) and a poll-result
+        # message; both need GUILD_MESSAGES (not privileged: without Message Content, others'
+        # messages still arrive blank).
+        intents.guild_messages = True
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -116,6 +121,9 @@ class AtelierBot(commands.Bot):
             trainings,
             interrupted,
         )
+
+    async def on_message(self, message: discord.Message) -> None:
+        """No prefix commands: messages (received for /evolve's poll results) are never parsed."""
 
     async def _tag_logs(self, interaction: discord.Interaction[Any]) -> bool:
         """Every command runs in a task of its own: its log lines carry its guild and user."""

@@ -186,6 +186,7 @@ class Delivery:
         finally:
             watcher.cancel()
         await studio.store.mark_delivered(generation_id)
+        self.bot.dispatch("generation_delivered", generation_id)  # e.g. /evolve posts its poll
 
     async def _post_result(
         self, generation: Generation, message: discord.PartialMessage, editor: ThrottledEditor

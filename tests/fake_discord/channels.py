@@ -6,6 +6,7 @@ from aiohttp import web
 
 from tests.fake_discord import rules
 from tests.fake_discord.messages import Messages
+from tests.fake_discord.polls import check_poll, check_poll_edit
 from tests.fake_discord.routing import (
     CHANNEL,
     MESSAGE,
@@ -123,6 +124,8 @@ class Channels:
         rules.check_message(
             data, file_sizes=r.file_sizes(), size_limit=world.guild_upload_limit, creating=True
         )
+        if data.get("poll") is not None:
+            check_poll(data["poll"])
         ref = data.get("message_reference")
         if ref is not None:
             ref_id = int(ref.get("message_id", 0))
@@ -154,6 +157,7 @@ class Channels:
         data = r.body()
         if msg.author_id != self.world.bot_user.id and set(data) - {"flags"}:
             raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
+        check_poll_edit(msg, data)
         self.messages.check_edit(msg, data, r.files, self.world.guild_upload_limit)
         self.messages.apply_edit(msg, data, r.files)
         await self.messages.dispatch("MESSAGE_UPDATE", msg)

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from tests.fake_discord import rules
+from tests.fake_discord import polls, rules
 from tests.fake_discord.cdn import Cdn
 from tests.fake_discord.gateway import Gateway, GatewaySession
 from tests.fake_discord.routing import Upload
@@ -78,6 +78,8 @@ class Messages:
             msg.allowed_mentions_history.append(("create", payload.get("allowed_mentions")))
         msg.attachments = self.cdn.from_uploads(payload, files)
         self.cdn.store(channel_id, msg.attachments)
+        if payload.get("poll") is not None:
+            msg.poll = polls.new_poll(payload["poll"], msg.created_at)
         world.messages[msg.id] = msg
         if channel_id in world.threads:
             world.threads[channel_id].message_count += 1
@@ -210,6 +212,8 @@ class Messages:
             )
         if msg.message_reference is not None:
             data["message_reference"] = msg.message_reference
+        if msg.poll is not None:
+            data["poll"] = polls.poll_payload(msg.poll, world.bot_user.id)
         if msg.thread_id is not None and msg.thread_id in world.threads:
             data["thread"] = world.threads[msg.thread_id].payload()
         if gateway:

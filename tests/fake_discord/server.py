@@ -38,6 +38,7 @@ from tests.fake_discord.interactions import Interactions
 from tests.fake_discord.limits import RateLimited, RateLimits
 from tests.fake_discord.messages import Messages
 from tests.fake_discord.options import Picker
+from tests.fake_discord.polls import Polls
 from tests.fake_discord.reactions import Reactions
 from tests.fake_discord.routing import API_PREFIX, Req, Route, json_response, read_body, redact
 from tests.fake_discord.rules import DiscordError
@@ -91,6 +92,7 @@ class FakeDiscord(World):
         messages = Messages(self, self.gateway, self._cdn, threads)
         channels = Channels(self, messages, threads)
         reactions = Reactions(self, self.gateway)
+        polls = Polls(self, self.gateway, messages)
         interactions = Interactions(self, self.gateway, messages, self.describe)
         picker = Picker(self, self._cdn)
         commands = Commands(self, interactions, messages, picker)
@@ -102,6 +104,7 @@ class FakeDiscord(World):
             *channels.routes(),
             *threads.routes(),
             *reactions.routes(),
+            *polls.routes(),
         ]
 
         # What a test does and asks, by resource (each is documented where it lives).
@@ -123,6 +126,9 @@ class FakeDiscord(World):
         self.links_in = messages.links_in
         self.react = reactions.react
         self.unreact = reactions.unreact
+        self.vote = polls.vote  # a member votes in a poll (False once it ended)
+        self.unvote = polls.unvote
+        self.end_poll = polls.end_poll  # the poll's time is up: results and the poll-result message
         self.thread_members = threads.thread_members
         self.slash = commands.slash
         self.message_command = commands.message_command

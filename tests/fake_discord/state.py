@@ -59,6 +59,7 @@ INTENT_GUILD_PRESENCES = 1 << 8
 INTENT_GUILD_MESSAGES = 1 << 9
 INTENT_GUILD_MESSAGE_REACTIONS = 1 << 10
 INTENT_MESSAGE_CONTENT = 1 << 15
+INTENT_GUILD_MESSAGE_POLLS = 1 << 24
 PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESSAGE_CONTENT
 
 # Message flags.
@@ -328,6 +329,7 @@ class MessageRecord(_ItemAccess):
     tts: bool = False
     reactions: dict[str, list[int]] = field(default_factory=dict)
     payload: dict[str, Any] = field(default_factory=dict)
+    poll: Any = None  # a polls.PollRecord when the message carries a poll
 
     @property
     def author(self) -> int:

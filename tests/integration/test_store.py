@@ -17,6 +17,7 @@ from studio.errors import NotFound
 from studio.policy import PolicyRule
 from studio.recipe import Recipe
 from studio.store import Store
+from studio.store.evolutions import Evolution, EvolutionRows
 from studio.store.interactions import Acknowledged
 from studio.store.migrations import available
 from studio.store.removal import ErasedRows
@@ -32,6 +33,8 @@ TABLES = [
     "board_items",
     "defaults",
     "deliveries",
+    "evolution_rounds",
+    "evolutions",
     "favourites",
     "finishes",
     "generations",
@@ -398,3 +401,37 @@ async def test_erasing_a_generation_keeps_its_children_working(database: Path | 
         assert not await store.removal.digest_in_use(f"{0:063x}1")
         assert await store.removal.digest_in_use(f"{0:063x}2")
         assert await store.removal.finished_generations("cli:a") == ["g2"]
+
+
+async def test_evolutions_close_each_round_once(database: Path | str) -> None:
+    async with Store(database) as store:
+        rows = EvolutionRows(store)
+        first = Evolution(
+            id="e1", owner_id="cli:a", requester={"id": "cli:a", "name": "a", "roles": []}, server="s1",
+            project_id="p1", thread_id="t1", prompt="a fox", rounds=2, minutes=60, round=1,
+            state="generating", generation_id="g1", poll_message_id=None, closes_at=None,
+            created_at=1.0, updated_at=1.0,
+        )  # fmt: skip
+        assert await rows.add(first) and not await rows.add(first)  # a resumed command adds nothing
+        assert (await rows.by_generation("g1")).id == "e1"  # type: ignore[union-attr]
+        assert await rows.claim_poll("e1", 1) and not await rows.claim_poll("e1", 1)
+        assert await rows.poll_posted("e1", 1, "m1", 99.0)
+        voting = await rows.by_poll("m1")
+        assert voting is not None and voting.state == "voting" and voting.closes_at == 99.0
+        # Two paths hear the poll's end at once: one closes the round, the other changes nothing.
+        results = await asyncio.gather(
+            rows.close_round("e1", 1, 2, [0, 1, 3, 3], "g2"), rows.close_round("e1", 1, 0, [9], "g3")
+        )
+        assert sorted(results) == [False, True]
+        evolution = await rows.get("e1")
+        assert (evolution.round, evolution.state, evolution.poll_message_id) == (2, "generating", None)
+        assert evolution.generation_id in ("g2", "g3") and evolution.requester["name"] == "a"
+        assert await rows.claim_poll("e1", 2) and await rows.poll_posted("e1", 2, "m2", 120.0)
+        assert await rows.close_round("e1", 2, 1, [0, 2], None)
+        assert not await rows.close_round("e1", 2, 0, [5, 0], None)
+        done = await rows.get("e1")
+        assert (done.state, done.round, done.closes_at) == ("done", 2, None)
+        rounds = await rows.rounds_of("e1")
+        assert [(r.round, r.poll_message_id) for r in rounds] == [(1, "m1"), (2, "m2")]
+        assert rounds[1].winner == 1 and rounds[1].votes == [0, 2] and rounds[0].winner in (2, 0)
+        assert await rows.unfinished() == [] and not await rows.fail("e1", 2)
