@@ -72,6 +72,7 @@ def run(
     cancel: threading.Event,
     mask: Image.Image | None = None,
     on_latents: Callable[[Any], None] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Generated:
     """Run the pipeline (blocking: call it in a thread). Raises Cancelled when asked to stop.
 
@@ -102,6 +103,7 @@ def run(
         "generator": generators,
         "callback_on_step_end": step_end,
         "output_type": "pil",
+        **(extra or {}),  # e.g. the IP-Adapter's reference images (gpu_worker.ip_adapter)
     }
     if init_image is None:
         args.update(width=recipe.width, height=recipe.height)

@@ -366,6 +366,8 @@ def make_tiny(root: Path) -> dict[str, Path]:
     for library in (diffusers_logging, transformers_logging):
         library.disable_progress_bar()
         library.set_verbosity_error()
+    from gpu_worker.tiny_ip_adapter import make_ip_adapters
+
     built = {}
     makers = (
         ("tiny-sd15", make_sd15),
@@ -390,4 +392,5 @@ def make_tiny(root: Path) -> dict[str, Path]:
 
         write_single_file(built["tiny-sdxl"], single)
     built["tiny-sdxl.safetensors"] = single
+    built.update(make_ip_adapters(root, built))  # gpu_worker/tiny_ip_adapter.py
     return built

@@ -40,6 +40,7 @@ from studio.projects import Projects
 from studio.queue import JobQueue
 from studio.quotas import Quotas
 from studio.recipe import Draft, Recipe, parse_prompt, resolve
+from studio.references import ReferenceAsk, References
 from studio.routing import Routing
 from studio.settings import Settings
 from studio.store import Store
@@ -64,6 +65,7 @@ class GenerationPlan:
     private: bool = False
     deliver_to: str | None = None  # a channel (thread) id its result is promised to
     limit: int | None = None  # the cap its insert is held to (None: max_jobs_per_user)
+    references: tuple[bytes, ...] = ()  # recipe.references' images, in order (studio.references)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class Generations:
         self.policy = Policy(store.policy)  # each server's prompt blocklist
         self.routing = Routing(queue.redis, settings.queue_name(jobs.INFERENCE))  # workers' advertisements
         self.quotas = Quotas(settings, store)  # daily GPU-seconds, checked with capacity
+        self.references = References(settings, catalogue, store, artifacts)  # --sref/--cref images
 
     def recipe(
         self,
@@ -142,6 +145,7 @@ class Generations:
         thread_id: str | None = None,
         board_in: str | None = None,
         from_board: bool = False,
+        references: ReferenceAsk | None = None,
     ) -> GenerationPlan:
         """A generation from a prompt: text to image, an upload's img2img, or from a mood board.
 
@@ -166,6 +170,7 @@ class Generations:
         await self.check(plan)
         if from_board:
             plan = await self._from_board(plan, text, options, defaults if use_defaults else None, board_in)
+        plan = await self.references.apply(plan, text, options, references)  # --sref, --cref, attached
         return plan
 
     async def prepare_batch(
@@ -278,11 +283,20 @@ class Generations:
         cap = plan.limit or self.settings.max_jobs_per_user
         deliver_to = deliver_to or plan.deliver_to
         generation_id = generation_id or new_id()
-        payload = await self.job_for(requester, generation_id, recipe, plan.init_image, plan.mask)
+        payload = await self.job_for(
+            requester,
+            generation_id,
+            recipe,
+            plan.init_image,
+            plan.mask,
+            references=list(plan.references) or None,  # None: a reroll's, read from the artifacts
+        )
         if plan.init_image is not None:  # stored only once everything else is known to be valid
             await asyncio.to_thread(self.artifacts.put, plan.init_image, ".img")
         if plan.mask is not None:
             await asyncio.to_thread(self.artifacts.put, plan.mask)
+        for image in plan.references:
+            await asyncio.to_thread(self.artifacts.put, image, ".img")
         where = project or plan.project
         if isinstance(where, Project):
             await self.store.ensure_user(requester.id, requester.name)
@@ -368,6 +382,7 @@ class Generations:
         recipe: Recipe,
         init_image: bytes | None,
         mask: bytes | None,
+        references: list[bytes] | None = None,
     ) -> dict[str, Any]:
         """A generation's job for the worker: the one builder for start and for a job queued again.
 
@@ -383,6 +398,8 @@ class Generations:
             init_image=None if init_image is None else await asyncio.to_thread(for_worker, init_image),
             mask=mask,
             adapters=adapters,
+            # a job queued again reads its reference images back from the artifacts
+            references=references if references is not None else await self.references.images_of(recipe),
             preview_every_s=await preview_every_s(self.store, self.settings, requester),
         )
         return payload.model_dump()

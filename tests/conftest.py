@@ -85,6 +85,15 @@ source = "{tiny_models["tiny-sd3"]}"
 description = "tiny sd3"
 steps = 4
 size = 64
+
+[ip_adapter.sd15]
+image_encoder = "{tiny_models["tiny-ip-adapter"] / "image_encoder"}"
+style = "{tiny_models["tiny-ip-adapter"] / "sd15" / "style.safetensors"}"
+character = "{tiny_models["tiny-ip-adapter"] / "sd15" / "character.safetensors"}"
+
+[ip_adapter.sdxl]
+image_encoder = "{tiny_models["tiny-ip-adapter"] / "image_encoder"}"
+style = "{tiny_models["tiny-ip-adapter"] / "sdxl" / "style.safetensors"}"
 ''',
         encoding="utf-8",
     )

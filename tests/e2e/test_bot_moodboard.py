@@ -49,7 +49,8 @@ async def test_a_mood_board_from_uploads_and_links_feeds_imagine(bot: BotProcess
     assert sheet.content.startswith("🖼️ Mood board · 2 image(s)")
 
     known = {m.id for m in fake.bot_messages(thread_id)}
-    record = await fake.slash("imagine", {"prompt": "a calm lake", "board": True}, channel_id=thread_id)
+    options = {"prompt": "a calm lake", "board": True, "board_start": True}  # the collage as start
+    record = await fake.slash("imagine", options, channel_id=thread_id)
     await ephemeral_answer(record)
     from_board = await finished(fake, (await status_message(fake, thread_id, known)).id)
     fields = {f["name"]: f["value"] for f in from_board.embeds[0]["fields"]}
