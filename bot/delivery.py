@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot import render
+from bot.control import control_pictures
 from bot.ui.generation import result_view
 from bot.ui.images import Picture, age_restricted, send_images, withheld_sentence
 from studio import eta, jobs
@@ -207,7 +208,10 @@ class Delivery:
         guild = message.guild if isinstance(message.guild, discord.Guild) else None
         await send_images(
             self.bot,
-            [Picture(png, f"atelier-{generation.id[:8]}")],
+            [
+                Picture(png, f"atelier-{generation.id[:8]}"),
+                *await control_pictures(self.bot.studio, generation),  # its control map beside it
+            ],
             lambda files: editor.final(content=content, embed=embed, view=view, attachments=files),
             guild=guild,
         )

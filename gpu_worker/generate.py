@@ -73,6 +73,7 @@ def run(
     mask: Image.Image | None = None,
     on_latents: Callable[[Any], None] | None = None,
     extra: dict[str, Any] | None = None,
+    control_pipe: Any = None,
 ) -> Generated:
     """Run the pipeline (blocking: call it in a thread). Raises Cancelled when asked to stop.
 
@@ -82,7 +83,7 @@ def run(
     mode = "img2img" if init_image is not None else "text2img"
     if mask is not None and init_image is not None:
         mode = "inpaint"
-    pipe = model.pipeline(mode)
+    pipe = control_pipe or model.pipeline(mode)  # control_pipe: gpu_worker.controlnet (text2img)
     model.use_sampler(pipe, recipe.sampler)
     # One CPU generator per image: the same seed gives the same image on any device.
     generators = [torch.Generator("cpu").manual_seed(recipe.seed_for(i)) for i in range(recipe.batch)]

@@ -94,6 +94,7 @@ class LoadedModel:
     compel: Any = None  # prompt-weighting encoder, made on first use (gpu_worker.prompting)
     adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)  # LoRA digest -> adapter name
     active: tuple[tuple[str, float], ...] = ()  # (digest, weight) of the LoRAs now active: for metrics
+    controls: dict[str, Any] = field(default_factory=dict)  # ControlNet pipelines (gpu_worker.controlnet)
 
     def pipeline(self, mode: str) -> DiffusionPipeline:
         """text2img, img2img or inpaint; the last two share every component of the first."""

@@ -291,6 +291,16 @@ async def collage(ctx: dict[str, Any], job: jobs.CollageJob) -> jobs.CollageResu
     return jobs.CollageResult(png=await asyncio.to_thread(compose, job.images, job.width, job.height))
 
 
+@task(jobs.CONTROL_MAP_SPEC)
+async def control_map(ctx: dict[str, Any], job: jobs.ControlMapJob) -> jobs.ControlMapResult:
+    from gpu_worker.control_map import control_map as derive
+
+    settings: Settings = ctx["settings"]
+    limits = (settings.max_upload_pixels, settings.max_upload_bytes)
+    png = await asyncio.to_thread(derive, job.image, job.mode, job.width, job.height, *limits)
+    return jobs.ControlMapResult(png=png)
+
+
 # One task per job of studio.jobs.JOBS; the worker settings register them by their job's queue.
 TASKS: tuple[Task[Any, Any], ...] = (
     generate,
@@ -301,6 +311,7 @@ TASKS: tuple[Task[Any, Any], ...] = (
     collage,
     grade,
     export,
+    control_map,
 )
 
 

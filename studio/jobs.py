@@ -27,6 +27,7 @@ TRAIN_LORA = "train_lora"  # a LoRA adapter on a base model from a prepared data
 UPSCALE = "upscale"  # 2x/4x with the configured upscale model, or resampling without one
 GRADE = "grade"  # colour grading and effects (studio.finishing.Grade)
 EXPORT = "export"  # a destination's size, crop, format and file-size limit
+CONTROL_MAP = "control_map"  # a ControlNet's map (canny edges, scribble, line art) of an image
 
 # arq's own key for a running job; the worker refreshes it as a lease (see gpu_worker.lease).
 ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"
@@ -137,6 +138,17 @@ class PngResult(_Payload):
 
 
 class GridResult(PngResult):
+    pass
+
+
+class ControlMapJob(_Payload):
+    image: bytes  # the control source as the worker takes it (PNG, JPEG, WebP)
+    mode: str  # gpu_worker.control_map.WEIGHTLESS_MODES
+    width: int = Field(ge=8, le=4096)  # the recipe's size: the map is the source cropped to it
+    height: int = Field(ge=8, le=4096)
+
+
+class ControlMapResult(PngResult):
     pass
 
 
@@ -295,6 +307,7 @@ BOARD_SHEET_SPEC = JobSpec(BOARD_SHEET, POST, BoardSheetJob, BoardSheetResult)
 COLLAGE_SPEC = JobSpec(COLLAGE, POST, CollageJob, CollageResult)
 GRADE_SPEC = JobSpec(GRADE, POST, GradeJob, GradeResult)
 EXPORT_SPEC = JobSpec(EXPORT, POST, ExportJob, ExportResult)
+CONTROL_MAP_SPEC = JobSpec(CONTROL_MAP, POST, ControlMapJob, ControlMapResult)
 
 # Every job by name: callers enqueue and read results through it, workers register from it.
 JOBS: dict[str, JobSpec[_Payload, _Payload]] = {
@@ -308,6 +321,7 @@ JOBS: dict[str, JobSpec[_Payload, _Payload]] = {
         COLLAGE_SPEC,
         GRADE_SPEC,
         EXPORT_SPEC,
+        CONTROL_MAP_SPEC,
     )
 }
 

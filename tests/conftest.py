@@ -86,14 +86,11 @@ description = "tiny sd3"
 steps = 4
 size = 64
 
-[ip_adapter.sd15]
-image_encoder = "{tiny_models["tiny-ip-adapter"] / "image_encoder"}"
-style = "{tiny_models["tiny-ip-adapter"] / "sd15" / "style.safetensors"}"
-character = "{tiny_models["tiny-ip-adapter"] / "sd15" / "character.safetensors"}"
+[controlnets.sd15.canny]
+source = "{tiny_models["tiny-sd15-canny"]}"
 
-[ip_adapter.sdxl]
-image_encoder = "{tiny_models["tiny-ip-adapter"] / "image_encoder"}"
-style = "{tiny_models["tiny-ip-adapter"] / "sdxl" / "style.safetensors"}"
+[controlnets.sdxl.canny]
+source = "{tiny_models["tiny-sdxl-canny"]}"
 ''',
         encoding="utf-8",
     )

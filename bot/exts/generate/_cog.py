@@ -13,6 +13,7 @@ from discord.ext import commands
 
 from bot import render
 from bot.choices import base_model_choices, lora_choices
+from bot.control import control_ask, control_said
 from bot.interactions import reply
 from bot.links import read_upload
 from bot.pending import Command
@@ -22,7 +23,7 @@ from bot.ui.images import Picture, age_restricted, send_images, withheld_sentenc
 from studio.entities import Project, Requester
 from studio.errors import InvalidRecipe, StudioError, TooManyJobs
 from studio.families import ASPECTS
-from studio.recipe import MAX_SEED, Draft
+from studio.recipe import CONTROL_MODES, MAX_SEED, Draft
 
 if TYPE_CHECKING:
     from bot.app import AtelierBot
@@ -64,8 +65,14 @@ class GenerateCog(commands.Cog, name="Generate"):
         style="A style preset (see /styles)",
         board="Start from this project's mood board (img2img from its collage)",
         lora="Custom LoRA models with weights: mychar:0.8, inkstyle:0.5 (see /models list)",
+        control="An image whose structure to follow through a ControlNet (see control_mode)",
+        control_mode="What to take from the control image (default canny edges)",
+        control_strength="How strongly the control steers (0-2, default 1)",
+        control_start="Fraction of the steps where control begins (0-1, default 0)",
+        control_end="Fraction of the steps where control ends (0-1, default 1)",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
+    @app_commands.choices(control_mode=[app_commands.Choice(name=m, value=m) for m in CONTROL_MODES])
     async def imagine(
         self,
         interaction: discord.Interaction[AtelierBot],
@@ -81,6 +88,11 @@ class GenerateCog(commands.Cog, name="Generate"):
         style: str | None = None,
         board: bool = False,
         lora: app_commands.Range[str, 1, 300] | None = None,
+        control: discord.Attachment | None = None,
+        control_mode: app_commands.Choice[str] | None = None,
+        control_strength: float | None = None,  # ranges answered in words (studio.control)
+        control_start: float | None = None,
+        control_end: float | None = None,
     ) -> None:
         said = {
             "prompt": prompt,
@@ -95,6 +107,13 @@ class GenerateCog(commands.Cog, name="Generate"):
             "style": style,
             "board": board or None,
             "lora": lora,
+            **control_said(
+                control,
+                control_mode.value if control_mode else None,
+                control_strength,
+                control_start,
+                control_end,
+            ),
         }
         # Recorded before "thinking…": a bot that stops now finishes it when it is back.
         command = await self.bot.pending.acknowledge(
@@ -129,6 +148,7 @@ class GenerateCog(commands.Cog, name="Generate"):
             private=said.get("private"),
             from_board=bool(said.get("board")),
             board_in=board_in,
+            control=await control_ask(self.bot, command),  # bot/control.py
         )
         channel = await command.channel()
         target, project = await self._target(command, channel, requester, plan.recipe.prompt, plan.private)
