@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from gpu_worker import ip_adapter
 from gpu_worker.device import pick_device
 from gpu_worker.generate import Cancelled, StepCallback, decode_image, decode_init_image, decode_mask, run
 from gpu_worker.model_settings import a1111_clip_skip
@@ -75,17 +76,24 @@ def generate_images(
                 init = decode_init_image(job.init_image, recipe.width, recipe.height, *limits)
         except (OSError, ValueError) as exc:
             raise UserFacingError(f"the init image or mask could not be used: {exc}") from exc
-    extra, control_pipe = None, None
+    try:  # style and character references (or none: the plain model), gpu_worker.ip_adapter
+        config = cache.catalogue.ip_adapter(ref.family) if cache.catalogue is not None else None
+        limits = (settings.max_upload_pixels, settings.max_upload_bytes)
+        extra = ip_adapter.for_job(model, config, recipe, job.references, *limits)
+    except (ip_adapter.ReferencesRefused, OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise UserFacingError(f"the reference images could not be used: {exc}") from exc
+    control_pipe = None
     if recipe.control is not None:  # structure control: the ControlNet pipeline and its map
         from gpu_worker.controlnet import prepare_control
 
         try:
             limits = (settings.max_upload_pixels, settings.max_upload_bytes)
-            control_pipe, extra = prepare_control(
+            control_pipe, control_args = prepare_control(
                 cache.catalogue, model, recipe, job.control_map, cache.device, *limits
             )
         except (ModelLoadError, OSError, ValueError) as exc:
             raise UserFacingError(f"the control could not be used: {exc}") from exc
+        extra = {**(extra or {}), **control_args}
     try:
         generated = run(model, recipe, init, on_step, cancel, mask, on_latents, extra, control_pipe)
     except torch.OutOfMemoryError as exc:

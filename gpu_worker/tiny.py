@@ -367,6 +367,7 @@ def make_tiny(root: Path) -> dict[str, Path]:
         library.disable_progress_bar()
         library.set_verbosity_error()
     from gpu_worker.tiny_controlnet import make_tiny_controlnets
+    from gpu_worker.tiny_ip_adapter import make_ip_adapters
 
     built = {}
     makers = (
@@ -392,5 +393,6 @@ def make_tiny(root: Path) -> dict[str, Path]:
 
         write_single_file(built["tiny-sdxl"], single)
     built["tiny-sdxl.safetensors"] = single
+    built.update(make_ip_adapters(root, built))  # gpu_worker/tiny_ip_adapter.py
     built.update(make_tiny_controlnets(root, built))  # gpu_worker/tiny_controlnet.py
     return built

@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from studio.catalogue import Catalogue, SafetyConfig, load_catalogue
 from studio.controlnets import ControlNetEntry
 from studio.errors import CatalogueError
+from studio.ip_adapters import IPAdapterConfig
 from studio.jobs import ModelRef, UpscalerRef
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ class WorkerCatalogue:
     def safety(self) -> SafetyConfig | None:
         """The image safety classifier this worker runs on every image ([safety]), if any."""
         return self._current().safety
+
+    def ip_adapter(self, family: str) -> IPAdapterConfig | None:
+        """This worker's IP-Adapter for a family's references ([ip_adapter.<family>]), if any."""
+        return self._current().ip_adapters.get(family)
 
     def upscaler(self, wanted: UpscalerRef | None) -> UpscalerRef | None:
         """The worker's own [upscaler] when ``wanted`` names it; None stays None (resampling)."""

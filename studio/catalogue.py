@@ -12,6 +12,7 @@ from studio.checkpoints import PICKLE_SUFFIXES, CheckpointError, inspect_checkpo
 from studio.controlnets import ControlNetEntry, load_controlnets
 from studio.errors import CatalogueError, UnknownModel
 from studio.families import FAMILIES, Family, FamilyName
+from studio.ip_adapters import IPAdapterConfig, load_ip_adapters
 from studio.jobs import ModelRef, UpscalerRef
 from studio.tomlfile import entry, read_toml, table
 
@@ -144,10 +145,12 @@ class Catalogue:
         path: str = "<memory>",
         upscaler: UpscalerRef | None = None,
         safety: SafetyConfig | None = None,
+        ip_adapters: dict[str, IPAdapterConfig] | None = None,
         controlnets: dict[tuple[str, str], ControlNetEntry] | None = None,
     ) -> None:
         self.entries = entries
         self.controlnets = controlnets or {}  # (family, mode) -> its ControlNet ([controlnets.<f>.<m>])
+        self.ip_adapters = ip_adapters or {}  # family -> its IP-Adapter ([ip_adapter.<family>])
         self.default = default
         self.path = path
         self.upscaler = upscaler  # None: upscales resample and sharpen instead
@@ -274,9 +277,10 @@ def load_catalogue(path: str | Path) -> Catalogue:
     if default not in entries:
         raise CatalogueError(where, f"default_model '{default}' is not one of the [models] entries")
     upscaler = _upscaler(data.get("upscaler"), file.parent, where)
+    ip_adapters = load_ip_adapters(data.get("ip_adapter"), file.parent, where)
     safety = _safety(data.get("safety"), file.parent, where)
     controlnets = load_controlnets(data.get("controlnets"), file.parent, where)
-    return Catalogue(entries, default, where, upscaler, safety, controlnets=controlnets)
+    return Catalogue(entries, default, where, upscaler, safety, ip_adapters, controlnets)
 
 
 def _safety(raw: object, base: Path, where: str) -> SafetyConfig | None:

@@ -41,6 +41,7 @@ from studio.projects import Projects
 from studio.queue import JobQueue
 from studio.quotas import Quotas
 from studio.recipe import Draft, Recipe, parse_prompt, resolve
+from studio.references import ReferenceAsk, References
 from studio.routing import Routing
 from studio.settings import Settings
 from studio.store import Store
@@ -65,6 +66,7 @@ class GenerationPlan:
     private: bool = False
     deliver_to: str | None = None  # a channel (thread) id its result is promised to
     limit: int | None = None  # the cap its insert is held to (None: max_jobs_per_user)
+    references: tuple[bytes, ...] = ()  # recipe.references' images, in order (studio.references)
     control_image: bytes | None = None  # the ControlNet's source, as uploaded (recipe.control.image)
     control_map: bytes | None = None  # the map derived from it, PNG (recipe.control.map)
 
@@ -120,6 +122,7 @@ class Generations:
         self.policy = Policy(store.policy)  # each server's prompt blocklist
         self.routing = Routing(queue.redis, settings.queue_name(jobs.INFERENCE))  # workers' advertisements
         self.quotas = Quotas(settings, store)  # daily GPU-seconds, checked with capacity
+        self.references = References(settings, catalogue, store, artifacts)  # --sref/--cref images
         self.controls = Controls(settings, catalogue, queue)  # ControlNet maps (studio.control)
 
     def recipe(
@@ -146,6 +149,7 @@ class Generations:
         thread_id: str | None = None,
         board_in: str | None = None,
         from_board: bool = False,
+        references: ReferenceAsk | None = None,
         control: ControlAsk | None = None,
     ) -> GenerationPlan:
         """A generation from a prompt: text to image, an upload's img2img, or from a mood board.
@@ -171,6 +175,7 @@ class Generations:
         await self.check(plan)
         if from_board:
             plan = await self._from_board(plan, text, options, defaults if use_defaults else None, board_in)
+        plan = await self.references.apply(plan, text, options, references)  # --sref, --cref, attached
         if control is not None:  # checked, then its map made by a post worker (studio.control)
             plan = await self.controls.apply(plan, control)
         return plan
@@ -286,12 +291,20 @@ class Generations:
         deliver_to = deliver_to or plan.deliver_to
         generation_id = generation_id or new_id()
         payload = await self.job_for(
-            requester, generation_id, recipe, plan.init_image, plan.mask, control_map=plan.control_map
+            requester,
+            generation_id,
+            recipe,
+            plan.init_image,
+            plan.mask,
+            control_map=plan.control_map,
+            references=list(plan.references) or None,  # None: a reroll's, read from the artifacts
         )
         if plan.init_image is not None:  # stored only once everything else is known to be valid
             await asyncio.to_thread(self.artifacts.put, plan.init_image, ".img")
         if plan.mask is not None:
             await asyncio.to_thread(self.artifacts.put, plan.mask)
+        for image in plan.references:
+            await asyncio.to_thread(self.artifacts.put, image, ".img")
         if plan.control_image is not None and plan.control_map is not None:
             await asyncio.to_thread(self.artifacts.put, plan.control_image, ".img")
             await asyncio.to_thread(self.artifacts.put, plan.control_map)
@@ -381,6 +394,7 @@ class Generations:
         init_image: bytes | None,
         mask: bytes | None,
         control_map: bytes | None = None,
+        references: list[bytes] | None = None,
     ) -> dict[str, Any]:
         """A generation's job for the worker: the one builder for start and for a job queued again.
 
@@ -399,6 +413,8 @@ class Generations:
             mask=mask,
             adapters=adapters,
             control_map=control_map,
+            # a job queued again reads its reference images back from the artifacts
+            references=references if references is not None else await self.references.images_of(recipe),
             preview_every_s=await preview_every_s(self.store, self.settings, requester),
         )
         return payload.model_dump()

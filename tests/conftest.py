@@ -91,6 +91,15 @@ source = "{tiny_models["tiny-sd15-canny"]}"
 
 [controlnets.sdxl.canny]
 source = "{tiny_models["tiny-sdxl-canny"]}"
+
+[ip_adapter.sd15]
+image_encoder = "{tiny_models["tiny-ip-adapter"] / "image_encoder"}"
+style = "{tiny_models["tiny-ip-adapter"] / "sd15" / "style.safetensors"}"
+character = "{tiny_models["tiny-ip-adapter"] / "sd15" / "character.safetensors"}"
+
+[ip_adapter.sdxl]
+image_encoder = "{tiny_models["tiny-ip-adapter"] / "image_encoder"}"
+style = "{tiny_models["tiny-ip-adapter"] / "sdxl" / "style.safetensors"}"
 ''',
         encoding="utf-8",
     )
