@@ -22,6 +22,7 @@ from tests.e2e.test_bot import (
 from tests.fake_discord import FakeDiscord, MessageRecord
 from tests.fake_discord.polls import MESSAGE_POLL_RESULT
 from tests.fake_discord.rules import DiscordError
+from tests.fake_discord.state import INTENT_GUILD_MESSAGE_POLLS
 from tests.integration.workers import Deployment
 
 
@@ -73,6 +74,9 @@ async def test_an_evolve_thread_runs_two_rounds_from_poll_results(
     # Votes decide: image 3 has two, image 1 one (bob changes his mind first).
     assert await fake.vote(poll.id, 2, "bob") and await fake.vote(poll.id, 3, "bob")
     assert await fake.vote(poll.id, 3, "alice") and await fake.vote(poll.id, 1, "mod")
+    # The bot reads results, not votes: it does not ask for GUILD_MESSAGE_POLLS, so no vote event reaches it.
+    assert not fake.bot_intents() & INTENT_GUILD_MESSAGE_POLLS
+    assert any(n.startswith("MESSAGE_POLL_VOTE_ADD not sent") for n in fake.log)
     result = await fake.end_poll(poll.id)  # Discord's clock: final results, then the result message
     assert result.type == MESSAGE_POLL_RESULT and poll.poll.finalized
     known = {m.id for m in fake.bot_messages(thread.id)}
@@ -183,4 +187,49 @@ async def test_the_fake_enforces_discords_poll_rules(bot: BotProcess, fake: Fake
         fake.expect_violation("Invalid Form Body")
     fake.expect_violation("Cannot expire a non-poll message")
     fake.expect_violation("Poll expired")
+    fake.assert_clean()
+
+
+def evolution_state(deployment: Deployment, prompt: str) -> tuple[str, int] | None:
+    with sqlite3.connect(deployment.settings().database_path) as db:
+        row = db.execute(
+            "SELECT state, round FROM evolutions WHERE prompt LIKE ?", (f"%{prompt}%",)
+        ).fetchone()
+    return (row[0], int(row[1])) if row else None
+
+
+async def test_a_poll_that_ends_while_the_bot_is_down_advances_the_evolution_once(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
+    words = "a lighthouse evolving through a restart"
+    threads = set(fake.threads)
+    record = await fake.slash("evolve", {"prompt": f"{words} --seed 3", "rounds": 2})
+    await ephemeral_answer(record)
+    thread = await new_thread(fake, threads)
+    first = await finished(fake, (await status_message(fake, thread.id)).id)
+    poll = await next_poll(fake, thread.id, 1)
+    await fake.wait_for(lambda: evolution_state(e2e_deployment, words) == ("voting", 1))
+    assert await fake.vote(poll.id, 4, "bob")
+    bot.stop()
+    await fake.wait_disconnected()
+    await fake.end_poll(poll.id)  # Discord ends it while no bot listens: its events are lost
+    known = {m.id for m in fake.bot_messages(thread.id)}
+    bot.start()
+    await fake.wait_connected(timeout=60)
+    # The restarted bot reads the final results: image 4 wins and is varied, once.
+    second = await finished(fake, (await status_message(fake, thread.id, known)).id, timeout=120)
+    winner = images(e2e_deployment, generation_of(first))[3][0]
+    assert all(parent == winner for _, parent, _ in images(e2e_deployment, generation_of(second)))
+    poll2 = await next_poll(fake, thread.id, 2)
+    assert evolution_state(e2e_deployment, words) == ("voting", 2)
+    assert len([m for m in fake.bot_messages(thread.id) if m.content.startswith("🏆 Round 1")]) == 1
+    with sqlite3.connect(e2e_deployment.settings().database_path) as db:
+        (count,) = db.execute(
+            "SELECT COUNT(*) FROM generations WHERE recipe_json LIKE ?", (f"%{words}%",)
+        ).fetchone()
+    assert count == 2
+    header = fake.bot_messages(thread.id)[fake.bot_messages(thread.id).index(poll2) - 1]
+    (end,) = [c for c in custom_ids(header) if c.startswith("at:ev:end:")]
+    assert "Voting for round 2 closed" in await ephemeral_answer(await fake.click(header.id, end))
+    assert evolution_state(e2e_deployment, words) == ("done", 2)
     fake.assert_clean()
