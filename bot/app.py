@@ -41,6 +41,7 @@ EXTENSIONS = (
     "bot.exts.finish",
     "bot.exts.apikey",
     "bot.exts.forget",
+    "bot.exts.describe",
     "bot.exts.evolve",
 )
 

@@ -301,6 +301,15 @@ async def control_map(ctx: dict[str, Any], job: jobs.ControlMapJob) -> jobs.Cont
     return jobs.ControlMapResult(png=png)
 
 
+@task(jobs.DESCRIBE_SPEC)
+async def describe(ctx: dict[str, Any], job: jobs.DescribeJob) -> jobs.DescribeResult:
+    from gpu_worker.describe import run_describe  # torch and transformers: inference workers only
+
+    settings: Settings = ctx["settings"]
+    async with job_lease(ctx["redis"], ctx["job_id"], settings.job_lease_s):
+        return await asyncio.to_thread(run_describe, job, settings, ctx["cache"].device)
+
+
 # One task per job of studio.jobs.JOBS; the worker settings register them by their job's queue.
 TASKS: tuple[Task[Any, Any], ...] = (
     generate,
@@ -311,6 +320,7 @@ TASKS: tuple[Task[Any, Any], ...] = (
     collage,
     grade,
     export,
+    describe,
     control_map,
 )
 

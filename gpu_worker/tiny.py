@@ -370,12 +370,15 @@ def make_tiny(root: Path) -> dict[str, Path]:
     from gpu_worker.tiny_ip_adapter import make_ip_adapters
 
     built = {}
+    from gpu_worker.tiny_describe import make_describe
+
     makers = (
         ("tiny-sd15", make_sd15),
         ("tiny-sdxl", make_sdxl),
         ("tiny-flux", make_flux),
         ("tiny-sd3", make_sd3),
         ("tiny-safety", make_safety),
+        ("tiny-describe", make_describe),  # gpu_worker/tiny_describe.py: a BLIP captioner
     )
     for name, maker in makers:
         folder = root / name

@@ -13,6 +13,7 @@ from studio.artifacts import Artifacts, ArtifactStore
 from studio.boards import Boards
 from studio.catalogue import Catalogue, load_catalogue
 from studio.community import Community
+from studio.describe import Describer
 from studio.finisher import Finisher
 from studio.forge import Forge
 from studio.generations import Generations
@@ -68,6 +69,7 @@ class Studio:
     removal: Removal  # a moderator's removal, a person's /forget
     policy: Policy  # each server's prompt blocklist (content policy)
     quotas: Quotas  # daily GPU-seconds per person per server, role limits
+    describer: Describer  # /describe and /train caption:auto: image -> prompts ([describe])
 
 
 def build_studio(
@@ -111,6 +113,7 @@ def build_studio(
         removal=Removal(store, artifacts),
         policy=generations.policy,
         quotas=generations.quotas,
+        describer=Describer(settings, catalogue.path, queue),
     )
 
 

@@ -27,6 +27,7 @@ TRAIN_LORA = "train_lora"  # a LoRA adapter on a base model from a prepared data
 UPSCALE = "upscale"  # 2x/4x with the configured upscale model, or resampling without one
 GRADE = "grade"  # colour grading and effects (studio.finishing.Grade)
 EXPORT = "export"  # a destination's size, crop, format and file-size limit
+DESCRIBE = "describe"  # captions of an image by the [describe] model (/describe, caption:auto)
 CONTROL_MAP = "control_map"  # a ControlNet's map (canny edges, scribble, line art) of an image
 
 # arq's own key for a running job; the worker refreshes it as a lease (see gpu_worker.lease).
@@ -276,6 +277,18 @@ class ProgressEvent(_Payload):
     preview: bytes | None = None  # 'step': a small WebP of the current step (gpu_worker.preview)
 
 
+class DescribeJob(_Payload):
+    image: bytes  # PNG, JPEG or WebP (the studio converts other uploads)
+    count: int = Field(default=4, ge=1, le=16)  # captions wanted: one beam-searched, the rest sampled
+    seed: int = Field(default=0, ge=0, lt=2**32)  # the sampled captions' seeds start here
+
+
+class DescribeResult(_Payload):
+    captions: list[str]  # distinct, the beam-searched one first
+    model: str = ""  # the [describe] source, for the log
+    seconds: float = 0.0
+
+
 _PayloadT_co = TypeVar("_PayloadT_co", bound=_Payload, covariant=True)
 _ResultT_co = TypeVar("_ResultT_co", bound=_Payload, covariant=True)
 # For functions that take a job and its payload, and return its result.
@@ -307,6 +320,8 @@ BOARD_SHEET_SPEC = JobSpec(BOARD_SHEET, POST, BoardSheetJob, BoardSheetResult)
 COLLAGE_SPEC = JobSpec(COLLAGE, POST, CollageJob, CollageResult)
 GRADE_SPEC = JobSpec(GRADE, POST, GradeJob, GradeResult)
 EXPORT_SPEC = JobSpec(EXPORT, POST, ExportJob, ExportResult)
+# On the inference queue: a captioning model wants the GPU the generations use (post workers stay light).
+DESCRIBE_SPEC = JobSpec(DESCRIBE, INFERENCE, DescribeJob, DescribeResult)
 CONTROL_MAP_SPEC = JobSpec(CONTROL_MAP, POST, ControlMapJob, ControlMapResult)
 
 # Every job by name: callers enqueue and read results through it, workers register from it.
@@ -321,6 +336,7 @@ JOBS: dict[str, JobSpec[_Payload, _Payload]] = {
         COLLAGE_SPEC,
         GRADE_SPEC,
         EXPORT_SPEC,
+        DESCRIBE_SPEC,
         CONTROL_MAP_SPEC,
     )
 }

@@ -86,6 +86,9 @@ description = "tiny sd3"
 steps = 4
 size = 64
 
+[describe]
+source = "{tiny_models["tiny-describe"]}"
+
 [controlnets.sd15.canny]
 source = "{tiny_models["tiny-sd15-canny"]}"
 

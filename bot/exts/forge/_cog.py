@@ -78,6 +78,7 @@ class ForgeCog(commands.Cog, name="Forge"):
         text_encoder="Also train the text encoder (stronger, less flexible)",
         visibility="Who may use the model: only you, or everyone on this server",
         new_version="Train a new version of a model of yours with this name",
+        caption="Captions: the images' alt text (default), or auto: the describe model writes missing ones",
     )
     @app_commands.choices(
         source=[
@@ -89,6 +90,10 @@ class ForgeCog(commands.Cog, name="Forge"):
         visibility=[
             app_commands.Choice(name="private (only me)", value="private"),
             app_commands.Choice(name="this server", value="server"),
+        ],
+        caption=[
+            app_commands.Choice(name="alt text", value="alt"),
+            app_commands.Choice(name="auto (describe the images without alt text)", value="auto"),
         ],
     )
     async def train(
@@ -114,6 +119,7 @@ class ForgeCog(commands.Cog, name="Forge"):
         text_encoder: bool | None = None,
         visibility: app_commands.Choice[str] | None = None,
         new_version: bool = False,
+        caption: app_commands.Choice[str] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         forge = self.bot.studio.forge
@@ -134,6 +140,8 @@ class ForgeCog(commands.Cog, name="Forge"):
         if from_set:  # the set's images stand in for attachments
             uploads, chosen = await self.bot.studio.training_sets.images(requester), "attachments"
         images = await forge.dataset(requester, chosen, project, uploads)  # type: ignore[arg-type]
+        if caption is not None and caption.value == "auto":  # studio.describe: [describe] captions
+            images = await self.bot.studio.describer.fill_captions(images)
         request = TrainingRequest(
             name=name,
             trigger=trigger,
