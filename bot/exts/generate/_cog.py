@@ -18,6 +18,7 @@ from bot.interactions import reply
 from bot.links import read_upload
 from bot.pending import Command
 from bot.projects import post_status, project_in, requester_of
+from bot.references import reference_ask
 from bot.ui.captions import upscale_caption
 from bot.ui.images import Picture, age_restricted, send_images, withheld_sentence
 from studio.entities import Project, Requester
@@ -63,7 +64,10 @@ class GenerateCog(commands.Cog, name="Generate"):
         guidance="Guidance scale (0-30)",
         private="Keep the images out of community feeds and remixes",
         style="A style preset (see /styles)",
-        board="Start from this project's mood board (img2img from its collage)",
+        board="This project's mood board as a style reference (see board_start)",
+        board_start="With board: start from the board's collage (img2img) instead",
+        sref="A style reference image (adds to --sref board|favourites|link; weight --sw)",
+        cref="A character reference image (adds to --cref; weight --cw)",
         lora="Custom LoRA models with weights: mychar:0.8, inkstyle:0.5 (see /models list)",
         control="An image whose structure to follow through a ControlNet (see control_mode)",
         control_mode="What to take from the control image (default canny edges)",
@@ -88,6 +92,9 @@ class GenerateCog(commands.Cog, name="Generate"):
         style: str | None = None,
         board: bool = False,
         lora: app_commands.Range[str, 1, 300] | None = None,
+        board_start: bool = False,
+        sref: discord.Attachment | None = None,
+        cref: discord.Attachment | None = None,
         control: discord.Attachment | None = None,
         control_mode: app_commands.Choice[str] | None = None,
         control_strength: float | None = None,  # ranges answered in words (studio.control)
@@ -107,6 +114,9 @@ class GenerateCog(commands.Cog, name="Generate"):
             "style": style,
             "board": board or None,
             "lora": lora,
+            "board_start": board_start or None,
+            "sref": sref.to_dict() if sref else None,  # read again on a resume (signed URLs)
+            "cref": cref.to_dict() if cref else None,
             **control_said(
                 control,
                 control_mode.value if control_mode else None,
@@ -140,14 +150,17 @@ class GenerateCog(commands.Cog, name="Generate"):
         if said.get("board"):  # the board of the project whose thread this is
             here = await command.channel()
             board_in = str(here.id) if isinstance(here, discord.Thread) else None
+        # board: is a style reference; board_start: the collage as img2img start (bot/references.py)
+        references = await reference_ask(self.bot, command, await command.channel())
         plan = await self.studio.generations.prepare(
             requester,
             cleaned,
             options,
             use_defaults=True,
             private=said.get("private"),
-            from_board=bool(said.get("board")),
+            from_board=bool(said.get("board") and said.get("board_start")),
             board_in=board_in,
+            references=references,
             control=await control_ask(self.bot, command),  # bot/control.py
         )
         channel = await command.channel()
