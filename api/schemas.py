@@ -126,6 +126,20 @@ class RemixForm(GenerationOptions):
     strength: Strength | None = None
 
 
+class ControlForm(GenerationOptions):
+    """multipart/form-data: an image whose structure the result follows (ControlNet), and the prompt.
+    The studio checks the mode is configured for the model's family and the ranges, in one sentence."""
+
+    image: UploadFile
+    prompt: Prompt
+    control_mode: Annotated[
+        str, Field(max_length=20, description="canny, depth, pose, scribble or lineart")
+    ] = "canny"
+    control_strength: float | None = Field(default=None, description="Conditioning scale, 0-2 (default 1)")
+    control_start: float | None = Field(default=None, description="Fraction of the steps where it begins")
+    control_end: float | None = Field(default=None, description="Fraction of the steps where it ends")
+
+
 Cell = (
     Annotated[str, Field(max_length=1000)]
     | Annotated[int, Field(ge=-(2**53), le=2**53)]

@@ -12,6 +12,7 @@ from api.generating import destination, launched
 from api.present import Links, generation_out
 from api.routing import StrictJsonRoute
 from api.uploads import read_upload
+from studio.control import ControlAsk
 from studio.recipe import Draft
 
 router = APIRouter(tags=["generations"], route_class=StrictJsonRoute)
@@ -54,6 +55,30 @@ async def remix(
         private=where.private,
         project=where.project,
         thread_id=where.deliver_to,
+    )
+    return await launched(caller, plan, where, Links.of(request))
+
+
+@router.post("/control", status_code=202, summary="Start a generation that follows an image's structure")
+async def control(
+    form: Annotated[schemas.ControlForm, Form(media_type="multipart/form-data")],
+    caller: CallerDep,
+    request: Request,
+) -> schemas.GenerationOut:
+    """ControlNet: the upload's canny edges (or scribble, line art; depth and pose where configured) steer
+    a text-to-image generation. The map is made and checked before anything is queued."""
+    upload = await read_upload(form.image, caller.api.settings.max_upload_bytes)
+    where = destination(caller, form.project, form.private, form.webhook_url, form.discord_thread_id)
+    ask = ControlAsk(upload, form.control_mode, form.control_strength, form.control_start, form.control_end)
+    plan = await caller.api.studio.generations.prepare(
+        caller.requester,
+        form.prompt,
+        Draft.from_options(dict(form)),
+        use_defaults=True,
+        private=where.private,
+        project=where.project,
+        thread_id=where.deliver_to,
+        control=ask,
     )
     return await launched(caller, plan, where, Links.of(request))
 
