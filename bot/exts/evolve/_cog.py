@@ -25,7 +25,7 @@ from bot.interactions import reply
 from bot.pending import Command
 from bot.projects import post_status, project_in, requester_of
 from studio.entities import Project, Requester
-from studio.errors import NotFound, NotYours
+from studio.errors import NotFound, NotYours, StudioError
 from studio.evolve import DEFAULT_MINUTES, DEFAULT_ROUNDS, MAX_MINUTES, MAX_ROUNDS, Closed, Evolve, poll_hours
 from studio.store.evolutions import Evolution
 
@@ -261,13 +261,23 @@ class EvolveCog(commands.Cog, name="Evolve"):
             if not finalized(poll):
                 return  # not over yet (a poll-result message raced its update): a later event closes it
             assert poll is not None
-            closed = await self.evolve.close(evolution, vote_counts(poll))
+            try:
+                closed = await self.evolve.close(evolution, vote_counts(poll))
+            except StudioError as error:  # the next round was refused (a quota, the queue away)
+                await self._stop(evolution.id, f"⚠️ Evolution stopped after round {round_no}: {error}")
+                return
             if closed is None:
                 return
             timer = self._timers.pop(evolution_id, None)
             if timer is not None and timer is not asyncio.current_task():
                 timer.cancel()
             await self._announce(closed)
+
+    async def _stop(self, evolution_id: str, text: str) -> None:
+        current = await self.evolve.rows.get(evolution_id)
+        if await self.evolve.rows.fail(current.id, current.round):
+            channel = await self.bot.channel_by_id(int(current.thread_id))
+            await channel.send(text, allowed_mentions=render.NO_PINGS)
 
     async def _announce(self, closed: Closed) -> None:
         evolution = closed.evolution
