@@ -10,7 +10,7 @@ Everything the bot does wrong is answered the way Discord answers it *and* recor
 
 ``FakeDiscord`` is the ``World`` (every record) with the aiohttp app on top: it mounts each
 resource's routes (``guilds``, ``commands``, ``interactions``, ``channels``, ``threads``,
-``reactions``, ``cdn``, ``gateway``) and does what every REST call shares: holds, rate limits,
+``reactions``, ``polls``, ``cdn``, ``gateway``) and does what every REST call shares: holds, rate limits,
 the bot token, the application and guild in the path, and Discord's error answers.
 """
 
