@@ -149,3 +149,26 @@ async def test_links_without_an_image_or_to_another_server_are_refused(
         assert words in answer, answer
         assert set(fake.threads) == threads and generation_count(e2e_deployment) == before
     fake.assert_clean()
+
+
+async def test_favourites_are_a_reference_source(bot: BotProcess, fake: FakeDiscord) -> None:
+    result, thread_id = await made(fake, {"prompt": "two green kites --seed 3", "batch": 2})
+    menu = next(c for m in result.components for c in _ids(m) if c.startswith("at:f:"))
+    pick = await fake.select(result.id, menu, ["0"], user="alice")
+    assert "Your favourites in this batch: 1" in await ephemeral_answer(pick)
+    prompt: dict[str, Any] = {"prompt": "a quiet street --seed 9", "batch": 1}
+    plain, _ = await made(fake, prompt, channel_id=thread_id)
+    faved, _ = await made(
+        fake, {**prompt, "prompt": "a quiet street --seed 9 --cref favourites"}, channel_id=thread_id
+    )
+    assert pixels(faved) != pixels(plain)
+    none = await fake.slash("imagine", {"prompt": "a quiet street --sref favourites"}, user="bob")
+    assert "You have no favourites here yet" in await ephemeral_answer(none)
+    fake.assert_clean()
+
+
+def _ids(component: dict[str, Any]) -> list[str]:
+    found = [component["custom_id"]] if "custom_id" in component else []
+    for child in component.get("components", []):
+        found += _ids(child)
+    return found
