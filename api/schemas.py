@@ -116,6 +116,9 @@ class GenerationOptions(Strict):
 
 class GenerationIn(GenerationOptions):
     prompt: Prompt
+    confirm: bool = Field(
+        default=False, description="Start a `{a, b}` permutation set above the confirmation threshold"
+    )
 
 
 class RemixForm(GenerationOptions):

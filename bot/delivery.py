@@ -21,6 +21,7 @@ import discord
 
 from bot import render
 from bot.control import control_pictures
+from bot.tiling import tile_pictures
 from bot.ui.generation import result_view
 from bot.ui.images import Picture, age_restricted, send_images, withheld_sentence
 from studio import eta, jobs
@@ -211,6 +212,11 @@ class Delivery:
             [
                 Picture(png, f"atelier-{generation.id[:8]}"),
                 *await control_pictures(self.bot.studio, generation),  # its control map beside it
+                *await tile_pictures(  # --tile: each image 2x2 (bot/tiling.py)
+                    self.bot.studio,
+                    generation,
+                    hide_flagged=safe is not None and not age_restricted(message.channel),
+                ),
             ],
             lambda files: editor.final(content=content, embed=embed, view=view, attachments=files),
             guild=guild,

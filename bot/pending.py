@@ -142,9 +142,14 @@ class Pending:
         self.handlers[command] = handler
 
     async def acknowledge(
-        self, interaction: discord.Interaction[Any], command: str, options: dict[str, Any]
+        self,
+        interaction: discord.Interaction[Any],
+        command: str,
+        options: dict[str, Any],
+        respond: Callable[[], Awaitable[Any]] | None = None,
     ) -> Command | None:
-        """Record the command, then defer ("thinking…"). None when Discord refused the defer."""
+        """Record the command, then defer ("thinking…"), or ``respond`` instead (a button's own
+        first response, e.g. updating its message). None when Discord refused it."""
         user = interaction.user
         ack = Acknowledged(
             id=str(interaction.id),
@@ -165,7 +170,10 @@ class Pending:
         if ack.done_at is not None:
             return None  # a redelivered interaction that was already answered
         try:
-            await interaction.response.defer(ephemeral=True, thinking=True)
+            if respond is not None:
+                await respond()
+            else:
+                await interaction.response.defer(ephemeral=True, thinking=True)
         except discord.HTTPException as error:
             # Too late (the 3 s window) or unknown: Discord told the person it did not respond, and
             # they may try again; doing the work anyway would make a second, unexpected result.

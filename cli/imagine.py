@@ -15,6 +15,7 @@ from studio.app import open_studio
 from studio.entities import Requester
 from studio.errors import StudioError
 from studio.outage import REDIS_DOWN
+from studio.permutations import has_permutations
 from studio.recipe import Draft
 from studio.settings import load_settings
 
@@ -34,6 +35,11 @@ async def imagine(args: argparse.Namespace) -> int:
             init = Path(args.init).read_bytes()
         except OSError as exc:
             raise StudioError(f"Cannot read the init image {args.init}: {exc.strerror}.") from None
+    if has_permutations(args.prompt):
+        raise StudioError(
+            "`atelier imagine` makes one generation: run it once per prompt, or send the `{a, b}` "
+            "prompt through /imagine or the API, which expand it."
+        )
     async with open_studio(settings) as studio:
         generation = await studio.generations.imagine(
             requester(), args.prompt, Draft.from_options(vars(args)), args.project, init

@@ -13,9 +13,11 @@ from typing import Any
 import torch
 from PIL import Image, ImageOps
 
+from gpu_worker.chaos import run_each
 from gpu_worker.model_settings import clip_skip_arguments
 from gpu_worker.pipelines import LoadedModel
 from gpu_worker.prompting import prompt_arguments
+from gpu_worker.tiling import seamless
 from gpu_worker.trusted import open_image
 from studio.families import FAMILIES
 from studio.recipe import Recipe
@@ -127,11 +129,11 @@ def run(
     if cancel.is_set():
         raise Cancelled
     started = time.perf_counter()
-    with torch.inference_mode():
-        output = pipe(**args)
+    with torch.inference_mode(), seamless(pipe, recipe.tile):  # --tile: wrapping convolutions
+        # --chaos: each image its own guidance and prompt order (studio.chaos), one call each
+        images = run_each(pipe, model, recipe, args) if recipe.chaos else list(pipe(**args).images)
     if cancel.is_set():
         raise Cancelled
-    images = list(output.images)
     if mode == "inpaint" and mask is not None and init_image is not None:
         images = [_keep_unmasked(init_image, image, mask) for image in images]
     return Generated(images=images, seconds=time.perf_counter() - started)

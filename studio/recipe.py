@@ -40,6 +40,7 @@ MAX_REFERENCES = 4  # style and character references (IP-Adapter images) in one 
 MAX_REFERENCE_WEIGHT = 2.0  # an IP-Adapter scale: 0 ignores the image, 1 is its full say
 MAX_CONTROL_STRENGTH = 2.0  # a ControlNet conditioning scale
 MAX_CHAOS = 100
+TILE_FAMILIES = ("sd15", "sdxl")  # --tile: circular padding in a UNet and its VAE
 MAX_EDIT_CHARS = 60
 CONTROL_MODES = ("canny", "depth", "pose", "scribble", "lineart")
 ReferenceKind = Literal["style", "character"]
@@ -261,6 +262,12 @@ def _check_recipe(r: Recipe) -> None:
             raise InvalidRecipe("lora", f"LoRA weight must be between -4 and 4 (got {lora.weight}).")
     if not 0 <= r.chaos <= MAX_CHAOS:
         raise InvalidRecipe("chaos", f"`--chaos` must be between 0 and {MAX_CHAOS} (got {r.chaos}).")
+    if r.tile and r.family not in TILE_FAMILIES:  # gpu_worker/tiling.py: UNets only
+        raise InvalidRecipe(
+            "tile",
+            f"`--tile` works with SD 1.5 and SDXL models only; {family.label} models cannot make "
+            "seamless tiles yet.",
+        )
     if len(r.references) > MAX_REFERENCES:
         raise InvalidRecipe(
             "references", f"At most {MAX_REFERENCES} reference images (--sref, --cref) in one recipe."

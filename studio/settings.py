@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     recorded_result_ttl_s: int = Field(default=300, ge=1)  # results already in SQLite
     grid_timeout_s: float = Field(default=60.0, gt=0)  # then a batch is recorded without its grid
     max_jobs_per_user: int = Field(default=3, ge=1)  # generations one person may have in flight
+    # `{a, b}` permutations (studio/permutations.py): at most this many prompts from one request,
+    # and Discord asks Confirm/Cancel (the API wants `confirm`) above the threshold.
+    max_permutations: int = Field(default=16, ge=1, le=100)
+    permutation_confirm_above: int = Field(default=4, ge=1, le=100)
     max_jobs_per_worker: int = Field(default=1, ge=1)
     cache_size: int = Field(default=2, ge=1)  # pipelines kept warm per worker
 

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Form, Path, Query, Request
 
 from api import schemas
 from api.auth import CallerDep
-from api.generating import destination, launched
+from api.generating import destination, launched, recorded
 from api.present import Links, generation_out
 from api.routing import StrictJsonRoute
 from api.uploads import read_upload
 from studio.control import ControlAsk
+from studio.permutations import prepare_set, start_set
 from studio.recipe import Draft
 
 router = APIRouter(tags=["generations"], route_class=StrictJsonRoute)
@@ -22,19 +23,38 @@ GenerationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za
 @router.post("/generations", status_code=202, summary="Start a generation")
 async def create_generation(
     body: schemas.GenerationIn, caller: CallerDep, request: Request
-) -> schemas.GenerationOut:
-    """Validates everything, records and queues it; poll its `url`, or give a `webhook_url`."""
+) -> schemas.GenerationOut | schemas.BatchOut:
+    """Validates everything, records and queues it; poll its `url`, or give a `webhook_url`.
+
+    A prompt with `{a, b}` permutations starts one generation per prompt it expands into and
+    answers as a batch does (`row` is the prompt's number); above `permutation_confirm_above`
+    prompts it needs `"confirm": true` (else 400, the count in `detail`, `field` "confirm")."""
+    studio = caller.api.studio
     where = destination(caller, body.project, body.private, body.webhook_url, body.discord_thread_id)
-    plan = await caller.api.studio.generations.prepare(
+    plans = await prepare_set(  # studio/permutations.py: one plan without `{...}`
+        studio.generations,
         caller.requester,
         body.prompt,
         Draft.from_options(dict(body)),
+        confirmed=body.confirm,
         use_defaults=True,
         private=where.private,
         project=where.project,
         thread_id=where.deliver_to,
     )
-    return await launched(caller, plan, where, Links.of(request))
+    links = Links.of(request)
+    if len(plans) == 1:
+        return await launched(caller, plans[0], where, links)
+    started = await start_set(
+        studio.generations, plans, on_started=lambda generation: recorded(caller, generation, where)
+    )
+    return schemas.BatchOut(
+        count=len(started),
+        generations=[
+            schemas.BatchItemOut(row=number, id=g.id, status=g.status, url=links.generation(g.id))
+            for number, g in enumerate(started, start=1)
+        ],
+    )
 
 
 @router.post("/remix", status_code=202, summary="Start a generation from an uploaded image")

@@ -17,6 +17,7 @@ from bot.control import control_ask, control_said
 from bot.interactions import reply
 from bot.links import read_upload
 from bot.pending import Command
+from bot.permutations import Permuted, start_permuted, thread_title
 from bot.projects import post_status, project_in, requester_of
 from bot.references import reference_ask
 from bot.ui.captions import upscale_caption
@@ -152,7 +153,7 @@ class GenerateCog(commands.Cog, name="Generate"):
             board_in = str(here.id) if isinstance(here, discord.Thread) else None
         # board: is a style reference; board_start: the collage as img2img start (bot/references.py)
         references = await reference_ask(self.bot, command, await command.channel())
-        plan = await self.studio.generations.prepare(
+        plans = await Permuted(self.bot, command).prepare(  # `{a, b}`: a plan each (bot/permutations.py)
             requester,
             cleaned,
             options,
@@ -163,6 +164,12 @@ class GenerateCog(commands.Cog, name="Generate"):
             references=references,
             control=await control_ask(self.bot, command),  # bot/control.py
         )
+        if plans is None:  # asked to confirm first
+            return
+        if len(plans) > 1:
+            await start_permuted(self, command, plans, thread_title(cleaned))
+            return
+        plan = plans[0]
         channel = await command.channel()
         target, project = await self._target(command, channel, requester, plan.recipe.prompt, plan.private)
         await command.working_in(target)
