@@ -200,7 +200,8 @@ class Generations:
         defaults = await self.preferences.defaults_for(requester)
         chosen = private if private is not None else bool(defaults.private)
         recipes: list[Recipe] = []
-        for number, text in enumerate(texts, start=1):
+        rows = list(texts)
+        for number, text in enumerate(rows, start=1):
             try:
                 recipes.append(self.recipe(text, options, defaults=defaults))
             except StudioError as error:
@@ -217,12 +218,16 @@ class Generations:
                 await self.models.adapters_for(requester, recipe, share=False)
                 checked.add((recipe.family, recipe.loras))
         await self.check_capacity(requester, len(recipes), limit)
-        return BatchPlan(
-            tuple(
-                GenerationPlan(requester, recipe, target, private=chosen, deliver_to=thread_id, limit=limit)
-                for recipe in recipes
+        plans = []
+        for number, (text, recipe) in enumerate(zip(rows, recipes, strict=True), start=1):
+            plan = GenerationPlan(
+                requester, recipe, target, private=chosen, deliver_to=thread_id, limit=limit
             )
-        )
+            try:  # a row's --sref/--cref (links to Atelier images; studio.references)
+                plans.append(await self.references.apply(plan, text, options, None))
+            except StudioError as error:
+                raise InvalidRecipe("rows", f"Row {number}: {error}") from None
+        return BatchPlan(tuple(plans))
 
     async def check(self, plan: GenerationPlan) -> None:
         """What every generation passes before it starts: its LoRAs are the requester's to use

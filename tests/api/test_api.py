@@ -248,6 +248,9 @@ async def test_bad_input_is_refused_with_a_reason_and_nothing_is_queued(
         "/v1/batches", json={"template": "a {x}", "rows": [{"x": "cat"}, {"x": "dog --steps 0"}]}
     )
     assert "line" in await refused("/v1/batches", json={"template": "a {x}", "csv": 'x\n"unterminated'})
+    assert "Row 2: `--sref` takes `board`" in await refused(  # references are checked per row too
+        "/v1/batches", json={"template": "a {x}", "rows": [{"x": "cat"}, {"x": "dog --sref nowhere"}]}
+    )
     over_capacity = await refused(
         "/v1/batches", 429, json={"template": "a {x}", "rows": [{"x": i} for i in range(7)], "steps": 1}
     )
