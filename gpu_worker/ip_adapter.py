@@ -90,7 +90,13 @@ def _encoder(source: str, device: torch.device, dtype: torch.dtype) -> Any:
 
 
 def _pipes(model: LoadedModel) -> list[Any]:
-    return [pipe for pipe in (model.text2img, model.img2img, model.inpaint) if pipe is not None]
+    """Every pipeline of the model that shares its UNet: the three modes and any ControlNet one
+    (``LoadedModel.controls`` also holds the ControlNet models themselves: not pipelines)."""
+    from diffusers import DiffusionPipeline
+
+    found = [pipe for pipe in (model.text2img, model.img2img, model.inpaint) if pipe is not None]
+    controls = getattr(model, "controls", {})
+    return found + [pipe for pipe in controls.values() if isinstance(pipe, DiffusionPipeline)]
 
 
 def _load(model: LoadedModel, config: IPAdapterConfig) -> _Kept:
