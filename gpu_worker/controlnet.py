@@ -14,7 +14,11 @@ import torch
 from diffusers import (
     ControlNetModel,
     DiffusionPipeline,
+    StableDiffusionControlNetImg2ImgPipeline,
+    StableDiffusionControlNetInpaintPipeline,
     StableDiffusionControlNetPipeline,
+    StableDiffusionXLControlNetImg2ImgPipeline,
+    StableDiffusionXLControlNetInpaintPipeline,
     StableDiffusionXLControlNetPipeline,
 )
 from PIL import Image
@@ -25,9 +29,15 @@ from gpu_worker.trusted import WorkerCatalogue
 from studio.controlnets import ControlNetEntry
 from studio.recipe import Recipe
 
-_CONTROL_PIPELINES: dict[str, type[DiffusionPipeline]] = {
-    "sd15": StableDiffusionControlNetPipeline,
-    "sdxl": StableDiffusionXLControlNetPipeline,
+# (family, the job's mode) -> its ControlNet pipeline: a variation or an inpaint of a controlled
+# image keeps its control (the map is the image's own size and framing).
+_CONTROL_PIPELINES: dict[tuple[str, str], type[DiffusionPipeline]] = {
+    ("sd15", "text2img"): StableDiffusionControlNetPipeline,
+    ("sd15", "img2img"): StableDiffusionControlNetImg2ImgPipeline,
+    ("sd15", "inpaint"): StableDiffusionControlNetInpaintPipeline,
+    ("sdxl", "text2img"): StableDiffusionXLControlNetPipeline,
+    ("sdxl", "img2img"): StableDiffusionXLControlNetImg2ImgPipeline,
+    ("sdxl", "inpaint"): StableDiffusionXLControlNetInpaintPipeline,
 }
 
 
@@ -42,27 +52,36 @@ def load_controlnet(entry: ControlNetEntry, device: str, dtype: torch.dtype) -> 
     return controlnet.to(device)  # type: ignore[no-any-return]
 
 
-def control_pipeline(model: LoadedModel, entry: ControlNetEntry, device: str) -> DiffusionPipeline:
-    """The base model's ControlNet pipeline for ``entry``, made on first use and kept with the model."""
-    key = f"{entry.mode}:{entry.source}"
+def control_pipeline(
+    model: LoadedModel, entry: ControlNetEntry, device: str, mode: str = "text2img"
+) -> DiffusionPipeline:
+    """The base model's ControlNet pipeline for ``entry`` and the job's ``mode`` (text2img, img2img,
+    inpaint), made on first use and kept with the model; the modes share one loaded ControlNet."""
+    key = f"{mode}:{entry.mode}:{entry.source}"
     pipe = model.controls.get(key)
     if pipe is None:
-        cls = _CONTROL_PIPELINES.get(model.ref.family)
+        cls = _CONTROL_PIPELINES.get((model.ref.family, mode))
         if cls is None:
             raise ValueError(f"{model.ref.family} models take no ControlNet here")
-        controlnet = load_controlnet(entry, device, model.text2img.dtype)
+        net_key = f"net:{entry.mode}:{entry.source}"
+        controlnet = model.controls.get(net_key) or load_controlnet(entry, device, model.text2img.dtype)
+        model.controls[net_key] = controlnet
         pipe = cls.from_pipe(model.text2img, controlnet=controlnet)
         pipe.set_progress_bar_config(disable=True)
         model.controls[key] = pipe
     return pipe
 
 
-def control_arguments(recipe: Recipe, control_map: Image.Image) -> dict[str, Any]:
-    """The ControlNet pipeline's own arguments for the recipe's control and its decoded map."""
+def control_arguments(recipe: Recipe, control_map: Image.Image, mode: str = "text2img") -> dict[str, Any]:
+    """The ControlNet pipeline's own arguments for the recipe's control and its decoded map (text to
+    image takes the map as ``image``; img2img and inpaint, whose ``image`` is the start, as
+    ``control_image``)."""
     control = recipe.control
     assert control is not None
     return {
-        "image": control_map.resize((recipe.width, recipe.height), Image.Resampling.LANCZOS),
+        "image" if mode == "text2img" else "control_image": control_map.resize(
+            (recipe.width, recipe.height), Image.Resampling.LANCZOS
+        ),
         "controlnet_conditioning_scale": control.strength,
         "control_guidance_start": control.start,
         "control_guidance_end": control.end,
@@ -77,6 +96,7 @@ def prepare_control(
     device: str,
     max_pixels: int,
     max_bytes: int,
+    mode: str = "text2img",
 ) -> tuple[DiffusionPipeline, dict[str, Any]]:
     """The pipeline and arguments for a recipe with control. ValueError in words when this worker
     has no ControlNet for it, or the map is missing or not an image."""
@@ -91,4 +111,4 @@ def prepare_control(
     if control_map is None:
         raise ValueError("the job came without its control map")
     image = decode_image(control_map, max_pixels, max_bytes, "the control map")
-    return control_pipeline(model, entry, device), control_arguments(recipe, image)
+    return control_pipeline(model, entry, device, mode), control_arguments(recipe, image, mode)

@@ -88,8 +88,9 @@ def generate_images(
 
         try:
             limits = (settings.max_upload_pixels, settings.max_upload_bytes)
+            mode = "text2img" if init is None else "inpaint" if mask is not None else "img2img"
             control_pipe, control_args = prepare_control(
-                cache.catalogue, model, recipe, job.control_map, cache.device, *limits
+                cache.catalogue, model, recipe, job.control_map, cache.device, *limits, mode
             )
         except (ModelLoadError, OSError, ValueError) as exc:
             raise UserFacingError(f"the control could not be used: {exc}") from exc

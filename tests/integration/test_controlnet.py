@@ -77,7 +77,7 @@ def test_control_changes_the_image_and_strength_zero_is_the_plain_model(
     assert np.abs(with_control - none).mean() > 2.0  # the map steers the denoiser
     assert np.array_equal(at_zero, none)  # no say: exactly the plain model's image
     assert np.array_equal(image(controlled(1.0)), with_control)  # reproducible
-    pipe = model.controls[next(iter(model.controls))]
+    pipe = next(p for key, p in model.controls.items() if key.startswith("text2img:"))
     assert pipe.unet is model.text2img.unet and pipe.vae is model.text2img.vae  # from_pipe: shared weights
 
 
@@ -100,6 +100,10 @@ async def test_canny_control_through_the_queue_and_a_reroll(studio: Studio) -> N
     again = await studio.generations.start(await studio.refine.prepare_reroll(ALICE, generation.id))
     rerolled = await asyncio.wait_for(studio.results.follow(again.id), 120)  # the map read back
     assert rerolled.generation.recipe.control == control
+    varied = await studio.generations.start(await studio.refine.prepare_vary(ALICE, generation.id, 0))
+    variation = await asyncio.wait_for(studio.results.follow(varied.id), 120)  # img2img with control
+    assert variation.generation.status == "done" and variation.generation.recipe.control == control
+    assert variation.generation.recipe.init_image is not None
 
 
 @pytest.mark.parametrize(
