@@ -45,7 +45,7 @@ def run_each(pipe: Any, model: LoadedModel, recipe: Recipe, args: dict[str, Any]
         }
         if isinstance(call.get("image"), list):  # one copy per image (SD3's img2img)
             call["image"] = call["image"][:1]
-        if drawn.offset and "image" not in call and recipe.family in UNET_FAMILIES:
+        if drawn.offset and "strength" not in call and recipe.family in UNET_FAMILIES:  # starts from noise
             call["latents"] = shifted_noise(pipe, recipe, args["generator"][index], drawn)
         images += list(pipe(**call).images)
     return images

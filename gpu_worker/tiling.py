@@ -19,11 +19,11 @@ from typing import Any
 
 from torch import nn
 
-COMPONENTS = ("unet", "vae")
+COMPONENTS = ("unet", "vae", "controlnet")  # a ControlNet pipeline's too: its residuals join the UNet's
 
 
 def convolutions(pipe: Any) -> list[nn.Conv2d]:
-    """The padded 2-D convolutions of the pipeline's UNet and VAE (LoRA layers' included)."""
+    """The padded 2-D convolutions of the pipeline's UNet, VAE and ControlNet (LoRA layers' included)."""
     found: list[nn.Conv2d] = []
     for name in COMPONENTS:
         component = getattr(pipe, name, None)

@@ -7,10 +7,10 @@ With chaos each image also gets, drawn from a generator seeded by that image's o
   [-1, 1], so at ``--chaos 100`` anywhere from half to twice it (kept within 0..30);
 - a shuffled prompt, with probability ``N/100``: the comma-separated fragments after the first
   (the subject stays first) in a new order, which changes what the text encoder stresses;
-- for SD 1.5 and SDXL text to image, a broad shift of its starting noise ("offset noise"): each
-  latent channel moved by a constant and a coarse 2x2 field, both ``N/100 * NOISE_OFFSET``
-  standard deviations, which moves the image's overall light, colour and layout (the fine noise
-  stays the seed's own).
+- for SD 1.5 and SDXL started from noise (not img2img or inpaint), a broad shift of its
+  starting noise ("offset noise"): each latent channel moved by a constant and a coarse 2x2
+  field, both ``N/100 * NOISE_OFFSET`` standard deviations, which moves the image's overall
+  light, colour and layout (the fine noise stays the seed's own).
 
 The draw depends on nothing but the image's seed and N, so ``Recipe.for_image(i)`` (batch 1, seed
 ``seed + i``) gets exactly the jitter image ``i`` had in its batch: a chaotic image is reproduced

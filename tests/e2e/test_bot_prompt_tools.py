@@ -114,6 +114,28 @@ async def test_tile_posts_a_2x2_preview_beside_the_result(
     fake.assert_clean()
 
 
+async def test_chaos_batch_is_delivered_and_its_images_are_reproduced_alone(
+    bot: BotProcess, fake: FakeDiscord, e2e_deployment: Deployment
+) -> None:
+    """Through the real worker: a chaotic batch runs one call per image; image 2 is made again,
+    pixel for pixel, by its own recipe (seed + 1, batch 1)."""
+
+    async def grid(prompt: str) -> np.ndarray:
+        threads = set(fake.threads)
+        await ephemeral_answer(await fake.slash("imagine", {"prompt": prompt}))
+        thread = await new_thread(fake, threads)
+        result = await finished(fake, (await status_message(fake, thread.id)).id)
+        assert result.content.startswith("✅ Done"), result.content
+        return np.asarray(Image.open(io.BytesIO(result.attachments[0].bytes)).convert("RGB"))
+
+    batch = await grid("a harbour, boats, fog, dawn --chaos 100 --batch 2 --seed 11")
+    alone = await grid("a harbour, boats, fog, dawn --chaos 100 --seed 12")
+    assert batch.shape == (64, 2 * 64 + 2, 3) and alone.shape == (64, 64, 3)
+    # the grid's second tile is image 2 (its lower half: the tile number sits top left)
+    assert np.array_equal(batch[32:, 64 + 2 :], alone[32:])
+    fake.assert_clean()
+
+
 BAD_INPUT: list[tuple[dict[str, Any], str]] = [
     ({"prompt": "a {red, blue fox"}, "without its `}`"),
     ({"prompt": "a red} fox"}, "without its `{`"),
