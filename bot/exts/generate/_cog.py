@@ -22,9 +22,11 @@ from bot.projects import post_status, project_in, requester_of
 from bot.references import reference_ask
 from bot.ui.captions import upscale_caption
 from bot.ui.images import Picture, age_restricted, send_images, withheld_sentence
+from bot.ui.outpaint import single_image_view
 from studio.entities import Project, Requester
 from studio.errors import InvalidRecipe, StudioError, TooManyJobs
 from studio.families import ASPECTS
+from studio.outpaint import DIRECTIONS, parse_zoom
 from studio.recipe import CONTROL_MODES, MAX_SEED, Draft
 
 if TYPE_CHECKING:
@@ -326,11 +328,48 @@ class GenerateCog(commands.Cog, name="Generate"):
             return
         await self._post_image(interaction, requester, generation_id, index)
 
+    async def check_single(self, interaction: discord.Interaction[Any]) -> None:
+        """Vary, Zoom Out and pan start from a posted single image, not a grid."""
+        message = interaction.message
+        await self.studio.refine.check_single_image(str(message.id) if message else None)
+
+    async def on_edit(
+        self,
+        interaction: discord.Interaction[Any],
+        edit: str,
+        generation_id: str,
+        index: int,
+        value: str | None = None,
+    ) -> None:
+        """A single image's Vary, Zoom Out or pan button (``value``: its form's box or factor)."""
+        await self.check_single(interaction)  # a grid's refusal is no press
+        # A form is filled in on purpose (and may be corrected at once); a button may bounce.
+        if value is None and self._double_press(interaction, f"e:{edit}", generation_id, index):
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await reply(interaction, "Already on it — that button was just pressed.")
+            return
+        message = interaction.message
+        said = {
+            "action": "e",
+            "edit": edit,
+            "generation": generation_id,
+            "index": index,
+            "message": str(message.id) if message else None,
+            "value": value,
+        }
+        command = await self.bot.pending.acknowledge(interaction, "refine", said)
+        if command is not None:
+            await self.bot.pending.run(command)
+
     async def _refine(self, command: Command) -> None:
-        """V (variations of image n) and 🔁 (reroll), live or resumed after a restart."""
+        """V (variations of image n), 🔁 (reroll) and a single image's edits (bot/ui/outpaint.py),
+        live or resumed after a restart."""
         said = command.options
         requester, source, index = command.requester, str(said["generation"]), int(said["index"])
         channel = await command.channel()
+        if said["action"] == "e":
+            await self._edit(command, channel, said)
+            return
         await command.working_in(channel)
         if said["action"] == "v":
             plan = await self.studio.refine.prepare_vary(requester, source, index)
@@ -342,6 +381,32 @@ class GenerateCog(commands.Cog, name="Generate"):
         await post_status(self.bot, channel, generation)
         what = f"Variations of image {index + 1}" if said["action"] == "v" else "Rerolling with new seeds"
         await command.answer(f"{what} — queued.")
+
+    async def _edit(self, command: Command, channel: Any, said: dict[str, Any]) -> None:
+        requester, source, index = command.requester, str(said["generation"]), int(said["index"])
+        refine = self.studio.refine
+        await refine.check_single_image(said.get("message"))
+        edit, value = str(said["edit"]), said.get("value")
+        if edit in ("subtle", "strong"):
+            plan = await refine.prepare_vary_intent(
+                requester, source, index, "subtle" if edit == "subtle" else "strong"
+            )
+        elif edit == "region":
+            plan = await refine.prepare_region(requester, source, index, str(value or ""))
+        elif edit in ("z1.5", "z2", "zoom"):
+            factor = parse_zoom(str(value or "")) if edit == "zoom" else float(edit[1:])
+            plan = await refine.prepare_outpaint(requester, source, index, zoom=factor)
+        elif edit in DIRECTIONS:
+            plan = await refine.prepare_outpaint(requester, source, index, pan=edit)
+        else:
+            raise StudioError("That button is not one I know any more.")
+        await command.working_in(channel)
+        generation = await self.studio.generations.start(
+            plan, deliver_to=str(channel.id), generation_id=command.generation_id
+        )
+        await post_status(self.bot, channel, generation)
+        what = (plan.recipe.edit or edit).capitalize()
+        await command.answer(f"{what} of image {index + 1} — queued.")
 
     async def _post_image(
         self, interaction: discord.Interaction[Any], requester: Requester, generation_id: str, index: int
@@ -362,7 +427,7 @@ class GenerateCog(commands.Cog, name="Generate"):
         message = await send_images(
             self.bot,
             [Picture(png, f"atelier-{image.seed}")],
-            lambda files: channel.send(content, files=files),
+            lambda files: channel.send(content, files=files, view=single_image_view(generation_id, index)),
             interaction=interaction,
         )
         await self.studio.store.add_post(

@@ -150,8 +150,9 @@ class GalleryCog(commands.Cog, name="Gallery"):
             where = render.where_shown(step.posts, step.image.index, interaction.guild_id)
             credit = render.credit(step.image.owner_id)
             remixed = f" · remixed {step.remixes}×" if step.remixes else ""
+            edit = f" · {step.image.recipe.edit}" if step.image.recipe.edit else ""  # from its parent
             lines.append(
-                f"{arrow} image {step.image.index + 1} by {credit} · "
+                f"{arrow} image {step.image.index + 1} by {credit}{edit} · "
                 f"*{render.quote(step.image.recipe.prompt, 60)}*{remixed} — {where}"
             )
         answer = "\n".join(lines)

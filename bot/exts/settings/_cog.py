@@ -52,6 +52,8 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
         style: str | None = None,
         private: bool | None = None,
         lane: app_commands.Choice[str] | None = None,
+        vary_subtle: float | None = None,  # Vary (Subtle)'s strength, 0.05-1 (checked in words)
+        vary_strong: float | None = None,
     ) -> None:
         """/settings set and /settings server: the same options, for you or for this server."""
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -64,6 +66,8 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
             style=style,
             private=private,
             lane=cast(Lane, lane.value) if lane else None,  # relax: runs when no fast job waits
+            vary_subtle=vary_subtle,
+            vary_strong=vary_strong,
         )
         updated = await self.bot.studio.preferences.change(requester_of(interaction), changes, server=server)
         whose = "This server's" if server else "Your"
