@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -93,10 +94,11 @@ FACTORS: dict[str, tuple[tuple[tuple[float, ...], ...], tuple[float, float, floa
 }
 
 
-def spatial(latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """The first image's latents as (channels, h, w). Flux packs 2x2 patches into a sequence
-    (batch, h/2 * w/2, channels * 4): unpacked here, the grid's shape taken from the image's."""
-    first = latents[0].detach()
+def spatial(latents: torch.Tensor, width: int, height: int) -> np.ndarray:
+    """The first image's latents as a (channels, h, w) float32 array. Flux packs 2x2 patches into
+    a sequence (batch, h/2 * w/2, channels * 4): unpacked here, the grid's shape taken from the
+    image's."""
+    first = latents[0].detach().float().cpu().numpy()
     if first.ndim == 3:
         return first
     if first.ndim != 2:
@@ -107,25 +109,28 @@ def spatial(latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
     if rows * cols != sequence or packed % 4:
         raise ValueError(f"packed latents of shape {tuple(latents.shape)} do not fit {width}x{height}")
     channels = packed // 4
-    grid = first.view(rows, cols, channels, 2, 2).permute(2, 0, 3, 1, 4)
+    grid = first.reshape(rows, cols, channels, 2, 2).transpose(2, 0, 3, 1, 4)
     return grid.reshape(channels, rows * 2, cols * 2)
 
 
 def latents_to_rgb(family: str, latents: torch.Tensor, width: int, height: int) -> Image.Image:
     """A rough RGB picture of the first image's latents: the family's linear map where its channel
-    count matches, else the first three channels normalised (any other latent space)."""
-    grid = spatial(latents, width, height).float().cpu()
+    count matches, else the first three channels normalised (any other latent space). The maths is
+    numpy on the CPU: torch's thread pool costs more than these few thousand multiply-adds."""
+    grid = spatial(latents, width, height)
     known = FACTORS.get(family)
     if known is not None and len(known[0]) == grid.shape[0]:
-        factors = torch.tensor(known[0])  # (channels, 3)
-        bias = torch.tensor(known[1])
-        rgb = torch.einsum("chw,cr->rhw", grid, factors) + bias.view(3, 1, 1)
-        rgb = ((rgb + 1) / 2).clamp(0, 1)  # the maps give roughly -1..1
+        factors = np.asarray(known[0], dtype=np.float32)  # (channels, 3)
+        rgb = (
+            np.tensordot(factors, grid, axes=([0], [0]))
+            + np.asarray(known[1], dtype=np.float32)[:, None, None]
+        )
+        rgb = np.clip((rgb + 1) / 2, 0, 1)  # the maps give roughly -1..1
     else:
-        rgb = grid[:3] if grid.shape[0] >= 3 else grid[:1].expand(3, -1, -1)
-        low, high = rgb.amin(), rgb.amax()
+        rgb = grid[:3] if grid.shape[0] >= 3 else np.repeat(grid[:1], 3, axis=0)
+        low, high = rgb.min(), rgb.max()
         rgb = (rgb - low) / (high - low + 1e-6)
-    pixels = (rgb.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    pixels = (rgb.transpose(1, 2, 0) * 255).round().astype(np.uint8)
     return Image.fromarray(pixels, "RGB")
 
 
