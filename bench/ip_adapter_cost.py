@@ -133,7 +133,12 @@ def main() -> int:
     p.add_argument("--size", type=int, default=128, help="image side in pixels (a multiple of 64)")
     p.add_argument("--quick", action="store_true", help="2 repeats, 2 and 6 steps")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--torch-threads", type=int, default=0, help="torch threads (0: torch's own choice)")
     args = p.parse_args()
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     if args.quick:
         args.repeats, args.few, args.many = 2, 2, 6
     quiet_libraries()
@@ -161,7 +166,8 @@ def main() -> int:
         print(f"  repeat {repeat + 1}/{args.repeats} done", file=sys.stderr)
 
     extra_steps = args.many - args.few
-    print(f"\nIP-Adapter cost, tiny models at {args.size}x{args.size}, CPU; {load_line()}")
+    threads = f"{args.torch_threads} torch thread(s)" if args.torch_threads else "torch's threads"
+    print(f"\nIP-Adapter cost, tiny models at {args.size}x{args.size}, CPU, {threads}; {load_line()}")
     per = f"per step = (pipeline s at {args.many} steps - at {args.few}) / {extra_steps}"
     print(f"{per}, medians of {args.repeats}\n")
     rows = []
