@@ -98,7 +98,7 @@ def spatial(latents: torch.Tensor, width: int, height: int) -> np.ndarray:
     """The first image's latents as a (channels, h, w) float32 array. Flux packs 2x2 patches into
     a sequence (batch, h/2 * w/2, channels * 4): unpacked here, the grid's shape taken from the
     image's."""
-    first = latents[0].detach().float().cpu().numpy()
+    first: np.ndarray = latents[0].detach().float().cpu().numpy()
     if first.ndim == 3:
         return first
     if first.ndim != 2:
@@ -109,8 +109,9 @@ def spatial(latents: torch.Tensor, width: int, height: int) -> np.ndarray:
     if rows * cols != sequence or packed % 4:
         raise ValueError(f"packed latents of shape {tuple(latents.shape)} do not fit {width}x{height}")
     channels = packed // 4
-    grid = first.reshape(rows, cols, channels, 2, 2).transpose(2, 0, 3, 1, 4)
-    return grid.reshape(channels, rows * 2, cols * 2)
+    grid: np.ndarray = first.reshape(rows, cols, channels, 2, 2).transpose(2, 0, 3, 1, 4)
+    unpacked: np.ndarray = grid.reshape(channels, rows * 2, cols * 2)
+    return unpacked
 
 
 def latents_to_rgb(family: str, latents: torch.Tensor, width: int, height: int) -> Image.Image:
