@@ -132,6 +132,9 @@ def result_embed(generation: Generation, owner_mention: str) -> discord.Embed:
         embed.add_field(name="Style", value=r.style)
     if r.loras:
         embed.add_field(name="LoRAs", value=", ".join(f"{lo.name}:{lo.weight:g}" for lo in r.loras))
+    if r.control is not None:  # ControlNet: its map is posted beside the result
+        c = r.control
+        embed.add_field(name="Control", value=f"{c.mode} {c.strength:g} (steps {c.start:g}–{c.end:g})")
     took = (generation.finished_at or 0) - generation.created_at
     embed.set_footer(
         text=f"{took:.1f}s · worker {generation.worker_seconds or 0:.1f}s · id {generation.id[:12]}"

@@ -52,6 +52,8 @@ async def test_canny_control_returns_the_result_beside_its_edge_map(
     assert len(plain.attachments) == 1 and len(controlled.attachments) == 2
     result, edge_map = controlled.attachments
     assert "canny-map" in edge_map.filename
+    fields = {f["name"]: f["value"] for f in controlled.embeds[0]["fields"]}
+    assert fields["Control"] == "canny 1 (steps 0–1)"
     edges = grey(edge_map.bytes) > 127
     assert edges.shape == (64, 64)
     border = np.zeros_like(edges)
