@@ -273,6 +273,17 @@ class LoraOut(BaseModel):
     weight: float
 
 
+class ControlOut(BaseModel):
+    """ControlNet: the mode, its scale and steps, the source image's and the derived map's sha256."""
+
+    mode: str
+    image: str
+    strength: float
+    start: float
+    end: float
+    map: str | None
+
+
 class RecipeOut(BaseModel):
     """Everything that reproduces the image(s)."""
 
@@ -294,6 +305,7 @@ class RecipeOut(BaseModel):
     mask: str | None
     parent_image: str | None
     style: str | None
+    control: ControlOut | None = None
 
 
 class ImageOut(BaseModel):

@@ -73,6 +73,10 @@ async def test_control_upload_makes_a_controlled_generation(api: ApiServer, keys
         assert answer.status_code == 202, answer.text
         done = await until_done(http, answer.json()["id"])
     assert done["status"] == "done", done
+    control = done["recipe"]["control"]
+    said = (control["mode"], control["strength"], control["start"], control["end"])
+    assert said == ("canny", 1.2, 0.0, 0.8)
+    assert len(control["image"]) == 64 and len(control["map"]) == 64
 
 
 @pytest.mark.parametrize(
