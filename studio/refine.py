@@ -79,6 +79,8 @@ class Refine:
         original = await self._owned(requester, generation_id)
         image = await self.store.image_at(generation_id, index)
         png = await self.artifacts.read(image.artifact)
+        # At least one denoising step: diffusers runs int(steps x strength) of them, and none fails.
+        strength = min(1.0, max(strength, 1 / original.recipe.steps))
         recipe = original.recipe.model_copy(
             update={
                 "seed": secrets.randbits(32) if seeds is None else seeds,

@@ -222,6 +222,11 @@ async def test_bad_edits_get_one_sentence_and_queue_nothing(
         _, varied = await press(fake, single, "subtle", thread_id)
         fields = {f["name"]: f["value"] for f in varied.embeds[0]["fields"]}
         assert fields["Strength"] == "0.3", fields
+        # 0.1 of the tiny model's 4 steps would be no step at all: at least one runs (0.25).
+        assert "vary_strong 0.1" in await server({"vary_subtle": 0.05, "vary_strong": 0.1})
+        _, varied = await press(fake, single, "strong", thread_id)
+        fields = {f["name"]: f["value"] for f in varied.embeds[0]["fields"]}
+        assert fields["Strength"] == "0.25", fields
     finally:
         await ephemeral_answer(await fake.slash("settings", user="mod", subcommand="server-reset"))
     fake.assert_clean()
