@@ -17,7 +17,7 @@ from gpu_worker.trusted import open_image
 WEIGHTLESS_MODES = ("canny", "scribble", "lineart")
 CANNY_LOW = 0.1  # hysteresis thresholds, as fractions of the strongest gradient
 CANNY_HIGH = 0.2
-MAX_GROWTH = 256  # hysteresis steps
+MAX_GROWTH = 64  # hysteresis steps: a weak stretch longer than this without a strong pixel drops
 
 
 def _grey(image: Image.Image) -> np.ndarray:
