@@ -89,12 +89,6 @@ size = 64
 [describe]
 source = "{tiny_models["tiny-describe"]}"
 
-[controlnets.sd15.canny]
-source = "{tiny_models["tiny-sd15-canny"]}"
-
-[controlnets.sdxl.canny]
-source = "{tiny_models["tiny-sdxl-canny"]}"
-
 [ip_adapter.sd15]
 image_encoder = "{tiny_models["tiny-ip-adapter"] / "image_encoder"}"
 style = "{tiny_models["tiny-ip-adapter"] / "sd15" / "style.safetensors"}"
@@ -103,6 +97,12 @@ character = "{tiny_models["tiny-ip-adapter"] / "sd15" / "character.safetensors"}
 [ip_adapter.sdxl]
 image_encoder = "{tiny_models["tiny-ip-adapter"] / "image_encoder"}"
 style = "{tiny_models["tiny-ip-adapter"] / "sdxl" / "style.safetensors"}"
+
+[controlnets.sd15.canny]
+source = "{tiny_models["tiny-sd15-canny"]}"
+
+[controlnets.sdxl.canny]
+source = "{tiny_models["tiny-sdxl-canny"]}"
 ''',
         encoding="utf-8",
     )

@@ -111,7 +111,6 @@ class SettingsCog(commands.GroupCog, name="settings", description="Your defaults
         said = "now show" if on else "no longer show"
         await reply(interaction, f"Saved. Running jobs on this server {said} live previews.")
 
-
     @app_commands.command(name="server-reset", description="Forget this server's defaults (admins)")
     async def server_reset(self, interaction: discord.Interaction[AtelierBot]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
