@@ -86,7 +86,7 @@ def test_add_writes_an_entry_that_keeps_the_files_comments(
     assert entry.config == str(tiny_models["tiny-sdxl"].resolve())
 
 
-def paint(model: LoadedModel) -> bytes:
+def paint(model: LoadedModel) -> np.ndarray:
     recipe = Recipe(
         model=model.ref.id,
         family="sdxl",
@@ -97,7 +97,14 @@ def paint(model: LoadedModel) -> bytes:
         width=64,
         height=64,
     )
-    return np.asarray(run(model, recipe, None, lambda s, t: None, threading.Event()).images[0]).tobytes()
+    return np.asarray(run(model, recipe, None, lambda s, t: None, threading.Event()).images[0]).astype(int)
+
+
+def same_picture(one: np.ndarray, other: np.ndarray) -> bool:
+    """The same weights through two loading paths: identical but for float rounding, which some
+    library versions leave at one level in a few pixels (a layout or processor difference)."""
+    difference = np.abs(one - other)
+    return bool(difference.max() <= 1 and (difference > 0).mean() < 0.01)
 
 
 def test_the_single_file_paints_the_folder_models_pixels(
@@ -109,7 +116,7 @@ def test_the_single_file_paints_the_folder_models_pixels(
     folder = load_model(
         ModelRef(id="tiny-sdxl", family="sdxl", source=str(tiny_models["tiny-sdxl"])), "cpu", torch.float32
     )
-    assert paint(from_file) == paint(folder)
+    assert same_picture(paint(from_file), paint(folder))
 
 
 def test_a_file_without_its_vae_takes_it_from_config(
@@ -136,7 +143,7 @@ def test_a_file_without_its_vae_takes_it_from_config(
     folder = load_model(
         ModelRef(id="tiny-sdxl", family="sdxl", source=str(tiny_models["tiny-sdxl"])), "cpu", torch.float32
     )
-    assert paint(from_file) == paint(folder)
+    assert same_picture(paint(from_file), paint(folder))
 
 
 def test_refusals_write_nothing(
