@@ -72,6 +72,21 @@ async def test_sref_and_cref_attachments_change_the_image_reproducibly(
     fake.assert_clean()
 
 
+async def test_a_flux_style_reference_changes_the_image_and_plain_flux_stays_plain(
+    bot: BotProcess, fake: FakeDiscord
+) -> None:
+    prompt: dict[str, Any] = {"prompt": "a red fox in the forest --model tiny-flux --seed 11", "batch": 1}
+    plain, _ = await made(fake, prompt)
+    styled, _ = await made(fake, prompt, attachments={"sref": png((220, 40, 40))})
+    again, _ = await made(fake, prompt, attachments={"sref": png((220, 40, 40))})
+    assert pixels(styled) != pixels(plain)
+    assert pixels(again) == pixels(styled)  # same seed, same reference: the same image
+    # The cached Flux pipeline goes back to the plain transformer for a job without references.
+    after, _ = await made(fake, prompt)
+    assert pixels(after) == pixels(plain)
+    fake.assert_clean()
+
+
 async def test_the_board_is_a_style_reference_and_board_start_keeps_the_collage(
     bot: BotProcess, fake: FakeDiscord
 ) -> None:
@@ -108,11 +123,16 @@ BAD = {
     ),
     "too many pixels": ("a cat", {"cref": (bomb(), "bomb.png", "image/png")}, "far too many pixels"),
     "no adapter for the family": (
-        "a cat --model tiny-flux",
+        "a cat --model tiny-sd3",
         {"sref": png((1, 2, 3))},
-        "Flux.1 models take no reference images",
+        "SD 3.5 models take no reference images",
     ),
     "no character adapter": ("a cat --model tiny-sdxl", {"cref": png((1, 2, 3))}, "no character references"),
+    "no Flux character adapter": (
+        "a cat --model tiny-flux",
+        {"cref": png((1, 2, 3))},
+        "Flux.1 models take no character references",
+    ),
     "not a source": ("a cat --sref somewhere", None, "takes `board`, `favourites` or a message link"),
     "board outside a project": ("a cat --sref board", None, "inside an Atelier project thread"),
     "weight without images": ("a cat --cw 0.5", None, "`--cw` weighs the `--cref` images"),
@@ -162,7 +182,9 @@ async def test_favourites_are_a_reference_source(bot: BotProcess, fake: FakeDisc
         fake, {**prompt, "prompt": "a quiet street --seed 9 --cref favourites"}, channel_id=thread_id
     )
     assert pixels(faved) != pixels(plain)
-    none = await fake.slash("imagine", {"prompt": "a quiet street --sref favourites"}, user="bob")
+    if "refnewcomer" not in fake.users:  # someone with no favourites (bob may have some by now)
+        fake.add_member(fake.guild_id, "refnewcomer")
+    none = await fake.slash("imagine", {"prompt": "a quiet street --sref favourites"}, user="refnewcomer")
     assert "You have no favourites here yet" in await ephemeral_answer(none)
     fake.assert_clean()
 
