@@ -1,12 +1,16 @@
 """Style and character references through the family's IP-Adapter, on a cached, shared pipeline.
 
 The adapters (``[ip_adapter.<family>]`` of the worker's own catalogue) are loaded onto a model's
-UNet the first time a job brings references, with diffusers' ``load_ip_adapter``; what that made
-(the image-attention processors, the image projection, the CLIP image encoder) is kept. A job
-without references gets the UNet's own attention processors back and no image encoder, so its
-output is exactly the plain model's; the next job with references puts the kept adapter parts back
-without reading a file. A kind a job does not use (a style but no character reference) runs at
-scale 0 on a stand-in image.
+denoiser (the UNet of SD 1.5/SDXL, the transformer of Flux) the first time a job brings
+references, with diffusers' ``load_ip_adapter``; what that made (the image-attention processors,
+the image projection, the CLIP image encoder) is kept. A job without references gets the
+denoiser's own attention processors back and no image encoder, so its output is exactly the plain
+model's; the next job with references puts the kept adapter parts back without reading a file. A
+kind a job does not use (a style but no character reference) runs at scale 0 on a stand-in image.
+
+Flux (diffusers' ``FluxIPAdapterMixin``, XLabs-AI/flux-ip-adapter's layout): the adapter goes to
+the double-stream blocks; with true CFG (a negative prompt on an entry with ``true_cfg``) the
+negative pass sees the pipeline's own negative reference, a black image.
 """
 
 from __future__ import annotations
@@ -37,20 +41,20 @@ class ReferencesRefused(Exception):
 
 @dataclass
 class _Kept:
-    """One UNet's adapters: what loading them made, and what they replaced."""
+    """One denoiser's adapters: what loading them made, and what they replaced."""
 
     config: IPAdapterConfig
     kinds: tuple[str, ...]  # the adapters in load order
     encoder: Any
     processors: dict[str, Any]  # with the adapters
     projection: Any
-    plain_processors: dict[str, Any]  # the UNet's own
+    plain_processors: dict[str, Any]  # the denoiser's own
     plain_projection: Any
     plain_hid_type: Any
     attached: bool = True
 
 
-_kept: weakref.WeakKeyDictionary[Any, _Kept] = weakref.WeakKeyDictionary()  # by UNet
+_kept: weakref.WeakKeyDictionary[Any, _Kept] = weakref.WeakKeyDictionary()  # by denoiser
 _lock = threading.Lock()
 
 
@@ -89,8 +93,15 @@ def _encoder(source: str, device: torch.device, dtype: torch.dtype) -> Any:
     return model.to(device=device, dtype=dtype).eval()
 
 
+def _denoiser(model: LoadedModel) -> Any:
+    """The model's UNet (SD 1.5, SDXL) or transformer (Flux): where the adapters attach."""
+    pipe = model.text2img
+    unet = getattr(pipe, "unet", None)
+    return unet if unet is not None else pipe.transformer
+
+
 def _pipes(model: LoadedModel) -> list[Any]:
-    """Every pipeline of the model that shares its UNet: the three modes and any ControlNet one
+    """Every pipeline of the model that shares its denoiser: the three modes and any ControlNet one
     (``LoadedModel.controls`` also holds the ControlNet models themselves: not pipelines)."""
     from diffusers import DiffusionPipeline
 
@@ -101,13 +112,23 @@ def _pipes(model: LoadedModel) -> list[Any]:
 
 def _load(model: LoadedModel, config: IPAdapterConfig) -> _Kept:
     pipe = model.text2img
-    unet = pipe.unet
+    unet = _denoiser(model)
     kinds = tuple(kind for kind in KINDS if config.source(kind))
-    plain = (dict(unet.attn_processors), unet.encoder_hid_proj, unet.config.encoder_hid_dim_type)
+    plain_type = getattr(unet.config, "encoder_hid_dim_type", None)
+    plain = (dict(unet.attn_processors), getattr(unet, "encoder_hid_proj", None), plain_type)
     encoder = _encoder(config.image_encoder, pipe.device, pipe.dtype)
     pipe.register_modules(image_encoder=encoder)  # so load_ip_adapter loads no encoder of its own
-    state_dicts = [_state_dict(str(config.source(kind))) for kind in kinds]
-    pipe.load_ip_adapter(state_dicts, subfolder=[""] * len(kinds), weight_name=list(kinds))
+    if config.family == "flux":  # the file as diffusers reads XLabs' layout (double_blocks.N...)
+        files = [_file(str(config.source(kind))) for kind in kinds]
+        pipe.load_ip_adapter(
+            [str(file.parent) for file in files],
+            weight_name=[file.name for file in files],
+            subfolder=[""] * len(kinds),
+            local_files_only=True,
+        )
+    else:
+        state_dicts = [_state_dict(str(config.source(kind))) for kind in kinds]
+        pipe.load_ip_adapter(state_dicts, subfolder=[""] * len(kinds), weight_name=list(kinds))
     log.info("loaded the %s IP-Adapter (%s) onto %s", config.family, ", ".join(kinds), model.ref.id)
     return _Kept(
         config, kinds, encoder, dict(unet.attn_processors), unet.encoder_hid_proj, *plain, attached=True
@@ -115,7 +136,7 @@ def _load(model: LoadedModel, config: IPAdapterConfig) -> _Kept:
 
 
 def _attach(model: LoadedModel, kept: _Kept) -> None:
-    unet = model.text2img.unet
+    unet = _denoiser(model)
     if not kept.attached:
         unet.set_attn_processor(dict(kept.processors))
         unet.encoder_hid_proj = kept.projection
@@ -132,8 +153,8 @@ def _attach(model: LoadedModel, kept: _Kept) -> None:
 
 
 def detach(model: LoadedModel) -> None:
-    """The plain model again: the UNet's own attention, no image encoder on any of its pipelines."""
-    unet = model.text2img.unet
+    """The plain model again: the denoiser's own attention, no image encoder on any of its pipelines."""
+    unet = _denoiser(model)
     kept = _kept.get(unet)
     if kept is None or not kept.attached:
         return
@@ -165,7 +186,7 @@ def prepare(
                 f"{model.ref.id} takes no reference images: this worker has no IP-Adapter for "
                 f"{model.ref.family} models"
             )
-        unet = model.text2img.unet
+        unet = _denoiser(model)
         kept = _kept.get(unet)
         if kept is not None and kept.config != config:  # the catalogue changed: load afresh
             detach(model)
@@ -189,12 +210,14 @@ def prepare(
             else:  # this adapter is not wanted: a stand-in image it does not see (scale 0)
                 images.append([references[0][2]])
                 scales.append(0.0)
-        model.text2img.set_ip_adapter_scale(scales)
+        # Flux reads a one-adapter list as per-block scales: give it the number itself.
+        one = config.family == "flux" and len(scales) == 1
+        model.text2img.set_ip_adapter_scale(scales[0] if one else scales)
         return {"ip_adapter_image": images}
 
 
 def attached(model: LoadedModel) -> bool:
-    kept = _kept.get(model.text2img.unet)
+    kept = _kept.get(_denoiser(model))
     return kept is not None and kept.attached
 
 

@@ -1,9 +1,12 @@
-"""Tiny random IP-Adapters (style and character) for the tiny SD 1.5 and SDXL, and their tiny CLIP
-image encoder, laid out as a catalogue's ``[ip_adapter.<family>]`` table points at real ones.
+"""Tiny random IP-Adapters (style and character) for the tiny SD 1.5 and SDXL, a style one for the
+tiny Flux, and their tiny CLIP image encoder, laid out as a catalogue's ``[ip_adapter.<family>]``
+table points at real ones.
 
-The adapter files hold the keys h94/IP-Adapter's ``.safetensors`` files hold (``image_proj.*``,
-``ip_adapter.<n>.to_k_ip/to_v_ip.weight``), shaped for each tiny UNet, so they load through
-diffusers' own ``load_ip_adapter`` conversion exactly as real ones do.
+The SD files hold the keys h94/IP-Adapter's ``.safetensors`` files hold (``image_proj.*``,
+``ip_adapter.<n>.to_k_ip/to_v_ip.weight``), shaped for each tiny UNet; the Flux one the keys of
+XLabs-AI/flux-ip-adapter's ``ip_adapter.safetensors`` (``ip_adapter_proj_model.*``,
+``double_blocks.<n>.processor.ip_adapter_double_stream_{k,v}_proj.{weight,bias}``), shaped for the
+tiny transformer; all load through diffusers' own ``load_ip_adapter`` conversion as real ones do.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-TINY_IP_VERSION = 1
+TINY_IP_VERSION = 2
 EMBED_DIM = 32  # the tiny image encoder's projection size: the adapters' image embedding size
 TOKENS = 4  # image tokens each adapter adds to the cross-attention
 
@@ -72,12 +75,42 @@ def make_adapter(unet_folder: Path, file: Path, seed: int) -> Path:
     return file
 
 
+def make_flux_adapter(transformer_folder: Path, file: Path, seed: int) -> Path:
+    """A random Flux IP-Adapter file, in XLabs' layout, for the transformer saved in
+    ``transformer_folder`` (one image-attention pair per double-stream block)."""
+    import torch
+    from safetensors.torch import save_file
+
+    config = json.loads((transformer_folder / "config.json").read_text())
+    joint = int(config["joint_attention_dim"])  # the image tokens' width, as the text tokens'
+    inner = int(config["num_attention_heads"]) * int(config["attention_head_dim"])
+    generator = torch.Generator().manual_seed(seed)
+
+    def weights(rows: int, columns: int) -> torch.Tensor:
+        return torch.randn(rows, columns, generator=generator) / columns**0.5
+
+    tensors: dict[str, torch.Tensor] = {}
+    for block in range(int(config["num_layers"])):
+        for which in ("k", "v"):
+            name = f"double_blocks.{block}.processor.ip_adapter_double_stream_{which}_proj"
+            tensors[f"{name}.weight"] = weights(inner, joint)
+            tensors[f"{name}.bias"] = torch.zeros(inner)
+    tensors["ip_adapter_proj_model.proj.weight"] = weights(joint * TOKENS, EMBED_DIM)
+    tensors["ip_adapter_proj_model.proj.bias"] = torch.zeros(joint * TOKENS)
+    tensors["ip_adapter_proj_model.norm.weight"] = torch.ones(joint)
+    tensors["ip_adapter_proj_model.norm.bias"] = torch.zeros(joint)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(file))
+    return file
+
+
 def make_ip_adapters(root: Path, built: dict[str, Path]) -> dict[str, Path]:
-    """``root/tiny-ip-adapter``: ``image_encoder/`` and ``<family>/{style,character}.safetensors``
-    for the tiny SD 1.5 and SDXL in ``built`` (rebuilt whenever they are)."""
+    """``root/tiny-ip-adapter``: ``image_encoder/``, ``<family>/{style,character}.safetensors``
+    for the tiny SD 1.5 and SDXL and ``flux/style.safetensors`` for the tiny Flux in ``built``
+    (rebuilt whenever they are)."""
     folder = root / "tiny-ip-adapter"
     marker = folder / "atelier-tiny.json"
-    bases = [built[f"tiny-{family}"] / "atelier-tiny.json" for family in ("sd15", "sdxl")]
+    bases = [built[f"tiny-{family}"] / "atelier-tiny.json" for family in ("sd15", "sdxl", "flux")]
     current = (
         marker.is_file()
         and json.loads(marker.read_text()).get("version") == TINY_IP_VERSION
@@ -90,5 +123,6 @@ def make_ip_adapters(root: Path, built: dict[str, Path]) -> dict[str, Path]:
             unet = built[f"tiny-{family}"] / "unet"
             make_adapter(unet, folder / family / "style.safetensors", 10 + seed)
             make_adapter(unet, folder / family / "character.safetensors", 20 + seed)
+        make_flux_adapter(built["tiny-flux"] / "transformer", folder / "flux" / "style.safetensors", 30)
         marker.write_text(json.dumps({"version": TINY_IP_VERSION}))
     return {"tiny-ip-adapter": folder}

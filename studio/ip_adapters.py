@@ -5,7 +5,9 @@ Each source is a local path (relative to the catalogue file) or a hub path
 time). ``image_encoder`` is a CLIP vision model folder (``CLIPVisionModelWithProjection``);
 ``style`` (``--sref``) and ``character`` (``--cref``) are IP-Adapter ``.safetensors`` files that
 take that encoder's embeddings (e.g. h94/IP-Adapter's ``ip-adapter_sd15`` and
-``ip-adapter-plus-face_sd15``). A family without a table takes no reference images.
+``ip-adapter-plus-face_sd15``; for Flux, XLabs-AI/flux-ip-adapter's ``ip_adapter.safetensors``
+with ``openai/clip-vit-large-patch14`` as the encoder: a hub encoder may be a whole repo,
+``owner/repo``). A family without a table takes no reference images.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from studio.families import FAMILIES
 from studio.tomlfile import entry, table
 
 # The families whose pipelines take IP-Adapter images the way gpu_worker.ip_adapter feeds them.
-IP_ADAPTER_FAMILIES = ("sd15", "sdxl")
+IP_ADAPTER_FAMILIES = ("sd15", "sdxl", "flux")
 _HUB_PATH = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+/[\w./-]+$")
+_HUB_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # a whole repo (an image encoder's)
 
 
 class IPAdapterConfig(BaseModel):
@@ -39,13 +42,13 @@ class IPAdapterConfig(BaseModel):
 
 
 def is_hub_path(source: str) -> bool:
-    return not source.startswith("/") and bool(_HUB_PATH.match(source))
+    return not source.startswith("/") and bool(_HUB_PATH.match(source) or _HUB_REPO.match(source))
 
 
 def hub_parts(source: str) -> tuple[str, str]:
-    """``owner/repo/rest`` as (``owner/repo``, ``rest``)."""
-    owner, repo, rest = source.split("/", 2)
-    return f"{owner}/{repo}", rest
+    """``owner/repo/rest`` as (``owner/repo``, ``rest``); ``owner/repo`` as (``owner/repo``, "")."""
+    owner, repo, *rest = source.split("/", 2)
+    return f"{owner}/{repo}", rest[0] if rest else ""
 
 
 def _resolve(raw: object, base: Path, where: str, family: str, field: str, folder: bool) -> str:
@@ -53,7 +56,8 @@ def _resolve(raw: object, base: Path, where: str, family: str, field: str, folde
         raise CatalogueError(where, "must be a path or hub path", family, field, kind="ip_adapter")
     expanded = Path(raw).expanduser()
     candidate = expanded if expanded.is_absolute() else base / expanded
-    if not raw.startswith((".", "/", "~")) and not candidate.exists() and _HUB_PATH.match(raw):
+    hub = _HUB_PATH.match(raw) or (folder and _HUB_REPO.match(raw))
+    if not raw.startswith((".", "/", "~")) and not candidate.exists() and hub:
         return raw
     if folder and not (candidate / "config.json").is_file():
         why = f"'{raw}' is not an image encoder folder (no config.json at {candidate})"
@@ -77,7 +81,7 @@ def load_ip_adapters(raw: object, base: Path, where: str) -> dict[str, IPAdapter
                 where, f"unknown family; known: {', '.join(FAMILIES)}", family, kind="ip_adapter"
             )
         if family not in IP_ADAPTER_FAMILIES:
-            why = f"reference images are supported for {' and '.join(IP_ADAPTER_FAMILIES)} models only"
+            why = f"reference images are supported for {', '.join(IP_ADAPTER_FAMILIES)} models only"
             raise CatalogueError(where, why, family, kind="ip_adapter")
         for field in ("image_encoder", "style", "character"):
             if field in fields:

@@ -98,6 +98,10 @@ character = "{tiny_models["tiny-ip-adapter"] / "sd15" / "character.safetensors"}
 image_encoder = "{tiny_models["tiny-ip-adapter"] / "image_encoder"}"
 style = "{tiny_models["tiny-ip-adapter"] / "sdxl" / "style.safetensors"}"
 
+[ip_adapter.flux]
+image_encoder = "{tiny_models["tiny-ip-adapter"] / "image_encoder"}"
+style = "{tiny_models["tiny-ip-adapter"] / "flux" / "style.safetensors"}"
+
 [controlnets.sd15.canny]
 source = "{tiny_models["tiny-sd15-canny"]}"
 

@@ -49,13 +49,36 @@ character = "h94/IP-Adapter/models/ip-adapter-plus-face_sd15.safetensors"
     assert load_catalogue(catalogue(tmp_path / "plain", "")).ip_adapters == {}  # no table: no references
 
 
+def test_flux_takes_xlabs_adapter_with_a_whole_repo_as_its_encoder(tmp_path: Path) -> None:
+    path = catalogue(
+        tmp_path,
+        """
+[ip_adapter.flux]
+image_encoder = "openai/clip-vit-large-patch14"
+style = "XLabs-AI/flux-ip-adapter/ip_adapter.safetensors"
+""",
+    )
+    found = load_catalogue(path).ip_adapters["flux"]
+    assert found.character is None
+    assert is_hub_path(found.image_encoder) and hub_parts(found.image_encoder) == (
+        "openai/clip-vit-large-patch14",
+        "",
+    )
+    assert hub_parts(found.style) == ("XLabs-AI/flux-ip-adapter", "ip_adapter.safetensors")
+    # A whole repo is an encoder only: an adapter must name its file.
+    bad = '[ip_adapter.flux]\nimage_encoder = "./encoder"\nstyle = "XLabs-AI/flux-ip-adapter"'
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(CatalogueError, match=r"not an IP-Adapter \.safetensors file"):
+        load_catalogue(catalogue(tmp_path / "bad", "\n" + bad + "\n"))
+
+
 @pytest.mark.parametrize(
     ("table", "words"),
     [
         ('[ip_adapter.sd9]\nimage_encoder = "./encoder"\nstyle = "./style.safetensors"', "unknown family"),
         (
-            '[ip_adapter.flux]\nimage_encoder = "./encoder"\nstyle = "./style.safetensors"',
-            "sd15 and sdxl models only",
+            '[ip_adapter.sd3]\nimage_encoder = "./encoder"\nstyle = "./style.safetensors"',
+            "sd15, sdxl, flux models only",
         ),
         (
             '[ip_adapter.sd15]\nimage_encoder = "./nowhere"\nstyle = "./style.safetensors"',
