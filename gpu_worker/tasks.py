@@ -301,6 +301,15 @@ async def control_map(ctx: dict[str, Any], job: jobs.ControlMapJob) -> jobs.Cont
     return jobs.ControlMapResult(png=png)
 
 
+@task(jobs.ANNOTATE_SPEC)
+async def annotate(ctx: dict[str, Any], job: jobs.ControlMapJob) -> jobs.AnnotateResult:
+    from gpu_worker.annotators import run_annotate  # torch and transformers: inference workers only
+
+    settings: Settings = ctx["settings"]
+    async with job_lease(ctx["redis"], ctx["job_id"], settings.job_lease_s):
+        return await asyncio.to_thread(run_annotate, job, settings, ctx["cache"])
+
+
 @task(jobs.DESCRIBE_SPEC)
 async def describe(ctx: dict[str, Any], job: jobs.DescribeJob) -> jobs.DescribeResult:
     from gpu_worker.describe import run_describe  # torch and transformers: inference workers only
@@ -322,6 +331,7 @@ TASKS: tuple[Task[Any, Any], ...] = (
     export,
     describe,
     control_map,
+    annotate,
 )
 
 

@@ -366,6 +366,7 @@ def make_tiny(root: Path) -> dict[str, Path]:
     for library in (diffusers_logging, transformers_logging):
         library.disable_progress_bar()
         library.set_verbosity_error()
+    from gpu_worker.tiny_annotators import make_annotators
     from gpu_worker.tiny_controlnet import make_tiny_controlnets
     from gpu_worker.tiny_ip_adapter import make_ip_adapters
 
@@ -398,4 +399,5 @@ def make_tiny(root: Path) -> dict[str, Path]:
     built["tiny-sdxl.safetensors"] = single
     built.update(make_ip_adapters(root, built))  # gpu_worker/tiny_ip_adapter.py
     built.update(make_tiny_controlnets(root, built))  # gpu_worker/tiny_controlnet.py
+    built.update(make_annotators(root, built))  # gpu_worker/tiny_annotators.py: depth and pose
     return built

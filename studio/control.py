@@ -4,7 +4,9 @@ A person gives an image and a mode (``/imagine control:``, the API's ``control_i
 anything is queued the catalogue must have a ControlNet for that mode and the model's family (else
 one sentence naming what the operator should add) and strength/start/end must be in range. The
 map is then derived on the post worker (``control_map`` job: canny edges, scribble, line art; no
-weights), recorded in the recipe by digest (``Control.map``) and sent with the generate job.
+weights) or, for depth and pose, by the mode's annotator model on an inference worker
+(``annotate`` job, gpu_worker.annotators), recorded in the recipe by digest (``Control.map``) and
+sent with the generate job.
 """
 
 from __future__ import annotations
@@ -56,16 +58,11 @@ def control_for(catalogue: Catalogue, recipe: Recipe, ask: ControlAsk) -> Contro
             f"No {mode} ControlNet is configured for {label} models here; ask the operator to add one "
             "(see README).",
         )
-    if mode in ANNOTATED_MODES:
-        why = (
-            "has no annotator configured"
-            if entry.annotator is None
-            else "needs an annotator Atelier cannot run yet"
-        )
+    if mode in ANNOTATED_MODES and entry.annotator is None:
         raise InvalidRecipe(
             "control_mode",
-            f"The {mode} ControlNet for {label} models {why} to make {mode} maps; use canny, scribble "
-            "or lineart, or ask the operator (see README).",
+            f"The {mode} ControlNet for {label} models has no annotator configured to make {mode} "
+            "maps; use canny, scribble or lineart, or ask the operator (see README).",
         )
     if recipe.init_image is not None:
         raise InvalidRecipe(
@@ -104,14 +101,24 @@ class Controls:
             mode=control.mode,
             width=recipe.width,
             height=recipe.height,
+            family=recipe.family,
         )
-        result = await self.queue.run(
-            jobs.CONTROL_MAP_SPEC,
-            payload,
-            timeout=self.settings.grid_timeout_s,
-            what="The control map",
-            user_facing=frozenset({"ValueError"}),
-        )
+        if control.mode in ANNOTATED_MODES:  # an annotator model, where the models live
+            result: jobs.PngResult = await self.queue.run(
+                jobs.ANNOTATE_SPEC,
+                payload,
+                timeout=self.settings.describe_timeout_s,
+                what=f"The {control.mode} map",
+                user_facing=frozenset({"AnnotatorRefused"}),
+            )
+        else:
+            result = await self.queue.run(
+                jobs.CONTROL_MAP_SPEC,
+                payload,
+                timeout=self.settings.grid_timeout_s,
+                what="The control map",
+                user_facing=frozenset({"ValueError"}),
+            )
         control = control.model_copy(update={"image": digest(ask.image), "map": digest(result.png)})
         recipe = Recipe.model_validate({**recipe.model_dump(), "control": control.model_dump()})
         return dataclasses.replace(plan, recipe=recipe, control_image=ask.image, control_map=result.png)

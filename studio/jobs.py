@@ -29,6 +29,7 @@ GRADE = "grade"  # colour grading and effects (studio.finishing.Grade)
 EXPORT = "export"  # a destination's size, crop, format and file-size limit
 DESCRIBE = "describe"  # captions of an image by the [describe] model (/describe, caption:auto)
 CONTROL_MAP = "control_map"  # a ControlNet's map (canny edges, scribble, line art) of an image
+ANNOTATE = "annotate"  # a depth or pose map of an image, by the mode's annotator model
 
 # arq's own key for a running job; the worker refreshes it as a lease (see gpu_worker.lease).
 ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"
@@ -144,12 +145,17 @@ class GridResult(PngResult):
 
 class ControlMapJob(_Payload):
     image: bytes  # the control source as the worker takes it (PNG, JPEG, WebP)
-    mode: str  # gpu_worker.control_map.WEIGHTLESS_MODES
+    mode: str  # gpu_worker.control_map.WEIGHTLESS_MODES (annotate: depth, pose)
     width: int = Field(ge=8, le=4096)  # the recipe's size: the map is the source cropped to it
     height: int = Field(ge=8, le=4096)
+    family: str = ""  # annotate: whose [controlnets.<family>.<mode>] annotator the worker runs
 
 
 class ControlMapResult(PngResult):
+    pass
+
+
+class AnnotateResult(PngResult):
     pass
 
 
@@ -323,6 +329,8 @@ EXPORT_SPEC = JobSpec(EXPORT, POST, ExportJob, ExportResult)
 # On the inference queue: a captioning model wants the GPU the generations use (post workers stay light).
 DESCRIBE_SPEC = JobSpec(DESCRIBE, INFERENCE, DescribeJob, DescribeResult)
 CONTROL_MAP_SPEC = JobSpec(CONTROL_MAP, POST, ControlMapJob, ControlMapResult)
+# Depth and pose maps need torch and an annotator's weights: where the models live.
+ANNOTATE_SPEC = JobSpec(ANNOTATE, INFERENCE, ControlMapJob, AnnotateResult)
 
 # Every job by name: callers enqueue and read results through it, workers register from it.
 JOBS: dict[str, JobSpec[_Payload, _Payload]] = {
@@ -338,6 +346,7 @@ JOBS: dict[str, JobSpec[_Payload, _Payload]] = {
         EXPORT_SPEC,
         DESCRIBE_SPEC,
         CONTROL_MAP_SPEC,
+        ANNOTATE_SPEC,
     )
 }
 

@@ -107,6 +107,14 @@ source = "{tiny_models["tiny-sd15-canny"]}"
 
 [controlnets.sdxl.canny]
 source = "{tiny_models["tiny-sdxl-canny"]}"
+
+[controlnets.sd15.depth]
+source = "{tiny_models["tiny-sd15-depth"]}"
+annotator = "{tiny_models["tiny-depth"]}"
+
+[controlnets.sd15.pose]
+source = "{tiny_models["tiny-sd15-pose"]}"
+annotator = "{tiny_models["tiny-pose"]}"
 ''',
         encoding="utf-8",
     )

@@ -66,13 +66,34 @@ async def test_canny_control_returns_the_result_beside_its_edge_map(
     fake.assert_clean()
 
 
+async def test_depth_control_returns_the_result_beside_its_depth_map(
+    bot: BotProcess, fake: FakeDiscord
+) -> None:
+    controlled = await made(
+        fake,
+        {"prompt": "a small house --seed 22", "batch": 1, "control_mode": "depth"},
+        attachments={"control": drawing()},
+    )
+    assert len(controlled.attachments) == 2
+    result, depth_map = controlled.attachments
+    assert "depth-map" in depth_map.filename
+    fields = {f["name"]: f["value"] for f in controlled.embeds[0]["fields"]}
+    assert fields["Control"] == "depth 1 (steps 0–1)"
+    depth = np.asarray(Image.open(io.BytesIO(depth_map.bytes)).convert("RGB")).astype(int)
+    assert depth.shape == (64, 64, 3)  # the annotator's map, the recipe's size
+    assert (depth == depth[:, :, :1]).all()  # greyscale
+    assert depth.max() == 255 and depth.min() == 0  # normalised depth
+    assert grey(result.bytes).shape == (64, 64)
+    fake.assert_clean()
+
+
 @pytest.mark.parametrize(
     ("options", "with_image", "words"),
     [
         (
-            {"control_mode": "depth"},
+            {"control_mode": "lineart"},
             True,
-            "No depth ControlNet is configured for SD 1.5 models here; ask the operator to add one "
+            "No lineart ControlNet is configured for SD 1.5 models here; ask the operator to add one "
             "(see README).",
         ),
         ({"control_strength": 2.5}, True, "Control strength must be between 0 and 2 (got 2.5)."),

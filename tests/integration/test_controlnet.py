@@ -109,7 +109,7 @@ async def test_canny_control_through_the_queue_and_a_reroll(studio: Studio) -> N
 @pytest.mark.parametrize(
     ("text", "ask", "words"),
     [
-        ("a cat", ControlAsk(b"", "depth"), "No depth ControlNet is configured for SD 1.5 models here"),
+        ("a cat --model tiny-sdxl", ControlAsk(b"", "depth"), "No depth ControlNet is configured for SDXL"),
         ("a cat --model tiny-flux", ControlAsk(b"", "canny"), "No canny ControlNet is configured for Flux.1"),
         ("a cat", ControlAsk(b"", "canny", strength=2.5), "Control strength must be between 0 and 2"),
         ("a cat", ControlAsk(b"", "canny", start=0.6, end=0.4), "Control start and end are fractions"),

@@ -44,6 +44,7 @@ def test_every_job_name_has_one_spec_on_a_known_queue() -> None:
         jobs.GRADE,
         jobs.EXPORT,
         jobs.CONTROL_MAP,
+        jobs.ANNOTATE,
         jobs.DESCRIBE,
     )
     assert set(jobs.JOBS) == set(names)
