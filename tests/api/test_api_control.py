@@ -82,7 +82,7 @@ async def test_control_upload_makes_a_controlled_generation(api: ApiServer, keys
 @pytest.mark.parametrize(
     ("data", "words"),
     [
-        ({"control_mode": "pose"}, "No pose ControlNet is configured for SD 1.5 models here"),
+        ({"control_mode": "lineart"}, "No lineart ControlNet is configured for SD 1.5 models here"),
         ({"control_strength": "5"}, "Control strength must be between 0 and 2"),
         ({"control_start": "0.9", "control_end": "0.1"}, "Control start and end are fractions"),
     ],
