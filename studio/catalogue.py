@@ -14,9 +14,8 @@ from studio.errors import CatalogueError, UnknownModel
 from studio.families import FAMILIES, Family, FamilyName
 from studio.ip_adapters import IPAdapterConfig, load_ip_adapters
 from studio.jobs import ModelRef, UpscalerRef
-from studio.tomlfile import entry, read_toml, table
+from studio.tomlfile import HUB_ID, entry, read_toml, table, transformers_source
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -171,7 +170,7 @@ def _resolve_source(raw: str, base: Path, path: str, entry: str) -> str:
     """Local paths become absolute and must exist; hub ids pass through unchanged."""
     expanded = Path(raw).expanduser()
     candidate = expanded if expanded.is_absolute() else base / expanded
-    looks_local = raw.startswith((".", "/", "~")) or candidate.exists() or not _HUB_ID.match(raw)
+    looks_local = raw.startswith((".", "/", "~")) or candidate.exists() or not HUB_ID.match(raw)
     if not looks_local:
         return raw
     if candidate.is_file():  # one A1111/Civitai checkpoint: .safetensors only, never a pickle
@@ -197,7 +196,7 @@ def _resolve_config(raw: str, base: Path, path: str, entry: str) -> str:
     """A single file's `config`: a local diffusers folder (made absolute) or a hub id."""
     expanded = Path(raw).expanduser()
     candidate = expanded if expanded.is_absolute() else base / expanded
-    if not raw.startswith((".", "/", "~")) and not candidate.exists() and _HUB_ID.match(raw):
+    if not raw.startswith((".", "/", "~")) and not candidate.exists() and HUB_ID.match(raw):
         return raw
     if not (candidate / "model_index.json").is_file():
         raise CatalogueError(
@@ -213,7 +212,7 @@ def _resolve_vae(raw: str, base: Path, path: str, entry: str) -> str:
     """A VAE override: a local VAE folder or .safetensors file (made absolute), or a hub id."""
     expanded = Path(raw).expanduser()
     candidate = expanded if expanded.is_absolute() else base / expanded
-    if not raw.startswith((".", "/", "~")) and not candidate.exists() and _HUB_ID.match(raw):
+    if not raw.startswith((".", "/", "~")) and not candidate.exists() and HUB_ID.match(raw):
         return raw
     one_file = candidate.is_file() and candidate.suffix == ".safetensors"
     if not (one_file or (candidate / "config.json").is_file()):
@@ -287,16 +286,7 @@ def _safety(raw: object, base: Path, where: str) -> SafetyConfig | None:
     """``[safety]``: a transformers image classifier, a local folder (made absolute) or a hub id."""
     if raw is None:
         return None
-    found = table(raw, where, "safety", "safety")
-    source = found.get("source")
-    if isinstance(source, str) and source:
-        path = Path(source).expanduser()
-        path = path if path.is_absolute() else base / path
-        if source.startswith((".", "/", "~")) or path.exists() or not _HUB_ID.match(source):
-            if not (path / "config.json").is_file():
-                why = f"source '{source}' is not a transformers model folder (no config.json at {path})"
-                raise CatalogueError(where, why, "safety", "source", "safety")
-            found = {**found, "source": str(path.resolve())}
+    found = transformers_source(table(raw, where, "safety", "safety"), base, where, "safety")
     return entry(SafetyConfig, found, where, "safety", "safety")
 
 

@@ -17,19 +17,17 @@ table for is refused in one sentence before anything is queued.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from studio.errors import CatalogueError
 from studio.families import FAMILIES
-from studio.tomlfile import entry, table
+from studio.tomlfile import HUB_ID, entry, table
 
 # The families whose ControlNet pipelines gpu_worker.controlnet builds (from_pipe of the base).
 CONTROLNET_FAMILIES = ("sd15", "sdxl")
 ANNOTATED_MODES = ("depth", "pose")  # their maps come from an annotator model, not from pixels alone
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class ControlNetEntry(BaseModel):
@@ -54,7 +52,7 @@ def _resolve(raw: object, base: Path, where: str, name: str, field: str) -> str:
         raise CatalogueError(where, "must be a local folder or a hub id", name, field, kind="controlnet")
     expanded = Path(raw).expanduser()
     candidate = expanded if expanded.is_absolute() else base / expanded
-    if not raw.startswith((".", "/", "~")) and not candidate.exists() and _HUB_ID.match(raw):
+    if not raw.startswith((".", "/", "~")) and not candidate.exists() and HUB_ID.match(raw):
         return raw
     if not (candidate / "config.json").is_file():
         why = f"'{raw}' is not a model folder (no config.json at {candidate})"

@@ -27,7 +27,7 @@ from studio import jobs
 from studio.errors import CatalogueError, StudioError
 from studio.queue import JobQueue
 from studio.settings import Settings
-from studio.tomlfile import entry, read_toml, table
+from studio.tomlfile import entry, read_toml, table, transformers_source
 from studio.training import TrainingImage
 from studio.uploads import for_worker, verify_image
 
@@ -48,7 +48,6 @@ NO_MODEL = (
     "to the catalogue (see the README)."
 )
 DESCRIBE_FAILURES = frozenset({"DescribeRefused"})  # the worker's own words reach the user
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class DescribeConfig(BaseModel):
@@ -71,16 +70,7 @@ def load_describe(raw: object, base: Path, where: str) -> DescribeConfig | None:
     """``[describe]`` of a catalogue file, its local source made absolute; None when absent."""
     if raw is None:
         return None
-    found = table(raw, where, "describe", "describe")
-    source = found.get("source")
-    if isinstance(source, str) and source:
-        path = Path(source).expanduser()
-        path = path if path.is_absolute() else base / path
-        if source.startswith((".", "/", "~")) or path.exists() or not _HUB_ID.match(source):
-            if not (path / "config.json").is_file():
-                why = f"source '{source}' is not a transformers model folder (no config.json at {path})"
-                raise CatalogueError(where, why, "describe", "source", "describe")
-            found = {**found, "source": str(path.resolve())}
+    found = transformers_source(table(raw, where, "describe", "describe"), base, where, "describe")
     return entry(DescribeConfig, found, where, "describe", "describe")
 
 

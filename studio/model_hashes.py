@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.safetensors_header import HeaderError, read_file_header
+from studio.tomlfile import HUB_ID
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ CACHE_ENV = "ATELIER_HASH_CACHE"  # the JSON cache file; empty: memory only
 _MAX_ENTRIES = 2000
 _CHUNK = 1 << 20
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHTS = "diffusion_pytorch_model"
 
 
@@ -120,7 +120,7 @@ def vae_files(source: str) -> list[Path] | None:
     path = Path(source)
     if path.is_file():
         return [path]
-    if _HUB_ID.match(source) and not path.exists():
+    if HUB_ID.match(source) and not path.exists():
         try:
             from huggingface_hub import try_to_load_from_cache
         except ImportError:

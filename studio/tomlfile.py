@@ -6,6 +6,7 @@ and (for a syntax error) the line and column.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,3 +47,21 @@ def entry(
         raise CatalogueError(where, first["msg"], name, field, kind=kind) from None
     except TypeError as exc:
         raise CatalogueError(where, str(exc), name, kind=kind) from None
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # a Hugging Face repo id: owner/name
+
+
+def transformers_source(found: dict[str, Any], base: Path, where: str, section: str) -> dict[str, Any]:
+    """A table whose ``source`` is a transformers model: a hub id stays as it is; a local folder
+    (relative to the catalogue file) is made absolute and must hold a config.json."""
+    source = found.get("source")
+    if isinstance(source, str) and source:
+        path = Path(source).expanduser()
+        path = path if path.is_absolute() else base / path
+        if source.startswith((".", "/", "~")) or path.exists() or not HUB_ID.match(source):
+            if not (path / "config.json").is_file():
+                why = f"source '{source}' is not a transformers model folder (no config.json at {path})"
+                raise CatalogueError(where, why, section, "source", section)
+            return {**found, "source": str(path.resolve())}
+    return found
