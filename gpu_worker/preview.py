@@ -22,7 +22,7 @@ from PIL import Image
 from studio.jobs import GenerateJob
 
 PREVIEW_SIDE = 192  # the preview's longest side, pixels
-PREVIEW_QUALITY = 60  # WebP quality: a 192 px preview is 2-6 KB
+PREVIEW_QUALITY = 60  # WebP quality: a 192 px preview is 1-16 KB (early, noise-like steps the most)
 
 # Latent -> RGB: one row per latent channel, and a bias, from ComfyUI's comfy/latent_formats.py
 # (SD15, SDXL, SD3 and Flux). They apply to the latents as the sampler sees them (scaled, shifted).
