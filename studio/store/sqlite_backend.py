@@ -90,7 +90,7 @@ class SqliteBackend:
             await self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield _SqliteTransaction(self.db)
+                await self.db.execute("COMMIT")  # a failed commit is rolled back too: never left open
             except BaseException:
                 await self.db.execute("ROLLBACK")
                 raise
-            await self.db.execute("COMMIT")
