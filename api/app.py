@@ -23,6 +23,7 @@ from api.webhooks import WebhookSender
 from studio.app import open_studio
 from studio.jsonlog import configure_logging
 from studio.settings import Settings
+from web import app as web_app
 
 log = logging.getLogger(__name__)
 UPLOAD_PATHS = ("/v1/remix", "/v1/upscale", "/v1/inpaint", "/v1/grade", "/v1/export")
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await api.followers.close()
                 await webhooks.close()
                 await health_probe.close()
+                await web.oauth.close()
 
     app = FastAPI(
         title="Atelier API",
@@ -77,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (generations, batches, images, finishing, trainings):
         app.include_router(module.router, prefix="/v1")
     _document_extra_models(app)
+    web = web_app.install(app, public_url(settings))  # the web studio: /, /s/<server>/…
     return app
 
 

@@ -58,7 +58,10 @@ class Followers:
         trainings = await self.studio.store.loras.unfinished_without_thread()
         for lora in trainings:
             self.training(lora.id)
-        return len(generations) + len(trainings)
+        from_web = await self.studio.store.web.unfinished_generations()  # the web studio's
+        for generation_id in from_web:
+            self.generation(generation_id)
+        return len(generations) + len(trainings) + len(from_web)
 
     async def close(self) -> None:
         await self._generations.stop()

@@ -12,8 +12,11 @@ if TYPE_CHECKING:
     from studio.store.repository import Store
 
 # Deliveries promised into a Discord thread whose status message nobody has posted yet.
+# API and web generations promised to a thread: the bot posts their status messages.
 _PROMISED = (
-    "SELECT d.generation_id, d.channel_id FROM api_generations AS a "
+    "SELECT d.generation_id, d.channel_id FROM ("
+    "SELECT generation_id, created_at FROM api_generations "
+    "UNION ALL SELECT generation_id, created_at FROM web_generations) AS a "
     "JOIN deliveries AS d ON d.generation_id = a.generation_id "
     "WHERE d.status_message_id IS NULL AND d.delivered_at IS NULL ORDER BY a.created_at"
 )
@@ -95,7 +98,7 @@ class KeyRows:
         )
 
     async def promised_threads(self) -> list[tuple[str, str]]:
-        """(generation id, thread id) of API generations whose thread has no status message yet."""
+        """(generation id, thread id) of API and web generations whose thread has no status message yet."""
         rows = await self.store._all(_PROMISED)
         return [(str(r["generation_id"]), str(r["channel_id"])) for r in rows]
 

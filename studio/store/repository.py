@@ -17,6 +17,7 @@ from studio.store.policy import PolicyRows
 from studio.store.quotas import QuotaRows
 from studio.store.removal import RemovalRows
 from studio.store.rows import to_delivery, to_generation, to_image, to_post, to_project
+from studio.store.web import WebRows
 
 __all__ = ["Store", "new_id"]
 
@@ -52,6 +53,10 @@ class Store(CommunityQueries):
     @property
     def removal(self) -> RemovalRows:
         return RemovalRows(self)
+
+    @property
+    def web(self) -> WebRows:
+        return WebRows(self)
 
     # Users and projects
 

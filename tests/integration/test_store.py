@@ -31,6 +31,7 @@ TABLES = [
     "api_generations",
     "api_keys",
     "board_items",
+    "bot_guilds",
     "defaults",
     "deliveries",
     "evolution_rounds",
@@ -52,6 +53,8 @@ TABLES = [
     "training_set_items",
     "upload_limits",
     "users",
+    "web_generations",
+    "web_sessions",
 ]
 
 

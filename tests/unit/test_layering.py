@@ -25,6 +25,8 @@ FORBIDDEN = {
     "bot",
     "api",
     "cli",
+    "web",
+    "jinja2",
 }
 
 
