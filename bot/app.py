@@ -123,6 +123,20 @@ class AtelierBot(commands.Bot):
             interrupted,
         )
 
+    # The servers the bot is in, for the web studio: a person sees a server there only if both
+    # they and the bot are in it. on_ready runs again after every reconnection (a full refresh).
+    async def on_ready(self) -> None:
+        try:
+            await self.studio.store.web.set_bot_guilds({str(g.id): g.name for g in self.guilds})
+        except Exception:
+            log.exception("recording the bot's servers failed")
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self.studio.store.web.bot_joined(str(guild.id), guild.name)
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        await self.studio.store.web.bot_left(str(guild.id))
+
     async def on_message(self, message: discord.Message) -> None:
         """No prefix commands: messages (received for /evolve's poll results) are never parsed."""
 
