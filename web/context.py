@@ -15,6 +15,7 @@ from web.oauth import DiscordOAuth
 from web.render import Pages
 from web.sessions import Sessions, Viewer
 from web.settings import WebSettings
+from web.thumbnails import Thumbnails
 
 
 @dataclass
@@ -23,6 +24,12 @@ class WebContext:
     oauth: DiscordOAuth
     pages: Pages
     public_url: str  # where browsers reach us (api_public_url): the OAuth redirect and Discord's links
+    _thumbnails: Thumbnails | None = None
+
+    def thumbnails(self, studio: Studio) -> Thumbnails:
+        if self._thumbnails is None:
+            self._thumbnails = Thumbnails(studio.settings.data_dir / "thumbnails", studio.artifacts)
+        return self._thumbnails
 
     @property
     def secure_cookies(self) -> bool:

@@ -33,9 +33,7 @@ def wants_json(request: Request) -> bool:
 def answer(request: Request, status: int, sentence: str, headers: dict[str, str] | None = None) -> Response:
     if wants_json(request):
         return JSONResponse({"detail": sentence}, status, headers=headers)
-    response = web_context(request).pages.render(
-        request, "error.html", status, message=sentence, code=status
-    )
+    response = web_context(request).pages.render(request, "error.html", status, message=sentence, code=status)
     if headers:
         response.headers.update(headers)
     return response

@@ -58,5 +58,6 @@ class Pages:
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("viewer", None)
         context.setdefault("server", None)
+        context.setdefault("nav", None)
         html = self.env.get_template(template).render(request=request, **context)
         return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
