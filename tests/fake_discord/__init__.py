@@ -17,9 +17,10 @@ Usage (same process or the bot in another one)::
 Modules: ``server`` (FakeDiscord: the app, the REST plumbing, the test-facing names), ``world``
 (every record, the clock, the violations), one module per resource (``guilds``, ``channels`` and
 ``messages``, ``reactions``, ``polls``, ``threads``, ``interactions``, ``commands`` with ``options``,
-``components``, ``cdn``, ``gateway``), ``limits`` (rate limits), ``holds``, ``routing`` (the
-REST vocabulary), ``rules`` (Discord's limits and error answers, in one place) and ``state``
-(records). ``tests/e2e/test_fake_discord.py`` shows it driving a real bot.
+``components``, ``cdn``, ``gateway``, ``oauth`` for "Sign in with Discord"), ``limits`` (rate
+limits), ``holds``, ``routing`` (the REST vocabulary), ``rules`` (Discord's limits and error
+answers, in one place) and ``state`` (records). ``tests/e2e/test_fake_discord.py`` shows it driving
+a real bot.
 """
 
 from tests.fake_discord.rules import DiscordError

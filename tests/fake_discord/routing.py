@@ -71,6 +71,9 @@ class Route:
     auth: bool = True
     exempt: bool = False  # not counted for the global 50 req/s limit (interaction endpoints)
     webhook: bool = False  # a wrong application id is an unknown webhook, not missing access
+    # Called with an OAuth2 "Bearer" token (checked by the handler), never with the bot token:
+    # a Bearer request matches only these, any other only the rest (see oauth.py).
+    bearer: bool = False
 
 
 def route(
@@ -81,8 +84,9 @@ def route(
     auth: bool = True,
     exempt: bool = False,
     webhook: bool = False,
+    bearer: bool = False,
 ) -> Route:
-    return Route(method, re.compile(pattern), handler, auth, exempt, webhook)
+    return Route(method, re.compile(pattern), handler, auth and not bearer, exempt, webhook, bearer)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -107,6 +111,8 @@ def _parse_json(raw: bytes) -> Any:
 async def read_body(request: web.Request) -> tuple[Any, list[Upload]]:
     """The JSON payload and the uploaded files of a request (JSON or multipart/form-data)."""
     ctype = request.headers.get("Content-Type", "")
+    if ctype.startswith("application/x-www-form-urlencoded"):  # OAuth2's token URL
+        return dict((await request.post()).items()), []
     if ctype.startswith("multipart/form-data"):
         payload: Any = None
         files: list[Upload] = []

@@ -10,8 +10,10 @@ Everything the bot does wrong is answered the way Discord answers it *and* recor
 
 ``FakeDiscord`` is the ``World`` (every record) with the aiohttp app on top: it mounts each
 resource's routes (``guilds``, ``commands``, ``interactions``, ``channels``, ``threads``,
-``reactions``, ``polls``, ``cdn``, ``gateway``) and does what every REST call shares: holds, rate limits,
-the bot token, the application and guild in the path, and Discord's error answers.
+``reactions``, ``polls``, ``cdn``, ``gateway``, ``oauth``) and does what every REST call shares: holds,
+rate limits, the bot token (or an OAuth2 Bearer token on ``oauth``'s routes), the application and guild
+in the path, and Discord's error answers. ``oauth`` is "Sign in with Discord": the authorize pages,
+the token URL and the Bearer routes (``/users/@me``, ``/users/@me/guilds``) a web app calls.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from tests.fake_discord.holds import Hold, Holds
 from tests.fake_discord.interactions import Interactions
 from tests.fake_discord.limits import RateLimited, RateLimits
 from tests.fake_discord.messages import Messages
+from tests.fake_discord.oauth import AUTHORIZE_PATH, TOKEN_PATH, OAuth
 from tests.fake_discord.options import Picker
 from tests.fake_discord.polls import Polls
 from tests.fake_discord.reactions import Reactions
@@ -69,6 +72,7 @@ class FakeDiscord(World):
         port: int = 0,
         allowed_intents: int = PRIVILEGED_INTENTS,
         cdn_url_ttl: float = 24 * 3600.0,
+        client_secret: str = "test-client-secret",
     ) -> None:
         super().__init__(
             token,
@@ -79,6 +83,7 @@ class FakeDiscord(World):
             allowed_intents=allowed_intents,
             cdn_url_ttl=cdn_url_ttl,
         )
+        self.client_secret = client_secret  # the OAuth2 client's (client id: the application id)
         self._runner: web.AppRunner | None = None
         self._holds = Holds()
         self._limits = RateLimits(self)
@@ -97,6 +102,7 @@ class FakeDiscord(World):
         picker = Picker(self, self._cdn)
         commands = Commands(self, interactions, messages, picker)
         components = Components(self, interactions, picker)
+        self._oauth = OAuth(self)
         self._routes: list[Route] = [
             *guilds.routes(),
             *commands.routes(),
@@ -105,6 +111,7 @@ class FakeDiscord(World):
             *threads.routes(),
             *reactions.routes(),
             *polls.routes(),
+            *self._oauth.routes(),
         ]
 
         # What a test does and asks, by resource (each is documented where it lives).
@@ -140,6 +147,10 @@ class FakeDiscord(World):
         self.submit_modal = components.submit_modal
         self.inject_rate_limit = self._limits.inject_rate_limit
         self.enforce_rate_limits = self._limits.enforce  # per-route buckets + global 429s, opt-in
+        # OAuth2 (see oauth.py): register a web app's callback in ``oauth_redirect_uris``.
+        self.oauth_sign_in_url = self._oauth.sign_in_url  # the browser is signed in to Discord as a user
+        self.deauthorize = self._oauth.deauthorize  # the user removes the app: their tokens die
+        self.oauth_grants = self._oauth.grants  # every access token issued
 
     # --- lifecycle ---
 
@@ -147,6 +158,7 @@ class FakeDiscord(World):
         app = web.Application(client_max_size=1024**3)
         app.router.add_get("/gateway", self.gateway.handle)
         self._cdn.mount(app)
+        self._oauth.mount(app)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
         app.router.add_route("*", "/{tail:.*}", self._unrouted)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -228,6 +240,21 @@ class FakeDiscord(World):
         await self.gateway.reconnect_all()
 
     @property
+    def client_id(self) -> str:
+        """The OAuth2 client id: the application id, as a string."""
+        return str(self.application_id)
+
+    @property
+    def oauth_authorize_url(self) -> str:
+        """Where a web app sends the browser to sign in (Discord's https://discord.com/oauth2/authorize)."""
+        return self.base_url + AUTHORIZE_PATH
+
+    @property
+    def oauth_token_url(self) -> str:
+        """Where a web app exchanges a code for a token (under /api/v10, as on Discord)."""
+        return self.api_base + TOKEN_PATH
+
+    @property
     def rate_limited(self) -> list[RateLimited]:
         """Every 429 answered by an enforced bucket or the global limit (not injected ones)."""
         return self._limits.answered
@@ -266,23 +293,29 @@ class FakeDiscord(World):
             self.requests.append(RequestLog(arrived, method, redact(rel), status))
             self._limits.count_invalid(status)
 
-    def _match(self, method: str, rel: str) -> tuple[Route | None, dict[str, str], bool]:
-        """The route for ``method rel``, its path parameters, and whether any route has that path."""
-        path_known = False
+    def _match(self, method: str, rel: str, bearer: bool) -> tuple[Route | None, dict[str, str], bool, bool]:
+        """The route for ``method rel`` called with a Bearer token or not, its path parameters,
+        whether any route has that path, and whether one has it only for the other kind of token."""
+        path_known = other_kind = False
         for candidate in self._routes:
             found = candidate.pattern.fullmatch(rel)
             if found is None:
                 continue
             path_known = True
-            if candidate.method == method:
-                return candidate, {k: unquote(v) for k, v in found.groupdict().items()}, True
-        return None, {}, path_known
+            if candidate.method != method:
+                continue
+            if candidate.bearer != bearer and (candidate.bearer or candidate.auth):
+                other_kind = True
+                continue
+            return candidate, {k: unquote(v) for k, v in found.groupdict().items()}, True, False
+        return None, {}, path_known, other_kind
 
     async def _rest_inner(self, request: web.Request, method: str, rel: str) -> web.StreamResponse:
         payload, files = await read_body(request)
         if await self._holds.check(method, rel):
             return web.Response(status=503, text="dropped by the test (held, then released with drop)")
-        route, params, path_known = self._match(method, rel)
+        bearer = request.headers.get("Authorization", "").startswith("Bearer ")
+        route, params, path_known, other_kind = self._match(method, rel, bearer)
         self._limits.count(route)
         injected = self._limits.injected(method, rel)
         if injected is not None:
@@ -291,6 +324,9 @@ class FakeDiscord(World):
         if isinstance(limited, web.Response):
             return limited
         if route is None:
+            if other_kind:
+                why = "a Bearer token on a bot route" if bearer else "not a Bearer token on an OAuth2 route"
+                raise DiscordError(401, 0, "401: Unauthorized", detail=why)
             if path_known:
                 raise DiscordError(
                     405, 0, "405: Method Not Allowed", detail=f"unhandled route {method} {rel}"

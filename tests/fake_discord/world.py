@@ -70,6 +70,9 @@ class World:
         self._port = port
         self._clock_offset = 0.0
         self.ids = Snowflakes()
+        # OAuth2 (oauth.py): the application is the client; a web app registers its callback here.
+        self.client_secret = "test-client-secret"
+        self.oauth_redirect_uris: set[str] = set()
         self.bot_deny = 0  # permissions taken from the bot by ``set_bot_permissions``
 
         # The world.
