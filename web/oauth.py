@@ -48,8 +48,8 @@ class DiscordOAuth:
         secret = self.settings.client_secret
         assert self.settings.client_id and secret is not None, "sign-in is configured"
         body = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
-        auth = aiohttp.BasicAuth(self.settings.client_id, secret.get_secret_value())
-        answer = await self._call("POST", "/oauth2/token", data=body, auth=auth)
+        basic = aiohttp.encode_basic_auth(self.settings.client_id, secret.get_secret_value())
+        answer = await self._call("POST", "/oauth2/token", data=body, headers={"Authorization": basic})
         token = answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str):
             raise SignInFailed("Discord did not sign you in; please try again.")
