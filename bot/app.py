@@ -43,6 +43,7 @@ EXTENSIONS = (
     "bot.exts.forget",
     "bot.exts.describe",
     "bot.exts.evolve",
+    "bot.exts.web",
 )
 
 

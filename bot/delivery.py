@@ -24,6 +24,7 @@ from bot.control import control_pictures
 from bot.tiling import tile_pictures
 from bot.ui.generation import result_view
 from bot.ui.images import Picture, age_restricted, send_images, withheld_sentence
+from bot.ui.weblinks import image_pages, studio_base
 from studio import eta, jobs
 from studio.entities import Generation
 from studio.errors import GenerationCancelled, GenerationFailed
@@ -195,7 +196,9 @@ class Delivery:
     ) -> None:
         grid = generation.grid_artifact
         embed = render.result_embed(generation, render.credit(generation.owner_id))
-        view = result_view(generation.id, generation.recipe.batch)
+        count = generation.recipe.batch
+        base = studio_base(self.bot.settings.api_public_url)
+        view = result_view(generation.id, count, image_pages(base, generation.server, generation.id, count))
         content = f"✅ Done · {render.summary(generation.recipe)}"
         safe = await self.bot.studio.store.policy.safe_grid(generation.id)  # content policy
         if safe is not None and not age_restricted(message.channel):

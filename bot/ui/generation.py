@@ -8,14 +8,17 @@ the generate feature answers them, reached by cog name when clicked, and registe
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import discord
 
 from bot.interactions import guarded
+from bot.ui.weblinks import OPEN, add_links, link_button
 
 ACTIONS = {"u": "post image", "v": "variations", "r": "reroll", "x": "cancel"}
 ANSWERED_BY = "Generate"  # the cog that answers these controls
+MAX_ROWS = 5  # action rows a message may have
 
 
 class ResultActions(Protocol):
@@ -111,14 +114,29 @@ def status_view(generation_id: str) -> discord.ui.View:
     return view
 
 
-def result_view(generation_id: str, count: int) -> discord.ui.View:
-    """U1..Un, V1..Vn and 🔁 five to a row, then the favourites menu: at most 5 rows for 8 images."""
+def result_view(generation_id: str, count: int, pages: Sequence[str] = ()) -> discord.ui.View:
+    """U1..Un, V1..Vn and 🔁 five to a row, then the favourites menu: at most 5 rows for 8 images.
+
+    ``pages``: the images' pages in the web studio (bot/ui/weblinks.py), if it has a public URL.
+    Each image gets its link in rows of their own above the menu where the message has room (up
+    to 5 images); a bigger batch gets one "Open in studio", to its first image, after 🔁.
+    """
     view = discord.ui.View(timeout=None)
-    buttons = [ActionButton("u", generation_id, i) for i in range(count)]
+    buttons: list[discord.ui.Item[Any]] = [ActionButton("u", generation_id, i) for i in range(count)]
     buttons += [ActionButton("v", generation_id, i) for i in range(count)]
     buttons.append(ActionButton("r", generation_id))
+    per_image = len(pages) > 1 and _rows(len(buttons)) + _rows(len(pages)) + 1 <= MAX_ROWS
+    if pages and not per_image:
+        buttons += [b for b in [link_button(OPEN, pages[0])] if b is not None]
     for position, button in enumerate(buttons):
-        button.item.row = position // 5
+        button.row = position // 5
         view.add_item(button)
-    view.add_item(FavouriteSelect(generation_id, count, row=(len(buttons) - 1) // 5 + 1))
+    links = [(f"Studio {i + 1}", url) for i, url in enumerate(pages)] if per_image else []
+    add_links(view, links, first_row=_rows(len(buttons)))
+    menu_row = _rows(len(buttons)) + _rows(len(links))
+    view.add_item(FavouriteSelect(generation_id, count, row=menu_row))
     return view
+
+
+def _rows(buttons: int) -> int:
+    return (buttons + 4) // 5

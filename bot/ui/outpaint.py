@@ -14,6 +14,7 @@ import discord
 
 from bot.interactions import guarded, report
 from bot.ui.generation import ANSWERED_BY
+from bot.ui.weblinks import OPEN, add_links
 from studio.outpaint import ZOOM_MAX, ZOOM_MIN
 
 # code -> (label, emoji, row): the edit a button asks for
@@ -118,9 +119,12 @@ class EditForm(discord.ui.Modal):
         await report(interaction, error)
 
 
-def single_image_view(generation_id: str, index: int) -> discord.ui.View:
-    """Under a posted single image: the three Vary buttons, the zooms, then the four pans."""
+def single_image_view(generation_id: str, index: int, page: str | None = None) -> discord.ui.View:
+    """Under a posted single image: the three Vary buttons, the zooms, then the four pans; and
+    ``page``, the image's page in the web studio where it has a public URL (bot/ui/weblinks.py)."""
     view = discord.ui.View(timeout=None)
     for edit in EDITS:
         view.add_item(EditButton(edit, generation_id, index))
+    if page is not None:
+        add_links(view, [(OPEN, page)], first_row=max(row for _, _, row in EDITS.values()) + 1)
     return view

@@ -32,6 +32,7 @@ MAX_FILES = 10
 MAX_ACTION_ROWS = 5
 MAX_BUTTONS_PER_ROW = 5
 MAX_CUSTOM_ID = 100
+MAX_BUTTON_URL = 512  # a link button's url (Discord's component reference)
 MAX_SELECT_OPTIONS = 25
 MAX_COMPONENTS_V2 = 40
 THREAD_ARCHIVE_DURATIONS = frozenset({60, 1440, 4320, 10080})
@@ -127,6 +128,7 @@ def _embed_chars(embed: dict[str, Any]) -> int:
 
 
 _URL = re.compile(r"^(https?://\S+|attachment://\S+)$")
+_WEB_URL = re.compile(r"^https?://[^\s/]+\S*$")  # what a link button may open
 
 
 def check_embeds(embeds: Any, errs: FormErrors) -> None:
@@ -187,9 +189,13 @@ def _check_button(path: str, comp: dict[str, Any], errs: FormErrors, seen: set[s
         errs.add(
             f"{path}.style", "BASE_TYPE_CHOICES", f"Value must be one of {{1, 2, 3, 4, 5, 6}}. ({style})"
         )
-    if style == 5:
-        if not comp.get("url"):
+    url = comp.get("url")
+    if style == 5:  # a link: a web address, and no custom id (clicking it sends no interaction)
+        if not url:
             errs.add(f"{path}.url", "BASE_TYPE_REQUIRED", "This field is required")
+        elif not (isinstance(url, str) and _WEB_URL.match(url)):
+            errs.add(f"{path}.url", "URL_TYPE_INVALID_URL", "Not a well formed URL.")
+        errs.max_len(f"{path}.url", url, MAX_BUTTON_URL)
         if comp.get("custom_id") is not None:
             errs.add(
                 f"{path}.custom_id", "BUTTON_COMPONENT_CUSTOM_ID_URL", "A link button cannot have a custom id"
@@ -199,6 +205,8 @@ def _check_button(path: str, comp: dict[str, Any], errs: FormErrors, seen: set[s
             errs.add(f"{path}.sku_id", "BASE_TYPE_REQUIRED", "This field is required")
     else:
         _check_custom_id(path, comp, errs, seen)
+    if style != 5 and url is not None:
+        errs.add(f"{path}.url", "BUTTON_COMPONENT_CUSTOM_ID_URL", "Only a link button can have a url")
     errs.max_len(f"{path}.label", comp.get("label"), 80)
     if style != 6 and not comp.get("label") and not comp.get("emoji"):
         errs.add(path, "BUTTON_COMPONENT_LABEL_OR_EMOJI", "A button must have a label or an emoji")

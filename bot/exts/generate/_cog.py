@@ -23,6 +23,7 @@ from bot.references import reference_ask
 from bot.ui.captions import upscale_caption
 from bot.ui.images import Picture, age_restricted, send_images, withheld_sentence
 from bot.ui.outpaint import single_image_view
+from bot.ui.weblinks import image_page, studio_base
 from studio.entities import Project, Requester
 from studio.errors import InvalidRecipe, StudioError, TooManyJobs
 from studio.families import ASPECTS
@@ -424,10 +425,13 @@ class GenerateCog(commands.Cog, name="Generate"):
         assert isinstance(channel, discord.abc.Messageable)
         caption = upscale_caption(finish.method, 2, finish.width, finish.height).removeprefix("⬆️ ")
         content = f"Image {index + 1} · seed {image.seed} · {caption} · react {render.STAR} to favourite"
+        page = image_page(studio_base(self.bot.settings.api_public_url), image.server, generation_id, index)
         message = await send_images(
             self.bot,
             [Picture(png, f"atelier-{image.seed}")],
-            lambda files: channel.send(content, files=files, view=single_image_view(generation_id, index)),
+            lambda files: channel.send(
+                content, files=files, view=single_image_view(generation_id, index, page)
+            ),
             interaction=interaction,
         )
         await self.studio.store.add_post(
