@@ -12,6 +12,7 @@ from studio.store.connection import new_id
 from studio.store.finishes import FinishRows
 from studio.store.interactions import InteractionRows
 from studio.store.keys import KeyRows
+from studio.store.library import LibraryRows
 from studio.store.loras import LoraRows
 from studio.store.policy import PolicyRows
 from studio.store.quotas import QuotaRows
@@ -57,6 +58,10 @@ class Store(CommunityQueries):
     @property
     def web(self) -> WebRows:
         return WebRows(self)
+
+    @property
+    def library(self) -> LibraryRows:
+        return LibraryRows(self)
 
     # Users and projects
 
