@@ -221,10 +221,13 @@ async def wait_ready(queue: JobQueue, workers: Sequence[Worker], within: float =
 class Lab:
     """A temporary folder, lanes in it, and a thorough clean-up (also on errors and Ctrl-C)."""
 
-    def __init__(self, name: str, redis_url: str = DEFAULT_REDIS_URL, keep: bool = False) -> None:
+    def __init__(
+        self, name: str, redis_url: str = DEFAULT_REDIS_URL, keep: bool = False, tiny_models: bool = True
+    ) -> None:
         self.name = name
         self.redis_url = redis_url
         self.keep = keep
+        self.tiny_models = tiny_models  # False: a benchmark with no worker needs none built
         self.tag = f"bench-{os.getpid()}-{secrets.token_hex(2)}"
         self.root = Path(tempfile.mkdtemp(prefix=f"atelier-bench-{name}-"))
         self.lanes: list[Lane] = []
@@ -258,7 +261,8 @@ class Lab:
     def __enter__(self) -> Lab:
         # `kill <pid>` of the benchmark must not orphan its workers: make SIGTERM unwind like Ctrl-C.
         self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
-        ensure_tiny_models()
+        if self.tiny_models:
+            ensure_tiny_models()
         return self
 
     def __exit__(

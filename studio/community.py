@@ -16,6 +16,7 @@ from studio.store import Store
 from studio.styles import StyleBook
 
 BROWSE_PAGE = 5
+MAX_PAGE = 100  # the most images one page may ask for (the web gallery shows 24)
 PERIODS: dict[str, float] = {"day": 86400.0, "week": 7 * 86400.0, "month": 30 * 86400.0, "all": 0.0}
 
 
@@ -44,30 +45,39 @@ class Community:
         style: str | None = None,
         page: int = 0,
         age_restricted: bool = False,
+        *,
+        per_page: int = BROWSE_PAGE,
+        creator: str | None = None,
+        posts: bool = True,
     ) -> list[FeedEntry]:
-        """Top public creations of the requester's server by favourites and remixes, ``BROWSE_PAGE``
-        per page. Another server's images never appear (their links would not open for everyone),
-        nor images the safety classifier flagged unless asked from an ``age_restricted`` channel."""
+        """Top public creations of the requester's server by favourites and remixes, ``per_page``
+        per page (only ``creator``'s, an owner id, when given). Another server's images never
+        appear (their links would not open for everyone), nor images the safety classifier
+        flagged unless asked from an ``age_restricted`` channel. ``posts``: with each entry's
+        Discord posts (jump links); a page with no use for them saves a read per entry."""
         if period not in PERIODS:
             raise InvalidRecipe("period", f"Period must be one of {', '.join(PERIODS)}.")
         if model is not None:
             self.catalogue.get(model)
         if style is not None:
             self.styles.get(style)
+        if not 1 <= per_page <= MAX_PAGE:
+            raise InvalidRecipe("per_page", f"A page holds 1 to {MAX_PAGE} images.")
         since = time.time() - PERIODS[period] if PERIODS[period] else 0.0
         rows = await self.store.top_public_images(
             requester.server,
             since,
             model,
             style and style.lower(),
-            BROWSE_PAGE,
-            max(0, page) * BROWSE_PAGE,
+            per_page,
+            max(0, page) * per_page,
             flagged=age_restricted,
+            creator=creator,
         )
         entries = []
         for image, favourites, remixes in rows:
-            posts = await self.store.posts_of(image.generation_id)
-            entries.append(FeedEntry(image, favourites, remixes, posts))
+            shown = await self.store.posts_of(image.generation_id) if posts else []
+            entries.append(FeedEntry(image, favourites, remixes, shown))
         return entries
 
     async def share_channels(self, generation: Generation) -> list[str]:

@@ -44,11 +44,13 @@ class CommunityQueries(Connection):
         limit: int,
         offset: int,
         flagged: bool = False,
+        creator: str | None = None,
     ) -> list[tuple[ImageRecord, int, int]]:
         """Public images of one server's finished generations since ``since`` (``server`` None: those
         made outside any server), most favoured and remixed first, with their favourite and remix
         counts (counted everywhere: a count shows no image or link of another server). Images the
-        safety classifier flagged only with ``flagged`` (an age-restricted channel asks)."""
+        safety classifier flagged only with ``flagged`` (an age-restricted channel asks); only
+        ``creator``'s (an owner id) when given."""
         rows = await self._all(
             "SELECT * FROM (SELECT images.*, "
             " (SELECT COUNT(*) FROM favourites WHERE favourites.image_id = images.id) AS favs,"
@@ -58,10 +60,33 @@ class CommunityQueries(Connection):
             " AND (CAST(? AS INTEGER) = 1 OR images.flagged = 0) AND images.created_at >= ? "
             " AND (CAST(? AS TEXT) IS NULL OR json_extract(images.recipe_json, '$.model') = ?) "
             " AND (CAST(? AS TEXT) IS NULL OR json_extract(images.recipe_json, '$.style') = ?)"
+            " AND (CAST(? AS TEXT) IS NULL OR images.owner_id = ?)"
             ") AS feed ORDER BY favs + remixes DESC, favs DESC, created_at DESC, idx LIMIT ? OFFSET ?",
-            (server, int(flagged), since, model, model, style, style, limit, offset),
+            (server, int(flagged), since, model, model, style, style, creator, creator, limit, offset),
         )
         return [(to_image(r), int(r["favs"]), int(r["remixes"])) for r in rows]
+
+    async def public_creators(self, server: str | None, flagged: bool = False) -> list[tuple[str, str]]:
+        """The people with public images in ``server`` (as the feed shows them), by name: (id, name)."""
+        rows = await self._all(
+            "SELECT DISTINCT users.id, users.name FROM images "
+            "JOIN generations ON generations.id = images.generation_id "
+            "JOIN users ON users.id = images.owner_id "
+            "WHERE images.public = 1 AND generations.status = 'done' AND images.server IS ? "
+            " AND (CAST(? AS INTEGER) = 1 OR images.flagged = 0) "
+            "ORDER BY users.name, users.id",
+            (server, int(flagged)),
+        )
+        return [(str(r["id"]), str(r["name"])) for r in rows]
+
+    async def favourite_standing(self, image_id: str, user_id: str) -> tuple[int, bool]:
+        """How many people favour an image, and whether ``user_id`` is one of them."""
+        row = await self._one(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN user_id = ? THEN 1 ELSE 0 END), 0) AS mine "
+            "FROM favourites WHERE image_id = ?",
+            (user_id, image_id),
+        )
+        return (int(row["n"]), bool(row["mine"])) if row else (0, False)
 
     # Mood boards
 

@@ -72,6 +72,10 @@ class Store(CommunityQueries):
             (user_id, name, time.time()),
         )
 
+    async def user_name(self, user_id: str) -> str | None:
+        row = await self._one("SELECT name FROM users WHERE id = ?", (user_id,))
+        return str(row["name"]) if row else None
+
     async def create_project(
         self, owner_id: str, name: str, thread_id: str | None = None, server: str | None = None
     ) -> Project:

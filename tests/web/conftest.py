@@ -97,8 +97,10 @@ async def seed_images(
     model: str = "tiny-sd15",
     project: str = "web tests",
     thread_id: str | None = None,
+    parent: ImageRecord | None = None,
 ) -> list[ImageRecord]:
-    """``count`` finished one-image generations of ``owner_id``, recorded with real PNG files."""
+    """``count`` finished one-image generations of ``owner_id``, recorded with real PNG files
+    (remixes of ``parent`` when given: its lineage)."""
     settings = deployment.settings()
     artifacts = open_artifacts(settings)
     made = []
@@ -116,6 +118,7 @@ async def seed_images(
                 guidance=5.0,
                 width=64,
                 height=64,
+                parent_image=parent.id if parent is not None else None,
             )
             generation_id = new_id()
             await store.add_generation(generation_id, target.id, owner_id, recipe, private, server)
