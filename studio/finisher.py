@@ -165,20 +165,7 @@ class Finisher:
         return plan
 
     async def _checked_mask(self, mask: bytes, width: int, height: int) -> bytes:
-        try:
-            info = inspect_image(mask, self.settings.max_upload_bytes, self.settings.max_upload_pixels)
-        except UploadRejected as error:
-            raise InvalidRecipe("mask", f"The mask was refused: {error}") from None
-        if (info.width, info.height) != (width, height):
-            raise InvalidRecipe(
-                "mask",
-                f"The mask is {info.width}x{info.height} but the image is {width}x{height}; "
-                "paint the mask on a copy of the image itself (white = repaint).",
-            )
-        try:
-            return await asyncio.to_thread(_binary_mask, mask, self.settings)
-        except UploadRejected as error:
-            raise InvalidRecipe("mask", f"The mask was refused: {error}") from None
+        return await checked_mask(mask, width, height, self.settings)
 
     # Upscale
 
@@ -398,6 +385,25 @@ def _box_mask(box: tuple[float, float, float, float], width: int, height: int) -
     mask = Image.new("L", (width, height), 0)
     ImageDraw.Draw(mask).rectangle((left, top, right - 1, bottom - 1), fill=255)
     return _png(mask)
+
+
+async def checked_mask(mask: bytes, width: int, height: int, settings: Settings) -> bytes:
+    """A painted mask for a ``width`` x ``height`` image as a binary PNG (white = repaint):
+    refused in one sentence when it is not an image, of another size, or all black."""
+    try:
+        info = inspect_image(mask, settings.max_upload_bytes, settings.max_upload_pixels)
+    except UploadRejected as error:
+        raise InvalidRecipe("mask", f"The mask was refused: {error}") from None
+    if (info.width, info.height) != (width, height):
+        raise InvalidRecipe(
+            "mask",
+            f"The mask is {info.width}x{info.height} but the image is {width}x{height}; "
+            "paint the mask on a copy of the image itself (white = repaint).",
+        )
+    try:
+        return await asyncio.to_thread(_binary_mask, mask, settings)
+    except UploadRejected as error:
+        raise InvalidRecipe("mask", f"The mask was refused: {error}") from None
 
 
 def _binary_mask(data: bytes, settings: Any) -> bytes:

@@ -127,21 +127,37 @@ class Refine:
         return await self.prepare_vary(requester, generation_id, index, strength, edit=edit, seeds=seeds)
 
     async def prepare_region(
-        self, requester: Requester, generation_id: str, index: int, box: str
+        self,
+        requester: Requester,
+        generation_id: str,
+        index: int,
+        box: str = "",
+        *,
+        mask: bytes | None = None,
     ) -> GenerationPlan:
-        """Vary (Region): the box (``x,y,w,h`` in percent) repainted as /inpaint does, the rest kept."""
-        from studio.finisher import INPAINT_STRENGTH, _box_mask, parse_box  # finisher imports this module
+        """Vary (Region): the box (``x,y,w,h`` in percent), or a ``mask`` painted at the image's
+        size (PNG, white = repaint: the web editor's), repainted as /inpaint does, the rest kept."""
+        from studio.finisher import (  # finisher imports this module
+            INPAINT_STRENGTH,
+            _box_mask,
+            checked_mask,
+            parse_box,
+        )
 
-        area = parse_box(box)
+        area = parse_box(box) if mask is None else None  # a bad box is refused before any read
         original, image, png = await self._own_image(requester, generation_id, index)
         width, height = await asyncio.to_thread(_size, png)
-        mask = await asyncio.to_thread(_box_mask, area, width, height)
+        if mask is not None:
+            region = await checked_mask(mask, width, height, self.generations.settings)
+        else:
+            assert area is not None
+            region = await asyncio.to_thread(_box_mask, area, width, height)
         return await self._repaint(
             requester,
             original,
             image,
             png,
-            mask,
+            region,
             (width, height),
             INPAINT_STRENGTH,
             "vary (region)",

@@ -7,12 +7,12 @@ from fastapi import FastAPI
 from web import errors
 from web.context import WebContext
 from web.oauth import DiscordOAuth
-from web.pages import auth, gallery, home, images, library, media, static
+from web.pages import auth, editor, gallery, home, images, jobs, library, media, static
 from web.render import Pages
 from web.security import SecurityHeaders
 from web.settings import WebSettings
 
-ROUTERS = (auth, home, media, library, gallery, images, static)
+ROUTERS = (auth, home, media, library, gallery, images, editor, jobs, static)
 
 
 def install(app: FastAPI, public_url: str, discord: WebSettings | None = None) -> WebContext:
