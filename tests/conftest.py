@@ -17,6 +17,8 @@ import pytest
 import pytest_asyncio
 
 ROOT = Path(__file__).resolve().parent.parent
+# A headless Chromium (chromium_path, browser, context, page) for every folder that drives one.
+pytest_plugins = ["tests.browser.fixtures"]
 # Keyed by the builders' source (gpu_worker/tiny.py and any gpu_worker/tiny_*.py it calls), so a
 # change to the tiny models rebuilds them.
 _BUILDERS = sorted((ROOT / "gpu_worker").glob("tiny*.py"))

@@ -10,7 +10,7 @@ from aiohttp import web
 from PIL import Image
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import VIEWPORT_HEIGHT, VIEWPORT_WIDTH
+from tests.browser.fixtures import VIEWPORT_HEIGHT, VIEWPORT_WIDTH
 from tests.browser.screenshots import screenshot
 
 PAGE = """<!doctype html>

@@ -211,7 +211,9 @@ class OAuth:
         self._log(request, status)
         text = (
             f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
-            f"</title></head>\n<body><main>\n<h1>{html.escape(title)}</h1>\n{body}\n</main></body></html>\n"
+            # No favicon to fetch: a browser would otherwise ask for /favicon.ico, an unhandled route.
+            '</title><link rel="icon" href="data:,"></head>\n'
+            f"<body><main>\n<h1>{html.escape(title)}</h1>\n{body}\n</main></body></html>\n"
         )
         return web.Response(status=status, text=text, content_type="text/html")
 
