@@ -65,6 +65,42 @@ def watch_for_problems(page: Page, site: str) -> list[str]:
     return problems
 
 
+# WCAG AA: text contrast at least 4.5:1 (3:1 for large text: 24 px, or 18.66 px bold) against the
+# nearest opaque background behind it; disabled controls are exempt, as WCAG exempts them.
+CONTRAST = r"""() => {
+  const rgba = (value) => (value.match(/[\d.]+/g) || []).map(Number);
+  const channel = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const background = (element) => {
+    for (let node = element; node; node = node.parentElement) {
+      const colour = rgba(getComputedStyle(node).backgroundColor);
+      if (colour.length === 3 || colour[3] === 1) return colour;
+    }
+    return [255, 255, 255];
+  };
+  const failures = [];
+  for (const element of document.querySelectorAll("body *")) {
+    const own = [...element.childNodes].filter((n) => n.nodeType === 3);
+    const text = own.map((n) => n.textContent.trim()).join("");
+    if (!text || element.closest(":disabled, [aria-disabled=true]")) continue;
+    if (!element.getClientRects().length) continue;
+    const style = getComputedStyle(element);
+    if (style.visibility === "hidden" || style.display === "none") continue;
+    const [fg, bg] = [luminance(rgba(style.color)), luminance(background(element))];
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < needed) failures.push(`${text.slice(0, 40)}: ${ratio.toFixed(2)}`);
+  }
+  return failures;
+}"""
+
+
+async def meets_contrast(page: Page, name: str) -> None:
+    failures = await page.evaluate(CONTRAST)
+    assert not failures, f"{name}: text below WCAG AA contrast: {failures}"
+
+
 async def fits_narrow_screen(page: Page, name: str) -> None:
     """At 360 px the page scrolls only downwards; saved as <name>-360."""
     size = page.viewport_size
@@ -110,6 +146,7 @@ async def test_sign_in_browse_paint_a_mask_and_get_the_inpaint_in_the_page_and_i
     await page.wait_for_url(f"{web.url}/")
     await page.locator(f'a[href="/s/{guild.id}/gallery"]').wait_for()
     await screenshot(page, "home")
+    await meets_contrast(page, "home")
 
     # The gallery, filtered to alice's images with the tiny model.
     await page.click(f'a[href="/s/{guild.id}/gallery"]')
@@ -120,6 +157,7 @@ async def test_sign_in_browse_paint_a_mask_and_get_the_inpaint_in_the_page_and_i
     tile = page.locator(f'[data-testid="gallery-item"] a[href="/s/{guild.id}/images/{generation_id}/0"]')
     await tile.wait_for()
     await screenshot(page, "gallery")
+    await meets_contrast(page, "gallery")
     await fits_narrow_screen(page, "gallery")
 
     # The image page: its recipe, and the editor link (alice made it).
@@ -127,6 +165,7 @@ async def test_sign_in_browse_paint_a_mask_and_get_the_inpaint_in_the_page_and_i
     await page.locator("#image-recipe").wait_for()
     assert "a lighthouse at dusk" in (await page.locator("#image-recipe").inner_text())
     await screenshot(page, "image")
+    await meets_contrast(page, "image")
     await fits_narrow_screen(page, "image")
 
     # Paint the left half of the 64x64 image with the mouse, then inpaint it.
@@ -147,6 +186,7 @@ async def test_sign_in_browse_paint_a_mask_and_get_the_inpaint_in_the_page_and_i
     assert 0.2 < coverage < 0.8, coverage
     await page.fill("#mask-prompt", "a red door")
     await screenshot(page, "mask-editor")
+    await meets_contrast(page, "mask-editor")
     await fits_narrow_screen(page, "mask-editor")
     await page.click("#submit-inpaint")
     await page.wait_for_url("**/jobs/**")
@@ -154,6 +194,7 @@ async def test_sign_in_browse_paint_a_mask_and_get_the_inpaint_in_the_page_and_i
     await page.locator("#job[data-status=done]").wait_for(timeout=120_000)
     await page.locator("#job-results img").first.wait_for()
     await screenshot(page, "job")
+    await meets_contrast(page, "job")
 
     # Recorded with lineage; outside the mask every pixel is the original's, inside they differ.
     settings = e2e_deployment.settings()
@@ -190,6 +231,7 @@ async def test_sign_in_browse_paint_a_mask_and_get_the_inpaint_in_the_page_and_i
     await page.goto(f"{web.url}/s/{guild.id}/library")
     await page.locator(f'[data-testid="library-image"][data-generation-id="{inpaint_id}"]').wait_for()
     await screenshot(page, "library")
+    await meets_contrast(page, "library")
     await fits_narrow_screen(page, "library")
     assert not problems, problems
     fake.assert_clean()

@@ -6,9 +6,10 @@ import re
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 
 from tests.api.server import ApiServer
-from tests.web.conftest import ALICE, OTHER_SERVER, SERVER, sign_in
+from tests.web.conftest import ALICE, OTHER_SERVER, SERVER, seed_images, sign_in
 
 
 async def test_a_signed_in_person_sees_only_the_servers_they_share_with_the_bot(web_api: ApiServer) -> None:
@@ -116,3 +117,26 @@ async def test_pages_carry_a_strict_csp_and_versioned_static_files(web_api: ApiS
         api = await http.get("/v1/generations/x")  # the REST API keeps its JSON errors, no CSP
         assert api.headers["content-type"].startswith("application/json")
         assert "content-security-policy" not in api.headers
+
+
+async def test_every_write_of_the_web_studio_needs_the_csrf_token(web_api: ApiServer) -> None:
+    """Every write route of the web pages, found in their routers (so a new one is covered too)."""
+    from web.app import ROUTERS
+
+    writes = [
+        route.path
+        for module in ROUTERS
+        for route in module.router.routes
+        if isinstance(route, APIRoute) and route.methods & {"POST", "PUT", "PATCH", "DELETE"}
+    ]
+    assert len(writes) >= 4, writes
+    image = (await seed_images(web_api.deployment, ALICE, 1))[0]
+    alice = await sign_in(web_api, ALICE, "Alice")
+    for path in writes:
+        url = path.format(server_id=SERVER, generation_id=image.generation_id, index=0)
+        assert (await alice.http.post(url, data={"prompt": "x", "on": "1"})).status_code == 403, url
+        forged = await alice.http.post(
+            url, data={"csrf_token": "forged", "prompt": "x", "on": "1"}, headers={"X-CSRF-Token": "forged"}
+        )
+        assert forged.status_code == 403, url
+    await alice.http.aclose()
