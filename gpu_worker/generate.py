@@ -20,6 +20,7 @@ from gpu_worker.prompting import prompt_arguments
 from gpu_worker.tiling import seamless
 from gpu_worker.trusted import open_image
 from studio.families import FAMILIES
+from studio.mask_levels import mask_level
 from studio.recipe import Recipe
 
 StepCallback = Callable[[int, int], None]
@@ -53,7 +54,9 @@ def decode_init_image(data: bytes, width: int, height: int, max_pixels: int, max
 
 
 def decode_mask(data: bytes, size: tuple[int, int], max_pixels: int, max_bytes: int) -> Image.Image:
-    """An inpainting mask the init image's size, as pure black and white (white = repaint)."""
+    """An inpainting mask the init image's size, greyscale (white = repaint; studio.mask_levels):
+    the pipeline repaints where it is at least half white, and the result is composited with it,
+    so a feathered edge blends in and black pixels stay exactly as they were."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         source = open_image(data, max_bytes, max_pixels, "the mask")
@@ -63,7 +66,7 @@ def decode_mask(data: bytes, size: tuple[int, int], max_pixels: int, max_bytes: 
             grey = source.convert("L")
         except (OSError, SyntaxError) as exc:
             raise ValueError(f"the mask is damaged ({exc})") from None
-    return grey.point(lambda v: 255 if v >= 128 else 0)
+    return grey.point(mask_level)
 
 
 def run(

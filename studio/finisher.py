@@ -26,6 +26,7 @@ from studio.errors import InvalidRecipe, NotFound, NotYours, StudioError
 from studio.families import Family
 from studio.finishing import EXPORT_PRESETS, ExportSpec, Grade, check_upscale
 from studio.generations import GenerationPlan, Generations
+from studio.mask_levels import mask_level
 from studio.preferences import Preferences
 from studio.queue import JobQueue
 from studio.recipe import Draft, Recipe
@@ -388,7 +389,7 @@ def _box_mask(box: tuple[float, float, float, float], width: int, height: int) -
 
 
 async def checked_mask(mask: bytes, width: int, height: int, settings: Settings) -> bytes:
-    """A painted mask for a ``width`` x ``height`` image as a binary PNG (white = repaint):
+    """A painted mask for a ``width`` x ``height`` image as a greyscale PNG (white = repaint):
     refused in one sentence when it is not an image, of another size, or all black."""
     try:
         info = inspect_image(mask, settings.max_upload_bytes, settings.max_upload_pixels)
@@ -401,16 +402,17 @@ async def checked_mask(mask: bytes, width: int, height: int, settings: Settings)
             "paint the mask on a copy of the image itself (white = repaint).",
         )
     try:
-        return await asyncio.to_thread(_binary_mask, mask, settings)
+        return await asyncio.to_thread(_mask_png, mask, settings)
     except UploadRejected as error:
         raise InvalidRecipe("mask", f"The mask was refused: {error}") from None
 
 
-def _binary_mask(data: bytes, settings: Any) -> bytes:
+def _mask_png(data: bytes, settings: Any) -> bytes:
+    """The mask as greyscale PNG, its levels read by ``mask_level`` (a feathered edge stays soft)."""
     verify_image(data, settings.max_upload_bytes, settings.max_upload_pixels)
     with Image.open(io.BytesIO(data)) as source:
         grey = source.convert("L")
-    mask = grey.point(lambda v: 255 if v >= 128 else 0)
+    mask = grey.point(mask_level)
     if mask.getbbox() is None:
         raise UploadRejected("it is all black, so there is nothing to repaint (white = repaint).")
     return _png(mask)

@@ -12,6 +12,7 @@ from PIL import Image
 from studio.app import Studio
 from studio.entities import Requester
 from studio.errors import InvalidRecipe
+from studio.mask_levels import mask_level
 from studio.recipe import Draft
 
 ALICE = Requester(id="cli:alice", name="alice")
@@ -112,3 +113,26 @@ async def test_bad_masks_and_boxes_are_refused_before_anything_is_queued(
     with pytest.raises(InvalidRecipe, match=words):
         await studio.finishing.prepare_inpaint(ALICE, "a door", picture(), options=Draft(), **kw)  # type: ignore[arg-type]
     assert len(await studio.store.list_generations(ALICE.id, 200)) == before
+
+
+async def test_a_feathered_mask_blends_its_edge_and_keeps_black_exact(studio: Studio) -> None:
+    """A soft mask: the pipeline repaints where it is at least half white (as a hard mask at 128
+    would), and the result is composited with the mask's grey levels, so the edge blends."""
+    source = picture(seed=3)
+    ramp = np.zeros((64, 64), dtype=np.uint8)
+    ramp[:, 16:48] = np.linspace(0, 255, 32).astype(np.uint8)  # a 32 px feathered edge
+    ramp[:, 48:] = 255
+    soft = io.BytesIO()
+    Image.fromarray(ramp, "L").save(soft, format="PNG")
+    hard = io.BytesIO()
+    Image.fromarray(np.where(ramp >= 128, 255, 0).astype(np.uint8), "L").save(hard, format="PNG")
+    blended = await repaint(studio, source, mask=soft.getvalue())
+    painted = await repaint(studio, source, mask=hard.getvalue())  # same seed, same repaint
+    original = rgb(source)
+    level = np.vectorize(mask_level)(ramp)
+    black, grey = level == 0, (level >= 128) & (level < 255)
+    assert np.array_equal(blended[black], original[black])  # exactly as they were
+    alpha = (level[grey] / 255.0)[:, None]
+    expected = painted[grey] * alpha + original[grey] * (1 - alpha)
+    assert np.abs(blended[grey] - expected).max() <= 1  # the edge is a blend of the two
+    assert not np.array_equal(blended[grey], painted[grey])
