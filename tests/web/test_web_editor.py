@@ -347,6 +347,40 @@ async def test_vary_region_repaints_the_painted_region_with_the_images_own_recip
     await alice.http.aclose()
 
 
+async def test_zoom_out_extends_the_canvas_around_the_image_in_its_thread(
+    web_api: ApiServer, start_worker: Callable[[], None]
+) -> None:
+    start_worker()
+    deployment = web_api.deployment
+    parent = (await seed_images(deployment, ALICE, 1, project="editor zoom", thread_id="777000000000000001"))[
+        0
+    ]
+    alice = await sign_in(web_api, ALICE, "Alice")
+    page = f"/s/{SERVER}/images/{parent.generation_id}/0"
+    assert 'action="' + page + '/outpaint"' in (await alice.http.get(f"{page}/edit")).text
+    refused = await alice.http.post(f"{page}/outpaint", data={"edit": "sideways", "csrf_token": alice.csrf})
+    assert refused.status_code == 422 and "Zoom out" in refused.text
+    started = await alice.http.post(f"{page}/outpaint", data={"edit": "z2", "csrf_token": alice.csrf})
+    assert started.status_code == 303, started.text
+    job = started.headers["location"]
+    seen = await events_until_the_end(alice, job)
+    assert seen[-1][0] == "done", seen
+    generation_id = job.rsplit("/", 1)[-1]
+    async with Store(deployment.settings().database_path) as store:
+        generation = await store.get_generation(generation_id)
+        image = (await store.images_of(generation_id))[0]
+        delivery = await store.delivery(generation_id)
+    assert generation.recipe.edit == "zoom out 2x" and image.parent_image_id == parent.id
+    assert (image.width, image.height) == (128, 128)
+    assert delivery is not None and delivery.channel_id == "777000000000000001"  # the bot posts it there
+    bob = await sign_in(web_api, BOB, "Bob")
+    assert (
+        await bob.http.post(f"{page}/outpaint", data={"edit": "z2", "csrf_token": bob.csrf})
+    ).status_code == 404
+    await alice.http.aclose()
+    await bob.http.aclose()
+
+
 def test_nothing_above_logged_an_error(web_api: ApiServer) -> None:
     """Last: streams cut off, refusals and two followers of one job (the API's and a page's)."""
     log = Path(web_api.log_path).read_text(errors="replace")

@@ -134,9 +134,13 @@ async def test_every_write_of_the_web_studio_needs_the_csrf_token(web_api: ApiSe
     alice = await sign_in(web_api, ALICE, "Alice")
     for path in writes:
         url = path.format(server_id=SERVER, generation_id=image.generation_id, index=0)
-        assert (await alice.http.post(url, data={"prompt": "x", "on": "1"})).status_code == 403, url
+        assert (
+            await alice.http.post(url, data={"prompt": "x", "on": "1", "edit": "z2"})
+        ).status_code == 403, url
         forged = await alice.http.post(
-            url, data={"csrf_token": "forged", "prompt": "x", "on": "1"}, headers={"X-CSRF-Token": "forged"}
+            url,
+            data={"csrf_token": "forged", "prompt": "x", "on": "1", "edit": "z2"},
+            headers={"X-CSRF-Token": "forged"},
         )
         assert forged.status_code == 403, url
     await alice.http.aclose()

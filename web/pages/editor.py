@@ -5,7 +5,8 @@ with a prompt and a mode: ``inpaint`` goes to the same use case as /inpaint (the
 masked area), ``region`` to Vary (Region)'s (the image's own recipe, a new seed, the mask as the
 region). Either is started by web.launch: recorded as the web's, promised to the image's project
 thread (the bot posts the result there), followed by the API process; the answer is the job page.
-Outpainting keeps its Discord buttons (Zoom Out, pan): it needs no painted mask.
+Outpainting (Zoom Out, pans) needs no painted mask: plain form buttons beside the editor, the
+same use case as the bot's buttons.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Response, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from api.uploads import read_upload
 from studio.entities import Generation, ImageRecord, Project
 from studio.errors import InvalidRecipe
 from studio.generations import GenerationPlan
+from studio.outpaint import DIRECTIONS
 from studio.recipe import Draft, parse_prompt
 from web.context import Page, SignedIn
 from web.launch import job_url, launch
@@ -29,6 +31,7 @@ from web.sessions import check_csrf
 
 router = APIRouter(include_in_schema=False)
 MODES = ("inpaint", "region")
+OUTPAINT_ZOOMS = {"z1.5": 1.5, "z2": 2.0}  # the bot's Zoom Out buttons
 MAX_PROMPT = 2000
 
 
@@ -131,3 +134,28 @@ async def _region(current: Page, server_id: str, found: Editable, mask: bytes) -
         requester, found.image.generation_id, found.image.index, mask=mask
     )
     return dataclasses.replace(plan, deliver_to=found.project.thread_id)
+
+
+@router.post("/s/{server_id}/images/{generation_id}/{index}/outpaint")
+async def outpaint(
+    server_id: str,
+    generation_id: GenerationId,
+    index: Index,
+    current: SignedIn,
+    edit: Annotated[str, Form(max_length=16)],
+    csrf_token: Annotated[str | None, Form()] = None,
+) -> Response:
+    """Zoom Out or a pan, as the bot's buttons do (Refine.prepare_outpaint: no painted mask, the
+    new area is the mask), in the image's project and delivered to its thread; then the job page."""
+    check_csrf(current.me, csrf_token)
+    found = await editable(current, server_id, generation_id, index)
+    requester = current.me.requester(server_id)
+    refine = current.studio.refine
+    if edit in OUTPAINT_ZOOMS:
+        plan = await refine.prepare_outpaint(requester, generation_id, index, zoom=OUTPAINT_ZOOMS[edit])
+    elif edit in DIRECTIONS:
+        plan = await refine.prepare_outpaint(requester, generation_id, index, pan=edit)
+    else:
+        raise InvalidRecipe("edit", "Choose Zoom out 1.5x or 2x, or a direction to pan.")
+    generation = await launch(current, dataclasses.replace(plan, deliver_to=found.project.thread_id))
+    return RedirectResponse(job_url(server_id, generation), 303)
