@@ -15,7 +15,9 @@ from studio.store import Store
 from studio.store.web import WebGuild, WebSession
 
 COOKIE = "atelier_session"
-SESSION_TTL_S = 7 * 86400.0
+# A day: the person's servers are read from Discord at sign-in, so someone who leaves (or is
+# removed from) a server stops seeing it here within a day; signing in again is one redirect.
+SESSION_TTL_S = 86400.0
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 MANAGE_MESSAGES = 1 << 13

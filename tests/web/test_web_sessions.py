@@ -144,3 +144,17 @@ async def test_every_write_of_the_web_studio_needs_the_csrf_token(web_api: ApiSe
         )
         assert forged.status_code == 403, url
     await alice.http.aclose()
+
+
+async def test_an_expired_session_is_not_signed_in(web_api: ApiServer) -> None:
+    from studio.store import Store
+    from studio.store.web import WebGuild
+    from web.sessions import token_hash
+
+    async with Store(web_api.deployment.settings().database_path) as store:
+        await store.web.add_session(
+            token_hash("old-token"), ALICE, "Alice", [WebGuild(SERVER, "S")], "c", -1.0
+        )
+    async with httpx.AsyncClient(base_url=web_api.url, cookies={"atelier_session": "old-token"}) as http:
+        assert (await http.get(f"/s/{SERVER}")).status_code == 303
+        assert "Sign in with Discord" in (await http.get("/")).text
