@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import quote
 
@@ -15,6 +15,7 @@ from web.oauth import DiscordOAuth
 from web.render import Pages
 from web.sessions import Sessions, Viewer
 from web.settings import WebSettings
+from web.stream_slots import StreamSlots
 from web.thumbnails import Thumbnails
 
 
@@ -25,6 +26,7 @@ class WebContext:
     pages: Pages
     public_url: str  # where browsers reach us (api_public_url): the OAuth redirect and Discord's links
     _thumbnails: Thumbnails | None = None
+    streams: StreamSlots = field(default_factory=StreamSlots)  # the job pages' open event streams
 
     def thumbnails(self, studio: Studio) -> Thumbnails:
         if self._thumbnails is None:

@@ -6,13 +6,21 @@ with it, web/static/job.js follows /s/<server>/jobs/<id>/events (web.job_stream)
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Response
 
 from studio.entities import Generation, ImageRecord
 from studio.errors import NotFound
 from web.context import Page, SignedIn
-from web.job_stream import EventStream, JobStream, Place, failure_sentence, queue_place, result_links
+from web.job_stream import (
+    EventStream,
+    JobStream,
+    Place,
+    failure_sentence,
+    queue_place,
+    result_links,
+)
 from web.pages.media import GenerationId
+from web.stream_slots import TOO_MANY_STREAMS
 
 router = APIRouter(include_in_schema=False)
 HEADINGS = {
@@ -68,4 +76,8 @@ async def job_page(server_id: str, generation_id: GenerationId, current: SignedI
 @router.get("/s/{server_id}/jobs/{generation_id}/events")
 async def job_events(server_id: str, generation_id: GenerationId, current: SignedIn) -> Response:
     generation = await own_generation(current, server_id, generation_id)
-    return EventStream(JobStream(current.studio, server_id, generation).events())
+    slots = current.web.streams
+    if not slots.take(current.me.user_id):
+        raise HTTPException(429, TOO_MANY_STREAMS, headers={"Retry-After": "30"})
+    source = JobStream(current.studio, server_id, generation).events()
+    return EventStream(slots.held(current.me.user_id, source))
