@@ -12,9 +12,11 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from api import errors as api_errors
+from api.context import context as api_context
 from studio.errors import NotYours, StudioError
 from web.context import NeedsSignIn, login_url, web_context
 from web.security import is_web_path
+from web.sessions import Sessions, Viewer
 
 log = logging.getLogger(__name__)
 MESSAGES = {
@@ -30,13 +32,29 @@ def wants_json(request: Request) -> bool:
     )
 
 
-def answer(request: Request, status: int, sentence: str, headers: dict[str, str] | None = None) -> Response:
+async def answer(
+    request: Request, status: int, sentence: str, headers: dict[str, str] | None = None
+) -> Response:
     if wants_json(request):
         return JSONResponse({"detail": sentence}, status, headers=headers)
-    response = web_context(request).pages.render(request, "error.html", status, message=sentence, code=status)
+    web = web_context(request)
+    response = web.pages.render(
+        request, "error.html", status, message=sentence, code=status, viewer=await _viewer(request)
+    )
     if headers:
         response.headers.update(headers)
     return response
+
+
+async def _viewer(request: Request) -> Viewer | None:
+    """Who is signed in, for the page's header; nobody when that cannot be told (the error may
+    be the store's own)."""
+    try:
+        return await Sessions(api_context(request).studio.store, web_context(request).secure_cookies).viewer(
+            request
+        )
+    except Exception:
+        return None
 
 
 async def on_http(request: Request, error: Exception) -> Response:
@@ -44,7 +62,9 @@ async def on_http(request: Request, error: Exception) -> Response:
     if not is_web_path(request.url.path):
         return await http_exception_handler(request, error)
     detail = error.detail if isinstance(error.detail, str) and error.status_code not in MESSAGES else None
-    return answer(request, error.status_code, detail or MESSAGES.get(error.status_code, "That did not work."))
+    return await answer(
+        request, error.status_code, detail or MESSAGES.get(error.status_code, "That did not work.")
+    )
 
 
 async def on_studio(request: Request, error: Exception) -> Response:
@@ -55,13 +75,13 @@ async def on_studio(request: Request, error: Exception) -> Response:
     if status >= 500:
         log.error("%s %s: %s", request.method, request.url.path, error)
     sentence = MESSAGES[404] if isinstance(error, NotYours) else str(error)
-    return answer(request, status, sentence)
+    return await answer(request, status, sentence)
 
 
 async def on_invalid(request: Request, error: Exception) -> Response:
     if not is_web_path(request.url.path):
         return await api_errors.invalid_request(request, error)
-    return answer(
+    return await answer(
         request,
         400 if request.method == "GET" else 422,
         "That request was not understood; please check it and try again.",
@@ -79,7 +99,7 @@ async def on_unexpected(request: Request, error: Exception) -> Response:
     if not is_web_path(request.url.path):
         return await api_errors.unexpected(request, error)
     log.error("%s %s failed", request.method, request.url.path, exc_info=error)
-    return answer(request, 500, "Something went wrong on our side; it has been logged.")
+    return await answer(request, 500, "Something went wrong on our side; it has been logged.")
 
 
 def install(app: FastAPI) -> None:
