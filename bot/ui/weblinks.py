@@ -14,6 +14,8 @@ from typing import Any
 
 import discord
 
+from bot.render import NO_PINGS, quote
+
 MAX_LINK_URL = 512  # Discord refuses a link button whose url is longer (and the whole message with it)
 OPEN = "Open in studio"
 
@@ -62,3 +64,40 @@ def add_links(view: discord.ui.View, links: Sequence[tuple[str, str]], first_row
         button = link_button(label, url, row=first_row + position // 5)
         if button is not None:
             view.add_item(button)
+
+
+IN_A_DM = (
+    "The web studio is per server: use `/web` in a server you share with me, and I'll link that "
+    "server's gallery and your library there."
+)
+NOT_SET_UP = (
+    "The web studio isn't set up for this bot yet. (Whoever runs Atelier: set `ATELIER_API_PUBLIC_URL` "
+    "to the address where people's browsers reach `atelier api`.)"
+)
+
+
+def studio_answer(
+    public_url: str | None, server_id: int | None, server_name: str
+) -> tuple[str, list[tuple[str, str]]]:
+    """What /web says, and its ``(label, url)`` links."""
+    if server_id is None:
+        return IN_A_DM, []
+    base = studio_base(public_url)
+    if base is None:
+        return NOT_SET_UP, []
+    server = str(server_id)
+    text = (
+        f"**Atelier's web studio** for {quote(server_name, 100)}: the community gallery, and your "
+        "library (your projects and images, private ones shown only to you). Sign in with Discord."
+    )
+    return text, [("Gallery", gallery_url(base, server)), ("Your library", library_url(base, server))]
+
+
+async def send_studio_links(interaction: discord.Interaction[Any], public_url: str | None) -> None:
+    """/web and /atelier web: the answer, only to the person who asked, with its link buttons."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    name = interaction.guild.name if interaction.guild is not None else ""
+    text, links = studio_answer(public_url, interaction.guild_id, name)
+    view = discord.ui.View(timeout=None)
+    add_links(view, links, first_row=0)
+    await interaction.followup.send(text, view=view, ephemeral=True, allowed_mentions=NO_PINGS)

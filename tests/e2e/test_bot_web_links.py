@@ -91,6 +91,14 @@ async def test_web_links_the_servers_gallery_and_the_persons_library(
         ("Your library", f"{PUBLIC}/s/{elsewhere.id}/library"),
     ]
     assert links(await web_answer(fake, user="bob")) == links(here)  # the same pages for everyone
+    # Server managers also find it under /atelier (shown to them only), with the same links.
+    fake.permit_command("atelier", "alice")
+    try:
+        record = await fake.slash("atelier", None, user="alice", subcommand="web")
+        (managers,) = await record.wait_followups(1, timeout=15)
+        assert managers.ephemeral and links(managers) == links(here)
+    finally:
+        fake.forget_command_permits("atelier")
     assert not fake.pings_anyone(here)
     fake.assert_clean()
 

@@ -7,10 +7,18 @@ from typing import Any
 
 import pytest
 
-from bot.exts.web._cog import IN_A_DM, NOT_SET_UP, studio_answer
 from bot.ui.generation import result_view
 from bot.ui.outpaint import single_image_view
-from bot.ui.weblinks import OPEN, image_page, image_pages, link_button, studio_base
+from bot.ui.weblinks import (
+    IN_A_DM,
+    NOT_SET_UP,
+    OPEN,
+    image_page,
+    image_pages,
+    link_button,
+    studio_answer,
+    studio_base,
+)
 from tests.fake_discord import rules
 
 BASE = "https://studio.example.test"

@@ -18,6 +18,7 @@ from bot.links import parse_link
 from bot.projects import new_project_thread, post_status, requester_of
 from bot.ui.images import FittedFile, Picture, send_images
 from bot.ui.remix import REMIX, RemixButton
+from bot.ui.weblinks import send_studio_links
 from studio.entities import Generation, ImageRecord, Requester
 from studio.errors import StudioError
 from studio.quotas import MAX_ROLE_LIMIT_S, limits_text
@@ -106,6 +107,13 @@ class AtelierCog(commands.GroupCog, name="atelier", description="Server settings
         await interaction.response.send_modal(
             RemixModal(self, image, self.bot.studio.refine.remix_text(image))
         )
+
+    @app_commands.command(
+        name="web", description="Open the web studio: this server's gallery and your library"
+    )
+    async def web(self, interaction: discord.Interaction[AtelierBot]) -> None:
+        """As /web, for the managers who look under /atelier (members have /web itself)."""
+        await send_studio_links(interaction, self.bot.settings.api_public_url)
 
     @remix_channel.command(name="add", description="Share public results in this channel (admins)")
     async def add(self, interaction: discord.Interaction[AtelierBot]) -> None:
