@@ -1,7 +1,8 @@
 """/healthz, /readyz and /metrics on the API's own port (kept out of the OpenAPI document).
 
 /healthz: 200 while Redis answers a PING, else 503 (the API can queue nothing without it).
-/readyz:  the same, and only once the app has started (its studio open, followers resumed).
+/readyz:  the same, and only once the app has started (its studio open, followers resumed) and
+          while its database answers (SQLite file or PostgreSQL).
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ def install(app: FastAPI, settings: Settings) -> RedisProbe:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> PlainTextResponse:
-        started = getattr(request.app.state, "atelier", None) is not None
-        status, body = await health_answer(probe, started)
+        api = getattr(request.app.state, "atelier", None)
+        status, body = await health_answer(probe, api is not None)
+        if status == 200 and api is not None and not await api.studio.store.answers():
+            # Every request reads or writes the store: without it the API serves only errors.
+            status, body = 503, "database unreachable\n"
         return PlainTextResponse(body, status_code=status)
 
     @app.get("/metrics", include_in_schema=False)

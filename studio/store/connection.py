@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -56,6 +57,14 @@ class Connection:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+    async def answers(self, timeout: float = 2.0) -> bool:
+        """Whether the database answers a trivial query in time (a readiness probe asks)."""
+        try:
+            await asyncio.wait_for(self.backend.fetch("SELECT 1 AS one", ()), timeout)
+        except Exception:
+            return False
+        return True
 
     async def _write(self, sql: str, args: Iterable[Any] = ()) -> int:
         """One write statement; returns the rows it changed."""
