@@ -9,7 +9,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from tests.api.server import ApiServer
-from tests.web.conftest import ALICE, OTHER_SERVER, SERVER, seed_images, sign_in
+from tests.web.conftest import ALICE, OTHER_SERVER, SERVER, WEB_ENV, seed_images, sign_in
 
 
 async def test_a_signed_in_person_sees_only_the_servers_they_share_with_the_bot(web_api: ApiServer) -> None:
@@ -159,3 +159,22 @@ async def test_an_expired_session_is_not_signed_in(web_api: ApiServer) -> None:
     async with httpx.AsyncClient(base_url=web_api.url, cookies={"atelier_session": "old-token"}) as http:
         assert (await http.get(f"/s/{SERVER}")).status_code == 303
         assert "Sign in with Discord" in (await http.get("/")).text
+
+
+async def test_cookies_are_secure_where_the_studio_is_served_over_https(web_api: ApiServer) -> None:
+    secure = ApiServer(
+        web_api.deployment, {**WEB_ENV, "ATELIER_API_PUBLIC_URL": "https://studio.example.test"}
+    )
+    secure.start()
+    try:
+        await secure.wait_ready()
+        async with httpx.AsyncClient(base_url=secure.url) as http:
+            login = await http.get("/login")
+        assert login.headers["location"].startswith("https://discord.com/oauth2/authorize?")
+        assert "redirect_uri=https%3A%2F%2Fstudio.example.test%2Fauth%2Fcallback" in login.headers["location"]
+        cookie = login.headers["set-cookie"]
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    finally:
+        secure.stop()
+    async with httpx.AsyncClient(base_url=web_api.url) as http:  # plain http (a local studio): not Secure
+        assert "Secure" not in (await http.get("/login")).headers["set-cookie"]
