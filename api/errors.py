@@ -27,6 +27,7 @@ from studio.errors import (
     NotYours,
     QueueUnavailable,
     QuotaExceeded,
+    StoreUnavailable,
     StudioError,
     TooManyJobs,
     UnknownLora,
@@ -47,6 +48,7 @@ STATUSES: tuple[tuple[type[StudioError], int], ...] = (
     (TooManyJobs, 429),
     (QuotaExceeded, 429),
     (QueueUnavailable, 503),
+    (StoreUnavailable, 503),
     (WorkerUnavailable, 503),
     (CatalogueError, 500),
     (NameTaken, 409),
@@ -91,7 +93,8 @@ async def studio_error(request: Request, error: Exception) -> JSONResponse:
         log.error("%s %s: %s", request.method, request.url.path, error)
     detail = NOT_FOUND if isinstance(error, NotYours) else str(error)
     body = ErrorOut(detail=detail, field=getattr(error, "field", None))
-    headers = {"Retry-After": str(CAPACITY_RETRY_S)} if isinstance(error, TooManyJobs) else None
+    retry = isinstance(error, (TooManyJobs, StoreUnavailable))
+    headers = {"Retry-After": str(CAPACITY_RETRY_S)} if retry else None
     if isinstance(error, DailyQuotaReached):  # retry once the person's quota resets
         headers = {"Retry-After": str(error.retry_after_s)}
     return JSONResponse(body.model_dump(exclude_none=True), status, headers=headers)

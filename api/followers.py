@@ -73,7 +73,7 @@ class Followers:
             async with self._slots:
                 await self.studio.results.follow(generation_id)
         except QUEUE_AWAY:
-            raise  # Redis is away: the tracker keeps following
+            raise  # Redis or the database is away: the tracker keeps following
         except (GenerationFailed, GenerationCancelled):
             pass  # recorded as such; the webhook says so
         except StudioError as error:

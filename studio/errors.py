@@ -79,6 +79,15 @@ class QueueUnavailable(StudioError):
     """Redis cannot be reached; nothing was enqueued."""
 
 
+class StoreUnavailable(StudioError):
+    """The database cannot be reached (PostgreSQL restarting, refusing connections, or the
+    connection cut): a request is answered "try again", a follower waits for it to come back."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("The studio's database can't be reached right now; please try again in a moment.")
+        self.detail = detail  # the driver's words, for the log
+
+
 class GenerationFailed(StudioError):
     def __init__(self, generation_id: str, reason: str) -> None:
         super().__init__(f"Generation {generation_id} failed: {reason}")

@@ -17,7 +17,7 @@ from typing import TypeVar
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from studio.errors import QueueUnavailable
+from studio.errors import QueueUnavailable, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -27,8 +27,14 @@ T = TypeVar("T")
 REDIS_DOWN: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 # Only redis-py's own errors: for places where an OSError may well be something else (a file).
 REDIS_LOST: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
-# What a front end's follower meets while Redis is away: keep following rather than give up.
-QUEUE_AWAY: tuple[type[BaseException], ...] = (QueueUnavailable, *REDIS_LOST)
+# What a front end's follower meets while Redis, or the database, is away: keep following
+# rather than give up (the work runs again from its start once it is back: it is idempotent).
+QUEUE_AWAY: tuple[type[BaseException], ...] = (QueueUnavailable, StoreUnavailable, *REDIS_LOST)
+
+
+def service_of(error: BaseException) -> str:
+    """What is away, for the log: the database or Redis."""
+    return "the database" if isinstance(error, StoreUnavailable) else "Redis"
 
 
 class Outage:
@@ -42,6 +48,7 @@ class Outage:
         self.since: float | None = None
         self.failures = 0
         self.ended_at: float | None = None  # monotonic time the last outage ended
+        self.service = "Redis"  # what the current (or last) outage is of
 
     @property
     def down(self) -> bool:
@@ -56,11 +63,14 @@ class Outage:
         """Note one failed attempt; returns how long to wait before the next one."""
         if self.since is None:
             self.since = time.monotonic()
+            self.service = service_of(error)
+            detail = getattr(error, "detail", None) or error
             self.log.warning(
-                "%s: Redis is unreachable (%s: %s); retrying until it is back",
+                "%s: %s is unreachable (%s: %s); retrying until it is back",
                 self.what,
+                self.service,
                 type(error).__name__,
-                error,
+                detail,
             )
         delay = min(self.cap_s, self.first_s * 2.0**self.failures)
         self.failures += 1
@@ -68,7 +78,7 @@ class Outage:
 
     def recovered(self) -> None:
         if self.since is not None:
-            self.log.warning("%s: Redis is back after %.1fs", self.what, self.seconds)
+            self.log.warning("%s: %s is back after %.1fs", self.what, self.service, self.seconds)
             self.ended_at = time.monotonic()
         self.since = None
         self.failures = 0

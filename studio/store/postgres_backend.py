@@ -7,17 +7,43 @@ that counts before it writes names a ``lock`` key (an advisory lock held until i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
 
 import asyncpg
 
+from studio.errors import StoreUnavailable
 from studio.store import postgres_dialect
 from studio.store.backend import Row, Transaction, UniqueViolation
 from studio.store.migrations import migrate_postgres
 
+T = TypeVar("T")
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+# The database is away, not the query wrong: refused or cut connections (a restart, a failover, a
+# database not accepting connections, the server at its connection limit). StoreUnavailable.
+_AWAY: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, timed out (TimeoutError is one)
+    asyncpg.PostgresConnectionError,  # the connection is gone, or could not be made
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.ObjectNotInPrerequisiteStateError,  # the database is not accepting connections
+    asyncpg.TooManyConnectionsError,
+)
+
+
+# A connection the server cut (a terminated backend) whose client side has not noticed yet: the
+# next statement on it fails in the client. It is dropped, and a single statement tried once more.
+_STALE: tuple[type[BaseException], ...] = (asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except _AWAY as error:
+        raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
 
 
 def _changed(status: str) -> int:
@@ -72,16 +98,33 @@ class PostgresBackend:
         return self._pool
 
     async def execute(self, sql: str, args: Iterable[Any] = ()) -> int:
-        async with self.pool.acquire() as connection:
-            return await _PostgresTransaction(connection).execute(sql, args)
+        return await self._statement(lambda statement: statement.execute(sql, args))
 
     async def fetch(self, sql: str, args: Iterable[Any] = ()) -> Sequence[Row]:
-        async with self.pool.acquire() as connection:
-            return await _PostgresTransaction(connection).fetch(sql, args)
+        return await self._statement(lambda statement: statement.fetch(sql, args))
+
+    async def _statement(self, run: Callable[[_PostgresTransaction], Awaitable[T]]) -> T:
+        """One statement on a pooled connection; on a stale one (see _STALE), once more on another."""
+        for last in (False, True):
+            with _reachable():
+                async with self.pool.acquire() as connection:
+                    try:
+                        return await run(_PostgresTransaction(connection))
+                    except _STALE as error:
+                        connection.terminate()
+                        if last:
+                            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def transaction(self, lock: str | None = None) -> AsyncIterator[Transaction]:
-        async with self.pool.acquire() as connection, connection.transaction():
-            if lock is not None:
-                await connection.execute(_LOCK, lock)
-            yield _PostgresTransaction(connection)
+        with _reachable():
+            async with self.pool.acquire() as connection:
+                try:
+                    async with connection.transaction():
+                        if lock is not None:
+                            await connection.execute(_LOCK, lock)
+                        yield _PostgresTransaction(connection)
+                except _STALE as error:  # the caller's statements may not run twice: it tries again
+                    connection.terminate()
+                    raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
