@@ -29,6 +29,18 @@ def generation_row(dep: Deployment, generation_id: str) -> tuple[str, int]:
     return str(status[0]), int(images[0])
 
 
+async def result_waits_in_redis(dep: Deployment, generation_id: str, timeout: float = 120) -> None:
+    """Until a worker has run the job and left its result in Redis (nobody has recorded it)."""
+    queue = await JobQueue.connect(dep.settings())
+    try:
+        deadline = time.monotonic() + timeout
+        while await queue.result(generation_id) is None:
+            assert time.monotonic() < deadline, dep.logs()
+            await asyncio.sleep(0.1)
+    finally:
+        await queue.close()
+
+
 async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -57,14 +69,7 @@ async def test_a_restarted_api_records_a_generation_nobody_asked_about(
 
         dep.start_worker("inference")
         dep.start_worker("post")
-        queue = await JobQueue.connect(dep.settings())
-        try:
-            deadline = time.monotonic() + 120
-            while await queue.result(generation_id) is None:
-                assert time.monotonic() < deadline, dep.logs()
-                await asyncio.sleep(0.1)
-        finally:
-            await queue.close()
+        await result_waits_in_redis(dep, generation_id)
         assert generation_row(dep, generation_id) == ("queued", 0)
 
         api.start()  # no request about the job: the API takes it up on its own

@@ -25,6 +25,7 @@ from tests.e2e.conftest import SECOND_GUILD
 from tests.e2e.test_bot import finished, generation_of, new_thread, status_message
 from tests.fake_discord import FakeDiscord
 from tests.integration.workers import Deployment
+from tests.web.conftest import signing_in_through
 
 NARROW = {"width": 360, "height": 740}
 
@@ -32,15 +33,7 @@ NARROW = {"width": 360, "height": 740}
 @pytest.fixture(scope="module")
 async def web(fake: FakeDiscord, bot: BotProcess, e2e_deployment: Deployment) -> AsyncIterator[ApiServer]:
     """`atelier api` on the bot's database, signing in through the fake Discord."""
-    server = ApiServer(e2e_deployment)
-    server.extra_env.update(
-        DISCORD_CLIENT_ID=fake.client_id,
-        DISCORD_CLIENT_SECRET=fake.client_secret,
-        DISCORD_API_BASE=fake.api_base,
-        DISCORD_OAUTH_URL=fake.oauth_authorize_url,
-        ATELIER_API_PUBLIC_URL=server.url,
-    )
-    fake.oauth_redirect_uris.add(f"{server.url}/auth/callback")
+    server = signing_in_through(fake, ApiServer(e2e_deployment))
     server.start()
     try:
         await server.wait_ready()

@@ -24,6 +24,7 @@ from studio.store import Store
 from studio.store.connection import new_id
 from studio.store.web import WebGuild
 from tests.api.server import ApiServer
+from tests.fake_discord import FakeDiscord
 from tests.integration.workers import Deployment
 from web.sessions import SESSION_TTL_S, token_hash
 
@@ -41,6 +42,20 @@ class WebClient:
     http: httpx.AsyncClient
     csrf: str
     user_id: str
+
+
+def signing_in_through(fake: FakeDiscord, server: ApiServer) -> ApiServer:
+    """``server`` (not started yet) set to sign people in through the fake Discord's OAuth2, at
+    its own address, which the fake registers as the application's redirect."""
+    server.extra_env.update(
+        DISCORD_CLIENT_ID=fake.client_id,
+        DISCORD_CLIENT_SECRET=fake.client_secret,
+        DISCORD_API_BASE=fake.api_base,
+        DISCORD_OAUTH_URL=fake.oauth_authorize_url,
+        ATELIER_API_PUBLIC_URL=server.url,
+    )
+    fake.oauth_redirect_uris.add(f"{server.url}/auth/callback")
+    return server
 
 
 @pytest.fixture(scope="module")

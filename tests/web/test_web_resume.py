@@ -3,15 +3,12 @@ started on the web, whose API stopped before it finished, is recorded once the A
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
-import time
 from pathlib import Path
 
-from studio.queue import JobQueue
 from tests.api.server import ApiServer
-from tests.api.test_api_resume import generation_row, until
+from tests.api.test_api_resume import generation_row, result_waits_in_redis, until
 from tests.integration.workers import Deployment
 from tests.web.conftest import ALICE, SERVER, WEB_ENV, seed_images, sign_in
 
@@ -38,14 +35,7 @@ async def test_a_restarted_api_records_a_web_generation_nobody_asked_about(
 
         dep.start_worker("inference")
         dep.start_worker("post")
-        queue = await JobQueue.connect(dep.settings())
-        try:
-            deadline = time.monotonic() + 120
-            while await queue.result(generation_id) is None:
-                assert time.monotonic() < deadline, dep.logs()
-                await asyncio.sleep(0.1)
-        finally:
-            await queue.close()
+        await result_waits_in_redis(dep, generation_id)
         assert generation_row(dep, generation_id) == ("queued", 0)
         with sqlite3.connect(dep.settings().database_path) as db:
             assert db.execute(

@@ -16,6 +16,7 @@ from studio.store import Store
 from tests.api.server import ApiServer
 from tests.fake_discord import FakeDiscord
 from tests.integration.workers import Deployment
+from tests.web.conftest import signing_in_through
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +33,7 @@ async def studio(
     discord: FakeDiscord, tiny_catalogue: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApiServer]:
     dep = Deployment(data_dir=tmp_path_factory.mktemp("web-signin"), models_file=tiny_catalogue)
-    server = ApiServer(dep)
-    server.extra_env.update(
-        DISCORD_CLIENT_ID=discord.client_id,
-        DISCORD_CLIENT_SECRET=discord.client_secret,
-        DISCORD_API_BASE=discord.api_base,
-        DISCORD_OAUTH_URL=discord.oauth_authorize_url,
-        ATELIER_API_PUBLIC_URL=server.url,
-    )
-    discord.oauth_redirect_uris.add(f"{server.url}/auth/callback")
+    server = signing_in_through(discord, ApiServer(dep))
     server.start()
     try:
         await server.wait_ready()
